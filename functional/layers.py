@@ -687,10 +687,12 @@ def batch_norm(
     fn = "batch_norm"
     scale, bias = _leaf(params, "scale", fn), _leaf(params, "bias", fn)
     mean_r, var_r = _leaf(state, "mean", fn), _leaf(state, "var", fn)
-    n = scale.shape[0] if scale.ndim == 1 else None
+    if scale.ndim != 1:
+        raise _shape_error(fn, "params['scale']", "[features]", scale.shape)
+    n = scale.shape[0]
     for name, leaf in (("params['bias']", bias), ("state['mean']", mean_r),
                        ("state['var']", var_r)):
-        if n is None or leaf.shape != (n,):
+        if leaf.shape != (n,):
             raise _shape_error(fn, name, f"({n},) like params['scale'] {scale.shape}",
                                leaf.shape)
     if jnp.ndim(x) < 2 or x.shape[-1] != n:
@@ -739,8 +741,10 @@ def layer_norm(params: dict[str, Array], x: Array, *, eps: float = 1e-6) -> Arra
       ``<f32>[..., features]``.
     """
     scale, bias = _leaf(params, "scale", "layer_norm"), _leaf(params, "bias", "layer_norm")
-    n = scale.shape[0] if scale.ndim == 1 else None
-    if n is None or bias.shape != (n,):
+    if scale.ndim != 1:
+        raise _shape_error("layer_norm", "params['scale']", "[features]", scale.shape)
+    n = scale.shape[0]
+    if bias.shape != (n,):
         raise _shape_error("layer_norm", "params['bias']",
                            f"({n},) like params['scale'] {scale.shape}", bias.shape)
     if jnp.ndim(x) < 1 or x.shape[-1] != n:
