@@ -35,7 +35,9 @@ def test_every_embedded_dataset_has_the_required_meta_and_dtypes():
     small = {'adding': {'n_train': 20, 'n_test': 5, 'T': 20}, 'reber': {'n_train': 20,
              'n_test': 5}, 'tv_script': {'n_lines': 50}, 'word_corpus': {'n_sentences': 200},
              'mnist1d': {'args': {'num_samples': 100}}}
-    for name in D.names():
+    real = {'mnist', 'fashion_mnist', 'cifar10', 'bike_sharing', 'text', 'parallel', 'text8',
+            'image_folder'}
+    for name in sorted(set(D.names()) - real):
         ds = D.load(name, **small.get(name, {}))
         for key in ('name', 'task', 'source', 'license'):
             assert ds.meta[key], (name, key)

@@ -11,7 +11,7 @@ text8, image folders) are read from a given path or the cache directory (`cache_
 SHA-256 checks.
 """
 
-from . import embedded, sequences, synthetic, text  # noqa: F401  (register loaders)
+from . import download, embedded, formats, sequences, synthetic, text  # noqa: F401  (registers)
 from .core import Dataset, cache_dir, load, loader, names, split_validation
 from .preprocessing import Scaler, min_max, one_hot, standardize, train_val_split
 from .vocab import BOS, EOS, PAD, UNK, CharVocab, Vocabulary, WordVocab, pad_sequences
