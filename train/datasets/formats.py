@@ -323,7 +323,7 @@ def read_bike_csv(path) -> dict[str, np.ndarray]:
         try:
             datetime.date.fromisoformat(str(d))
         except ValueError:
-            raise ValueError(f'{path}: dteday {d!r} is not a YYYY-MM-DD date') from None
+            raise ValueError(f'{path}: dteday {str(d)!r} is not a YYYY-MM-DD date') from None
     for c, values in BIKE_DUMMIES.items():
         bad = set(np.unique(out[c]).astype(int).tolist()) - set(values)
         if bad:
