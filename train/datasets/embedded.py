@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -61,8 +62,8 @@ def atomic_save_npz(path, **arrays) -> None:
 
 
 @register('mnist1d')
-def load_mnist1d(*, args: dict | None = None, channel_axis: bool = False, cache: bool = True,
-                 **_unused) -> Dataset:
+def load_mnist1d(*, args: dict | None = None, channel_axis: bool = False,
+                 cache: bool = True) -> Dataset:
     """MNIST-1D: 10 classes of 1-D signals of length 40 (Greydanus & Steinbach, 2020/2024).
 
     Source: the `mnist1d` package's `make_dataset` with the published default arguments
@@ -74,20 +75,21 @@ def load_mnist1d(*, args: dict | None = None, channel_axis: bool = False, cache:
         args: overrides of `MNIST1D_ARGS` (e.g. {'num_samples': 500} for a small, different
             dataset); unknown keys raise ValueError.
         channel_axis: return x as <f32>[n, 40, 1] instead of <f32>[n, 40].
-        cache: read/write the generated arrays under `cache_dir()/mnist1d/<key>.npz`.
+        cache: read/write the generated arrays under `cache_dir()/mnist1d/<key>.npz`, the key
+            hashing the arguments and the mnist1d version.
 
     Returns:
         Dataset with x <f32>[n, 40], y <int32>[n]; meta 't' <f32>[40] is the signal's time axis.
     """
-    if _unused:
-        raise ValueError(f'load_mnist1d: unknown options {sorted(_unused)}')
     full = dict(MNIST1D_ARGS)
     for k, v in (args or {}).items():
         if k not in full:
             raise ValueError(f'load_mnist1d: unknown mnist1d argument {k!r}; known: '
                              f'{sorted(full)}')
         full[k] = v
-    key = hashlib.sha256(json.dumps(full, sort_keys=True).encode()).hexdigest()[:16]
+    # the package version is part of the key: a changed generator must not hit an old cache
+    version = importlib.metadata.version('mnist1d')
+    key = hashlib.sha256(json.dumps([full, version], sort_keys=True).encode()).hexdigest()[:16]
     path = cache_dir() / 'mnist1d' / f'mnist1d_{key}.npz'
     d = None
     if cache and path.exists():
