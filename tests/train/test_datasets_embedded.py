@@ -67,6 +67,15 @@ def test_validation_split_is_seeded_disjoint_and_complete():
     assert val_rows <= rows and tr_rows <= rows
     # the digits set has a few duplicated images, so compare counts rather than sets
     assert len(ds.y_val) + len(ds.y_train) == len(full.y_train)
+    # rows of 'linear' are distinct, so disjointness and completeness can be checked exactly
+    lin, lin_split = D.load('linear'), D.load('linear', validation=0.25)
+    tr = {r.tobytes() for r in lin_split.x_train}
+    va = {r.tobytes() for r in lin_split.x_val}
+    assert not tr & va and tr | va == {r.tobytes() for r in lin.x_train}
+    assert len(va) == 50
+    paired = dict(zip((r.tobytes() for r in lin.x_train), lin.y_train.tolist(), strict=True))
+    assert all(paired[r.tobytes()] == y for r, y in zip(lin_split.x_val, lin_split.y_val,
+                                                        strict=True))
     other = D.load('digits', validation=0.1, validation_seed=1)
     assert not np.array_equal(other.x_val, ds.x_val)
     assert len(D.load('digits', validation=100).x_val) == 100
