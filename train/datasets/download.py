@@ -4,7 +4,7 @@ safe archive extraction, and one clear error when offline.
 Nothing here runs unless asked (`fetch(name)` or `load(name, download=True)`); the loaders
 otherwise read only what is on disk. SHA-256 values were taken from public checksum lists
 (TensorFlow Datasets' download checksums and other projects pinning the same files); where no
-published value was found (bike sharing, text8, the Tatoeba/ManyThings parallel corpus) the
+published value was found (bike sharing, text8, the eng-fra parallel corpus) the
 entry's hash is None: the file is downloaded unchecked unless the caller passes `sha256=`,
 and its computed hash is printed so it can be pinned.
 """
@@ -76,8 +76,10 @@ KNOWN: dict[str, tuple[str, tuple[Remote, ...]]] = {
                '86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed'),)),
     'text8': ('text8', (
         Remote('text8.zip', 'http://mattmahoney.net/dc/text8.zip', None),)),
+    # the PyTorch seq2seq tutorial's copy of the ManyThings/Tatoeba eng-fra pairs
+    # (manythings.org itself refuses scripted downloads); extracts to data/eng-fra.txt
     'parallel': ('eng-fra', (
-        Remote('fra-eng.zip', 'https://www.manythings.org/anki/fra-eng.zip', None,
+        Remote('data.zip', 'https://download.pytorch.org/tutorial/data.zip', None,
                extract=True),)),
 }
 
@@ -217,7 +219,8 @@ def fetch(name: str, directory=None, *, sha256: dict | None = None,
 
     Args:
         name: a key of `KNOWN` ('mnist', 'fashion_mnist', 'cifar10', 'bike_sharing', 'text'
-            (Tiny Shakespeare), 'text8', 'parallel' (ManyThings fra-eng)).
+            (Tiny Shakespeare), 'text8', 'parallel' (eng-fra.txt from the PyTorch tutorial's
+            data.zip)).
         directory: where to put it (default `dataset_dir(name)`).
         sha256: {filename: hash} overriding or supplying hashes (for the entries without a
             published one).

@@ -494,7 +494,8 @@ def load_parallel(*, path=None, download: bool = False, reverse: bool = False,
     CC BY 2.0 FR (attribution in the file's third column).
 
     Args:
-        path: the .txt file or a directory with eng-fra.txt or fra.txt (default: cache).
+        path: the .txt file or a directory with eng-fra.txt, data/eng-fra.txt (the PyTorch
+            tutorial's data.zip) or fra.txt (manythings.org/anki) (default: cache).
         reverse: translate column 2 -> column 1 instead of 1 -> 2.
         max_length: keep pairs whose sides have at most this many tokens (None: all).
         normalize: apply `normalize_sentence`.
@@ -508,7 +509,8 @@ def load_parallel(*, path=None, download: bool = False, reverse: bool = False,
     if path is not None and Path(path).is_file():
         file = Path(path)
     else:
-        file = _find(dl.dataset_dir('parallel', path), ['eng-fra.txt', 'fra.txt'],
+        file = _find(dl.dataset_dir('parallel', path),
+                     ['eng-fra.txt', 'data/eng-fra.txt', 'fra.txt'],
                      'parallel', download, path is not None)
     pairs = read_parallel(file)
     if reverse:
