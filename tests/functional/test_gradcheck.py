@@ -168,3 +168,28 @@ def test_has_aux_and_fixed_non_array_arguments():
     report = gradcheck.check_grads(loss, params, {"x": x, "y": y}, "a-config", scale=2.0,
                                    has_aux=True)
     assert report.ok
+
+
+def test_passes_on_mlp_and_cnn_built_from_functional_layers():
+    # functional.layers is written in parallel (helper `layers`); this runs once it is merged.
+    layers = pytest.importorskip("functional.layers")
+    from functional import init
+
+    k = jax.random.split(jax.random.key(0), 4)
+    cnn = {
+        "conv1": layers.conv_init(k[0], 2, 4, 3, w_init=init.he_normal),
+        "conv2": layers.conv_init(k[1], 4, 6, (3, 3)),
+        "out": layers.dense_init(k[2], 6 * 2 * 2, 3, w_init=init.xavier_uniform),
+    }
+
+    def cnn_layers_loss(p, x, y):
+        h = activations.relu(layers.conv(p["conv1"], x, padding="SAME"))
+        h = layers.avg_pool(h, 2)
+        h = activations.tanh(layers.conv(p["conv2"], h, stride=1, padding=1))
+        h = layers.max_pool(h, 2)
+        return losses.softmax_cross_entropy(layers.dense(p["out"], layers.flatten(h)), y)
+
+    x = jax.random.normal(k[3], (3, 8, 8, 2))
+    y = jnp.asarray([0, 2, 1])
+    report = gradcheck.check_grads(cnn_layers_loss, cnn, x, y)
+    assert report.ok and report.worst_error < 1e-6, report
