@@ -85,6 +85,7 @@ def test_factories_zeros_ones_constant():
     assert np.all(np.asarray(I.zeros(KEY, (3, 2))) == 0)
     assert np.all(np.asarray(I.ones(KEY, (4,))) == 1)
     assert np.all(np.asarray(I.constant(1.5)(KEY, (2, 2), jnp.float32)) == 1.5)
+    assert I.he_normal(KEY, [3, 2], None).dtype == jnp.float32  # None -> default dtype
     # Same key, same bits; different key, different draw.
     np.testing.assert_array_equal(I.he_normal(KEY, (5, 5)), I.he_normal(KEY, (5, 5)))
     assert not np.array_equal(I.he_normal(KEY, (5, 5)),
