@@ -17,17 +17,20 @@ CONV = (3, 3, 64, 48)       # receptive 9: fan_in 576, fan_out 432
 RULES = {
     "lecun_normal": (lambda fi, fo: 1 / fi, True),
     "xavier_normal": (lambda fi, fo: 2 / (fi + fo), True),
-    "glorot_normal": (lambda fi, fo: 2 / (fi + fo), True),
     "xavier_uniform": (lambda fi, fo: 2 / (fi + fo), None),
-    "glorot_uniform": (lambda fi, fo: 2 / (fi + fo), None),
     "he_normal": (lambda fi, fo: 2 / fi, True),
-    "kaiming_normal": (lambda fi, fo: 2 / fi, True),
     "he_uniform": (lambda fi, fo: 2 / fi, None),
-    "kaiming_uniform": (lambda fi, fo: 2 / fi, None),
     "notes_relu": (lambda fi, fo: 1 / (fi / 2), False),        # randn / sqrt(fan_in / 2)
     "notes_tanh": (lambda fi, fo: 1 / fi, False),              # randn / sqrt(fan_in)
     "notes_other": (lambda fi, fo: 1 / ((fi + fo) / 2), False),  # randn / sqrt((fi+fo)/2)
 }
+
+
+def test_aliases_are_the_same_initializers():
+    assert I.glorot_normal is I.xavier_normal and I.glorot_uniform is I.xavier_uniform
+    assert I.kaiming_normal is I.he_normal and I.kaiming_uniform is I.he_uniform
+    for alias in ("glorot_normal", "glorot_uniform", "kaiming_normal", "kaiming_uniform"):
+        assert I.get(alias) is getattr(I, alias)
 
 
 def test_fans_dense_conv_and_vectors():
