@@ -72,11 +72,12 @@ def test_passes_on_small_cnn_and_subsamples_with_max_entries():
     params = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float32), params)
     x = RNG.normal(size=(4, 7, 7, 2)).astype(np.float32)
     y = RNG.integers(0, 3, size=4).astype(np.int32)
-    report = gradcheck.check_grads(cnn_loss, params, x, y)
+    # Leaves larger than max_entries are subsampled (the full check of a CNN built from
+    # functional.layers is the test below).
+    report = gradcheck.check_grads(cnn_loss, params, x, y, max_entries=40)
     assert report.ok and report.worst_error < 1e-7, report
-    sub = gradcheck.check_grads(cnn_loss, params, x, y, max_entries=10)
-    assert sub.checked["conv2/w"] == 10 and sub.checked["conv1/b"] == 4
-    assert sub.ok
+    assert report.checked == {"conv1/w": 40, "conv1/b": 4, "conv2/w": 40, "conv2/b": 6,
+                              "out/w": 18, "out/b": 3}
 
 
 @jax.custom_vjp
