@@ -359,14 +359,19 @@ NUMPY_VARIANTS = {
 }
 
 
-def _trajectory(opt, params, grads):
-    def step(p_s, g):
-        p, s = p_s
-        u, s = opt.update(g, s, p)
-        p = O.apply_updates(p, u)
-        return (p, s), p
+def _trajectories(opts, params, grads):
+    """Parameter trajectories <f>[steps, *shape] per leaf for each optimizer; one compile."""
 
-    return jax.jit(lambda p, gs: jax.lax.scan(step, (p, opt.init(p)), gs)[1])(params, grads)
+    def one(opt, p, gs):
+        def step(p_s, g):
+            p, s = p_s
+            u, s = opt.update(g, s, p)
+            p = O.apply_updates(p, u)
+            return (p, s), p
+
+        return jax.lax.scan(step, (p, opt.init(p)), gs)[1]
+
+    return jax.jit(lambda p, gs: [one(opt, p, gs) for opt in opts])(params, grads)
 
 
 def test_variants_without_optax_counterpart_match_numpy():
@@ -376,8 +381,10 @@ def test_variants_without_optax_counterpart_match_numpy():
     for dtype, rtol in ((jnp.float64, 1e-12), (jnp.float32, 1e-5)):
         with jax.enable_x64(dtype == jnp.float64):
             params, grads = make_params(dtype), make_grads(dtype)
-            for name, (make, np_rule, config) in NUMPY_VARIANTS.items():
-                ours = _trajectory(make(), params, grads)
+            trajectories = _trajectories([v[0]() for v in NUMPY_VARIANTS.values()], params, grads)
+            for ours, (name, (_, np_rule, config)) in zip(
+                trajectories, NUMPY_VARIANTS.items(), strict=True
+            ):
                 leaves, treedef = jax.tree.flatten(params)
                 g_leaves = jax.tree.leaves(grads)
                 expected = []
@@ -394,19 +401,19 @@ def test_variants_without_optax_counterpart_match_numpy():
 def test_momentum_forms_coincide_for_constant_rate_and_differ_for_a_schedule():
     with jax.enable_x64(True):
         params, grads = make_params(jnp.float64), make_grads(jnp.float64)
-        for fn in (O.momentum, O.nesterov):
-            a = _trajectory(fn(0.05, 0.9, form="optax"), params, grads)
-            b = _trajectory(fn(0.05, 0.9, form="notes"), params, grads)
-            assert_trees_close(a, b, 1e-12, fn.__name__, scaled=True)
-            sched = S.exponential_decay(0.05, 10, 0.5)
-            a = _trajectory(fn(sched, 0.9, form="optax"), params, grads)
-            b = _trajectory(fn(sched, 0.9, form="notes"), params, grads)
+        sched = S.exponential_decay(0.05, 10, 0.5)
+        opts = [fn(lr, 0.9, form=form) for fn in (O.momentum, O.nesterov)
+                for lr in (0.05, sched) for form in ("optax", "notes")]
+        t = _trajectories(opts, params, grads)
+        for i, name in enumerate(("momentum", "nesterov")):
+            constant_optax, constant_notes, sched_optax, sched_notes = t[4 * i: 4 * i + 4]
+            assert_trees_close(constant_optax, constant_notes, 1e-12, name, scaled=True)
             with pytest.raises(AssertionError):
-                assert_trees_close(a, b, 1e-6, scaled=True)
+                assert_trees_close(sched_optax, sched_notes, 1e-6, scaled=True)
     # In float32 the two forms round differently but stay within 1e-5.
     params, grads = make_params(jnp.float32), make_grads(jnp.float32)
-    a = _trajectory(O.momentum(0.05, 0.9), params, grads)
-    b = _trajectory(O.momentum(0.05, 0.9, form="notes"), params, grads)
+    a, b = _trajectories([O.momentum(0.05, 0.9), O.momentum(0.05, 0.9, form="notes")],
+                         params, grads)
     assert_trees_close(a, b, 1e-5, "momentum f32", scaled=True)
 
 
