@@ -557,7 +557,6 @@ def test_schedules_and_tracers_skip_the_positive_rate_check():
 
 ALL = {
     "sgd": lambda: O.sgd(0.1),
-    "momentum": lambda: O.momentum(0.01, 0.9),
     "momentum_notes": lambda: O.momentum(0.01, 0.9, form="notes"),
     "nesterov": lambda: O.nesterov(0.01, 0.9),
     "adagrad": lambda: O.adagrad(0.1),
@@ -570,9 +569,8 @@ ALL = {
     "adam": lambda: O.adam(S.cosine_decay(0.01, 10)),
     "adamw": lambda: O.adamw(0.01),
     "adamax": lambda: O.adamax(0.01),
-    "nadam": lambda: O.nadam(0.01),
     "lamb": lambda: O.lamb(0.01, weight_decay=0.01),
-}
+}  # (momentum and nadam share sgd-momentum's and adam's code paths and state structure)
 
 
 def test_state_structure_unchanged_jit_and_vmap():

@@ -125,7 +125,8 @@ def test_checker_fails_on_a_wrong_schedule():
 
 
 def test_eager_and_jitted_agree_and_dtype_follows_x64():
-    for ours, _ in list(VS_OPTAX.values())[:6]:
+    for name in ("piecewise_constant", "exponential_staircase_begin_end", "warmup_cosine"):
+        ours = VS_OPTAX[name][0]
         np.testing.assert_allclose(values(ours, jit=False), values(ours), rtol=1e-6)
     assert S.cosine_decay(0.1, 10)(jnp.int32(3)).dtype == jnp.float32
     with jax.enable_x64(True):
