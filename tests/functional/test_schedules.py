@@ -127,7 +127,9 @@ def test_checker_fails_on_a_wrong_schedule():
 def test_eager_and_jitted_agree_and_dtype_follows_x64():
     for name in ("piecewise_constant", "exponential_staircase_begin_end", "warmup_cosine"):
         ours = VS_OPTAX[name][0]
-        np.testing.assert_allclose(values(ours, jit=False), values(ours), rtol=1e-6)
+        jitted = values(ours)  # atol: cosine's tail is a difference of nearly equal numbers
+        np.testing.assert_allclose(values(ours, jit=False), jitted, rtol=1e-6,
+                                   atol=1e-6 * np.max(jitted))
     assert S.cosine_decay(0.1, 10)(jnp.int32(3)).dtype == jnp.float32
     with jax.enable_x64(True):
         v = S.cosine_decay(0.1, 10)(jnp.int32(3))
