@@ -5,7 +5,8 @@
 Each step is one jitted function ``(params, state, grads) -> (params, state)`` with params and
 state donated. Ours and optax's are timed in alternating rounds within one run (the machines
 are shared and noisy), and the table reports the best round of each as ms per step and the
-ratio ours / optax (target <= 1.05).
+ratio ours / optax (target <= 1.05), plus the ratios of XLA's cost model (flops and bytes
+accessed of the compiled step), which do not depend on the machine's load.
 """
 
 from __future__ import annotations
@@ -60,10 +61,19 @@ def time_round(step, params, state, grads, iters):
     return (time.perf_counter() - t0) / iters, params, state
 
 
+def xla_cost(step, params, state, grads):
+    """(flops, bytes accessed) of the compiled step by XLA's cost model: a noise-free check
+    that the two programs do the same work."""
+    cost = step.lower(params, state, grads).compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    return cost.get("flops", float("nan")), cost.get("bytes accessed", float("nan"))
+
+
 def bench(name, ours, ref, params0, grads, rounds, iters):
-    runs = {}
+    runs, costs = {}, {}
     for label, opt in (("ours", ours), ("optax", ref)):
         step = make_step(opt)
+        costs[label] = xla_cost(step, params0, jax.eval_shape(opt.init, params0), grads)
         params = jax.tree.map(jnp.copy, params0)
         state = jax.jit(opt.init)(params)
         params, state = step(params, state, grads)  # compile
@@ -77,8 +87,11 @@ def bench(name, ours, ref, params0, grads, rounds, iters):
             times.append(t)
     best = {label: min(r[3]) for label, r in runs.items()}
     med = {label: float(np.median(r[3])) for label, r in runs.items()}
-    print(f"| {name:20s} | {1e3 * best['ours']:9.3f} | {1e3 * best['optax']:9.3f} "
-          f"| {best['ours'] / best['optax']:6.3f} | {med['ours'] / med['optax']:6.3f} |")
+    flops = costs["ours"][0] / costs["optax"][0]
+    nbytes = costs["ours"][1] / costs["optax"][1]
+    print(f"| {name:20s} | {1e3 * best['ours']:9.3f} | {1e3 * best['optax']:10.3f} "
+          f"| {best['ours'] / best['optax']:6.3f} | {med['ours'] / med['optax']:6.3f} "
+          f"| {flops:8.5f} | {nbytes:8.5f} |")
 
 
 def main():
@@ -94,8 +107,12 @@ def main():
           f"{jax.default_backend()} ({jax.devices()[0].device_kind}); "
           f"{n / 1e6:.2f}M params in {len(jax.tree.leaves(params))} leaves; "
           f"best of {args.rounds} alternating rounds of {args.iters} steps\n")
-    print("| optimizer            | ours (ms) | optax (ms) | ratio  | median |")
-    print("| -------------------- | --------- | ---------- | ------ | ------ |")
+    print("ratio: best round ours / best round optax; median: ratio of median rounds; "
+          "flops, bytes: XLA cost-model ratios ours / optax\n")
+    print("| optimizer            | ours (ms) | optax (ms) | ratio  | median "
+          "| flops    | bytes    |")
+    print("| -------------------- | --------- | ---------- | ------ | ------ "
+          "| -------- | -------- |")
     cases = [
         ("adam", O.adam(1e-3), optax.adam(1e-3)),
         ("sgd", O.sgd(1e-2), optax.sgd(1e-2)),
