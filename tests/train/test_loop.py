@@ -23,6 +23,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 # --------------------------------------------------------------------------- models and data
 
+ADAM = optax.adam(1e-2)   # one object, so fit's cache reuses compiled steps across tests
+
 
 def linear_loss(params, model_state, batch, key):
     """Weighted mean of 1/2 * squared error of a linear unit (seed note 003's E)."""
@@ -163,7 +165,7 @@ def test_epoch_plan_shapes_and_determinism():
 @functools.cache
 def fit_mlp(fast_path, key=7, epochs=3):
     """One cached MLP run (several tests compare against the same runs)."""
-    return loop.fit(mlp_loss, mlp_params(), optax.adam(1e-2), class_data(), key=key,
+    return loop.fit(mlp_loss, mlp_params(), ADAM, class_data(), key=key,
                     epochs=epochs, batch_size=8, fast_path=fast_path, progress=False)
 
 
