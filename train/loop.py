@@ -25,9 +25,20 @@ Two ways to run an epoch over data held on the device give bitwise the same resu
 - ``'loop'``: a Python loop calls the same jitted step body once per batch.
 
 Which is faster depends on the model: on the project's CPU an MLP ran about 1.9x faster in a
-scan while a small CNN ran about 4x slower (``/work/shared/perf-notes.md``). ``fast_path='auto'``
-therefore measures: the first epoch runs the loop, the second the scan, and the faster one is
-kept. Streaming data (an iterable or a callable returning batches) always uses the loop.
+scan while a small CNN ran about 4x slower (``/work/shared/perf-notes.md``). The cause: XLA's
+CPU backend runs a convolution with its fast Eigen kernel only in the canonical layout (input
+``N...C``, kernel ``...IO``), and its ConvCanonicalization pass, which transposes other layouts
+into that one, visits only the entry computation. The backward convolutions ``jax.grad`` emits
+(``b0f_0oi``, ``f0b_i0o``) therefore stay non-canonical inside a ``while`` body (``lax.scan``)
+and run as a generic loop nest; ``unroll`` does not help because the body stays a loop body.
+Writing the convolution's VJP with explicitly canonical backward convolutions (or as
+im2col + dot) makes the scanned CNN faster than the loop; see
+``benchmarks/bench_conv_in_scan.py``. ``fast_path='auto'`` measures instead of assuming: the
+first epoch runs the loop, the second the scan (compiled ahead, timed alone), and the faster
+is kept. Streaming data (an iterable or a callable returning batches) always uses the loop.
+
+Compiled steps are reused across ``fit`` calls that pass the same ``loss_fn`` and optimizer
+objects (a small LRU), so repeated runs over seeds, or a resume, do not recompile.
 """
 
 from __future__ import annotations
