@@ -785,6 +785,8 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
             start_epoch = int(meta["next_epoch"])
             start_batch = int(meta.get("next_batch", 0))
             resumed_acc = meta.get("acc")
+            if meta.get("stopped"):   # early stopping or a callback ended that run
+                start_epoch = epochs
             history = list(meta["history"])
             es_state = dict(meta.get("early_stopping", es_state))
     if history_path is not None:
@@ -803,14 +805,15 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
                 f"last finite one (nan_policy='stop'; use 'skip' to skip such updates)",
                 step=bad_step, leaf=leaf, state=state)
 
-    def save(state, epoch, next_batch, acc_host=None, logs=None):
+    def save(state, epoch, next_batch, acc_host=None, logs=None, stopped=False):
         if not _all_finite(state):
             warnings.warn(f"fit: the state at epoch {epoch} is non-finite; not checkpointed",
                           RuntimeWarning, stacklevel=3)
             return
         meta = {"next_epoch": epoch + (next_batch == 0), "next_batch": next_batch,
                 "history": history, "early_stopping": es_state, "metrics": logs or {},
-                "acc": None if acc_host is None else _acc_to_json(acc_host)}
+                "acc": None if acc_host is None else _acc_to_json(acc_host),
+                "stopped": stopped}
         manager.save(int(jax.device_get(state.step)), state, meta)
 
     def start_acc():
@@ -915,7 +918,7 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
                     stop = es_state["wait"] >= es["patience"]
             stop = _call_callbacks(callbacks, "on_epoch_end", epoch, state, logs) or stop
             if manager is not None:
-                save(state, epoch, 0, logs=logs)
+                save(state, epoch, 0, logs=logs, stopped=stop)
             bar.update(1)
             bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items()
                              if k in ("loss", "accuracy", "val_loss", "val_accuracy")})

@@ -197,3 +197,20 @@ def test_nonfinite_state_is_never_checkpointed(tmp_path):
                        nan_policy=None, checkpoint_dir=str(tmp_path), keep=10, progress=False)
     assert not np.isfinite(np.asarray(res.state.params["w1"])).all()
     assert ck.CheckpointManager(str(tmp_path)).steps() == [1, 2]
+
+
+def test_resuming_an_early_stopped_run_does_not_train_further(tmp_path):
+    from tests.train.test_loop import linear_data, linear_loss
+
+    data, params = linear_data()
+    val = {"x": data["x"], "y": -data["y"]}   # validation loss rises: stops early
+    kw = dict(key=0, epochs=20, eval_data=val, early_stopping=("val_loss", 1), progress=False,
+              checkpoint_dir=str(tmp_path), keep_best="val_loss")
+    sgd = optax.sgd(0.1)
+    first = loop.fit(linear_loss, params, sgd, data, **kw)
+    assert len(first.history) < 20
+    again = loop.fit(linear_loss, params, sgd, data, resume=True, **kw)
+    assert again.history == first.history and leaves_equal(again.state, first.state)
+    # the best checkpoint (lowest val_loss, the first epoch here) is kept beside the last
+    mgr = ck.CheckpointManager(str(tmp_path), best_metric="val_loss")
+    assert mgr.best_step() == 1 and mgr.steps()[0] == 1
