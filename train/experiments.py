@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import itertools
 import math
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -272,12 +274,15 @@ class SeedRuns:
         params: final parameters with a leading seed axis (``<f32>[seeds, ...]`` per leaf).
         model_state: final model states, same layout.
         histories: one history per seed (list of per-epoch dicts, as ``fit`` writes them).
+        epoch_seconds: wall time of each epoch for all seeds together (the first includes
+            compilation); kept out of the histories so those stay deterministic.
     """
 
     seeds: list
     params: Any
     model_state: Any
     histories: list
+    epoch_seconds: list = dataclasses.field(default_factory=list)
 
     def params_of(self, i: int):
         """The parameters of the ``i``-th seed (the seed axis indexed away)."""
@@ -344,6 +349,50 @@ def _data_dict(data, where, name):
         raise ValueError(f"{where}: every array of {name} needs the same leading axis, "
                          f"got {sizes}")
     return dict(data), next(iter(sizes.values()))
+
+
+def _orders(data_keys, epoch, n: int):
+    import jax
+
+    fold = lambda k: jax.random.permutation(jax.random.fold_in(k, epoch), n)
+    return jax.vmap(fold)(data_keys)
+
+
+@functools.cache
+def _orders_jit():
+    import jax
+
+    return jax.jit(_orders, static_argnums=2)
+
+
+def _seed_plans(n, batch_size, epoch, data_keys, shuffle, drop_last):
+    """``train.loop.epoch_plan`` for several data keys at once: ``idx <i32>[seeds, batches,
+    batch]`` and the shared ``weight <f32>[batches, batch]`` or None.
+
+    Same orders as ``epoch_plan`` (``permutation(fold_in(data_key, epoch), n)``), drawn for all
+    seeds in one jitted call: the eager permutation costs milliseconds per call, which per
+    seed and per epoch would rival the training itself for small models.
+    """
+    seeds = int(data_keys.shape[0])
+    if batch_size is None:
+        return np.broadcast_to(np.arange(n, dtype=np.int32), (seeds, 1, n)), None
+    if shuffle:
+        order = np.asarray(_orders_jit()(data_keys, np.int32(epoch), int(n))).astype(np.int32)
+    else:
+        order = np.broadcast_to(np.arange(n, dtype=np.int32), (seeds, n))
+    if drop_last:
+        nb = n // batch_size
+        if nb == 0:
+            raise ValueError(f"train_seeds_vmapped: drop_last=True with batch_size={batch_size} "
+                             f"> {n} examples leaves no batch")
+        return order[:, : nb * batch_size].reshape(seeds, nb, batch_size), None
+    nb = -(-n // batch_size)
+    pad = nb * batch_size - n
+    if pad == 0:
+        return order.reshape(seeds, nb, batch_size), None
+    idx = np.concatenate([order, np.zeros((seeds, pad), np.int32)], axis=1)
+    w = np.concatenate([np.ones(n, np.float32), np.zeros(pad, np.float32)])
+    return idx.reshape(seeds, nb, batch_size), w.reshape(nb, batch_size)
 
 
 def train_seeds_vmapped(
@@ -435,8 +484,8 @@ def train_seeds_vmapped(
             batch["weight"] = batch["weight"] * w if "weight" in batch else w
         return batch
 
-    idx0, w0 = loop.epoch_plan(n, batch_size, epoch=0, data_key=data_keys[0],
-                               shuffle=shuffle, drop_last=drop_last)
+    idx0, w0 = _seed_plans(n, batch_size, 0, jnp.stack(data_keys[:1]), shuffle, drop_last)
+    idx0 = idx0[0]
     shapes = jax.eval_shape(train_step, states[0], gather(idx0[0], None if w0 is None
                                                           else w0[0]))[1]
     acc0 = {**_acc_zero(shapes), "steps": jnp.zeros((), jnp.float32)}
@@ -464,13 +513,20 @@ def train_seeds_vmapped(
         run_eval = jax.jit(evaluate_one)
         batched = states
     histories = [[] for _ in seeds]
+    epoch_seconds = []
+    stacked_keys = jnp.stack(data_keys)
     for epoch in range(int(epochs)):
-        plans = [loop.epoch_plan(n, batch_size, epoch=epoch, data_key=dk, shuffle=shuffle,
-                                 drop_last=drop_last) for dk in data_keys]
-        w = None if plans[0][1] is None else jnp.asarray(plans[0][1])  # same for every seed
+        t0 = time.perf_counter()
+        idx_all, w = _seed_plans(n, batch_size, epoch, stacked_keys, shuffle, drop_last)
+        if epoch == 0:  # the batched plan must be fit's plan (train.loop.epoch_plan)
+            ref_idx, ref_w = loop.epoch_plan(n, batch_size, epoch=0, data_key=data_keys[0],
+                                             shuffle=shuffle, drop_last=drop_last)
+            if not (np.array_equal(ref_idx, idx_all[0]) and (ref_w is None) == (w is None)):
+                raise AssertionError(f"{where}: the batched epoch plan no longer matches "
+                                     "train.loop.epoch_plan; update _seed_plans")
+        w = None if w is None else jnp.asarray(w)
         if vmap:
-            idx = jnp.asarray(np.stack([p[0] for p in plans]))
-            state, acc = run_epoch(batched[0], idx, w)
+            state, acc = run_epoch(batched[0], jnp.asarray(idx_all), w)
             batched = [state]
             accs = [jax.tree.map(lambda a, i=i: a[i], jax.device_get(acc))
                     for i in range(len(seeds))]
@@ -480,12 +536,13 @@ def train_seeds_vmapped(
                 evals = [jax.tree.map(lambda a, i=i: a[i], ev) for i in range(len(seeds))]
         else:
             accs, evals = [], [] if edata is not None else None
-            for i, (idx, _) in enumerate(plans):
-                batched[i], acc = run_epoch(batched[i], jnp.asarray(idx), w)
+            for i in range(len(seeds)):
+                batched[i], acc = run_epoch(batched[i], jnp.asarray(idx_all[i]), w)
                 accs.append(jax.device_get(acc))
                 if edata is not None:
                     evals.append(jax.device_get(run_eval(batched[i])))
-        steps = (epoch + 1) * int(plans[0][0].shape[0])
+        epoch_seconds.append(time.perf_counter() - t0)
+        steps = (epoch + 1) * int(idx_all.shape[1])
         for i, acc in enumerate(accs):
             logs = {"epoch": epoch, "step": steps, **_acc_logs(acc)}
             if evals is not None:
@@ -496,7 +553,7 @@ def train_seeds_vmapped(
     else:
         final = jax.tree.map(lambda *xs: jnp.stack(xs), *batched)
     return SeedRuns(seeds=seeds, params=final.params, model_state=final.model_state,
-                    histories=histories)
+                    histories=histories, epoch_seconds=epoch_seconds)
 
 
 def run_grid_vmapped(

@@ -300,3 +300,24 @@ def test_grid_over_the_notes_axes_with_fit_and_figures(tmp_path):
     assert len(drawn) == 4
     rows = ex.write_csv(trials, tmp_path / "t.csv")
     assert [ex.regime(r["batch_size"]) for r in rows] == ["batch"] * 2 + ["mini-batch"] * 2
+
+
+@pytest.mark.parametrize("batch_size, shuffle, drop_last", [
+    (None, True, False), (16, True, False), (16, True, True), (20, True, False),
+    (16, False, False), (1, True, False)])
+def test_batched_epoch_plans_equal_fits_plan_per_seed(batch_size, shuffle, drop_last):
+    import jax
+    import jax.numpy as jnp
+
+    from train import loop
+
+    keys = [jax.random.split(ex.seed_keys(s)[1])[1] for s in (0, 5, 9)]
+    for epoch in (0, 3):
+        idx, w = ex._seed_plans(N_TRAIN, batch_size, epoch, jnp.stack(keys), shuffle, drop_last)
+        for i, k in enumerate(keys):
+            ref_idx, ref_w = loop.epoch_plan(N_TRAIN, batch_size, epoch=epoch, data_key=k,
+                                             shuffle=shuffle, drop_last=drop_last)
+            np.testing.assert_array_equal(idx[i], ref_idx)
+            assert (w is None) == (ref_w is None)
+            if w is not None:
+                np.testing.assert_array_equal(w, ref_w)
