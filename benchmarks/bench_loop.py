@@ -15,7 +15,8 @@ the ratios, not the absolute numbers):
    CPU a conv net was measured 4x slower inside ``lax.scan`` (``/work/shared/perf-notes.md``),
    so ``auto`` must pick the loop here.
 3. ``train.experiments.train_seeds_vmapped``: 8 seeds in one vmapped jit vs 1 seed (target:
-   8 seeds cost <= 3x one seed), and vs 8 seeds one after another.
+   8 seeds cost <= 3x one seed), and vs 8 seeds one after another, with each epoch as one
+   scan and as a per-step loop of the vmapped step.
 
 Run: ``python benchmarks/bench_loop.py [--epochs 30] [--quick]``.
 """
@@ -163,10 +164,11 @@ def fit_rate(init, apply, x, y, epochs, fast_path):
     return (N // BATCH) / seconds, (chosen[0] if chosen else fast_path), epochs_t[-1]["path"]
 
 
-def seeds_rate(init, apply, x, y, epochs, seeds, vmap):
+def seeds_seconds(init, apply, x, y, epochs, seeds, vmap, fast_path):
+    """Median seconds per epoch (all seeds together) after the first (compiling) epoch."""
     runs = experiments.train_seeds_vmapped(
         make_loss(apply), init, optax.adam(LR), {"x": x, "y": y}, list(range(seeds)),
-        epochs=epochs + 1, batch_size=BATCH, vmap=vmap)
+        epochs=epochs + 1, batch_size=BATCH, vmap=vmap, fast_path=fast_path)
     return statistics.median(runs.epoch_seconds[1:])
 
 
@@ -196,15 +198,16 @@ def main(argv=None):
         print(f"{name:5} {n_params:7d}  {variant:38} {rate:9.0f} {ratio:7.2f}x  {note}")
 
     print()
-    print("seeds trained together (train_seeds_vmapped, seconds per epoch of 40 steps)")
-    print(f"{'model':5} {'1 seed':>9} {'8 vmapped':>10} {'8 in turn':>10} "
+    print("seeds trained together (train_seeds_vmapped), milliseconds per epoch of 40 steps")
+    print(f"{'model':5} {'path':5} {'1 seed':>9} {'8 vmapped':>10} {'8 in turn':>10} "
           f"{'vmapped/1':>10} {'in turn/vmapped':>16}")
     for name, init, apply in (("MLP", mlp_init, mlp_apply), ("CNN", cnn_init, cnn_apply)):
-        one = seeds_rate(init, apply, x, y, epochs, 1, True)
-        eight = seeds_rate(init, apply, x, y, epochs, 8, True)
-        turn = seeds_rate(init, apply, x, y, epochs, 8, False)
-        print(f"{name:5} {one * 1e3:8.1f}ms {eight * 1e3:8.1f}ms {turn * 1e3:8.1f}ms "
-              f"{eight / one:9.2f}x {turn / eight:15.2f}x")
+        for path in ("scan", "loop"):
+            one = seeds_seconds(init, apply, x, y, epochs, 1, True, path)
+            eight = seeds_seconds(init, apply, x, y, epochs, 8, True, path)
+            turn = seeds_seconds(init, apply, x, y, epochs, 8, False, path)
+            print(f"{name:5} {path:5} {one * 1e3:9.1f} {eight * 1e3:10.1f} {turn * 1e3:10.1f} "
+                  f"{eight / one:9.2f}x {turn / eight:15.2f}x")
 
 
 if __name__ == "__main__":

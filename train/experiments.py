@@ -411,10 +411,11 @@ def train_seeds_vmapped(
     drop_last: bool = False,
     nan_policy: str | None = None,
     vmap: bool = True,
+    fast_path: str = "scan",
 ) -> SeedRuns:
     """Train one configuration from several seeds at once: ``vmap`` over seeds inside one jit.
 
-    Seed ``s`` is exactly the run ``fit(loss_fn, init_fn(init_key), optimizer, train_data,
+    Seed ``s`` is the run ``fit(loss_fn, init_fn(init_key), optimizer, train_data,
     key=run_key, epochs=epochs, batch_size=batch_size)`` with ``(init_key, run_key) =
     seed_keys(s)``: same initial parameters, same per-epoch data order (``fit``'s epoch plan),
     same step keys, same padded last batch. Each epoch is one jitted ``lax.scan`` over the
@@ -441,6 +442,10 @@ def train_seeds_vmapped(
         nan_policy: ``None`` (a diverging seed turns NaN; others are unaffected) or ``'skip'``
             (non-finite updates are not applied, counted as ``skipped_steps``).
         vmap: ``False`` runs the same jitted epoch one seed after another (for comparison).
+        fast_path: ``'scan'`` (each epoch one jitted ``lax.scan``) or ``'loop'`` (a jitted,
+            vmapped step called per batch from Python). Same numbers; the loop is faster for
+            convolutional models on XLA's CPU backend, where convolutions inside loops are
+            slow (see ``benchmarks/bench_loop.py``).
 
     Returns:
         :class:`SeedRuns` with parameters stacked on a leading seed axis.
@@ -461,6 +466,8 @@ def train_seeds_vmapped(
         raise ValueError(f"{where}: batch_size must be None or an int >= 1, got {batch_size!r}")
     if nan_policy not in (None, "skip"):
         raise ValueError(f"{where}: nan_policy must be None or 'skip', got {nan_policy!r}")
+    if fast_path not in ("scan", "loop"):
+        raise ValueError(f"{where}: fast_path must be 'scan' or 'loop', got {fast_path!r}")
     data, n = _data_dict(train_data, where, "train_data")
     data = {k: jnp.asarray(v) for k, v in data.items()}
     edata = None
@@ -504,14 +511,27 @@ def train_seeds_vmapped(
         m = eval_step(state, edata)
         return {k: v * m["count"] if k != "count" else v for k, v in m.items()}
 
-    if vmap:
-        run_epoch = jax.jit(jax.vmap(epoch_one, in_axes=(0, 0, None)), donate_argnums=(0,))
-        run_eval = jax.jit(jax.vmap(evaluate_one))
-        batched = [jax.tree.map(lambda *xs: jnp.stack(xs), *states)]
+    def step_at(state, acc, idx, w, b):
+        """One batch ``b`` of an epoch, for the per-step loop."""
+        state, m = train_step(state, gather(idx[b], None if w is None else w[b]))
+        return state, _acc_step(acc, m)
+
+    wrap = (lambda f, axes: jax.vmap(f, in_axes=axes)) if vmap else (lambda f, axes: f)
+    if fast_path == "scan":
+        run_epoch = jax.jit(wrap(epoch_one, (0, 0, None)), donate_argnums=(0,))
     else:
-        run_epoch = jax.jit(epoch_one, donate_argnums=(0,))
-        run_eval = jax.jit(evaluate_one)
-        batched = states
+        run_step = jax.jit(wrap(step_at, (0, 0, 0, None, None)), donate_argnums=(0, 1))
+        acc_start = (jax.tree.map(lambda a: jnp.zeros((len(seeds),), a.dtype), acc0) if vmap
+                     else acc0)
+
+        def run_epoch(state, idx, w):
+            acc = jax.tree.map(jnp.copy, acc_start)
+            for b in range(idx.shape[-2]):
+                state, acc = run_step(state, acc, idx, w, np.int32(b))
+            return state, acc
+
+    run_eval = jax.jit(wrap(evaluate_one, 0))
+    batched = [jax.tree.map(lambda *xs: jnp.stack(xs), *states)] if vmap else states
     histories = [[] for _ in seeds]
     epoch_seconds = []
     stacked_keys = jnp.stack(data_keys)
