@@ -168,25 +168,50 @@ def nonfinite_leaf_names(state: TrainState) -> list[str]:
             + _inexact_paths(state.model_state, "model_state"))
 
 
+def global_norm(tree) -> jax.Array:
+    """``<f32>[]``: the L2 norm of all leaves of ``tree`` taken together."""
+    leaves = _inexact_leaves(tree)
+    if not leaves:
+        return jnp.zeros((), jnp.float32)
+    return jnp.sqrt(sum(jnp.sum(jnp.square(x.astype(jnp.float32))) for x in leaves))
+
+
 def _weight_sum(batch) -> jax.Array:
     if "weight" in batch:
         return jnp.sum(batch["weight"]).astype(jnp.float32)
     return jnp.asarray(jax.tree.leaves(batch)[0].shape[0], jnp.float32)
 
 
-def find_learning_rate(opt_state):
-    """The learning rate stored in an optimizer state, or ``None``.
+def find_learning_rate(opt_state, new_opt_state=None):
+    """The learning rate an update applied, read from optimizer states, or ``None``.
 
-    Optax keeps hyperparameters in the state only when the optimizer is wrapped in
-    ``optax.inject_hyperparams``; then ``hyperparams['learning_rate']`` holds the value used
-    by the latest update. Any state leaf whose path ends in ``hyperparams`` then
-    ``'learning_rate'`` (our own ``functional.optim`` follows the same convention) is reported.
+    Two conventions are recognized:
+
+    - optax keeps hyperparameters in the state only under ``optax.inject_hyperparams``; its
+      ``hyperparams['learning_rate']`` in the state *after* an update is the rate that update
+      used (read from ``new_opt_state`` when given);
+    - ``functional.optim`` keeps ``ScaleByLearningRateState.learning_rate``, the rate the
+      *next* update applies, so it is read from the state *before* the update
+      (``opt_state``).
+
+    Args:
+        opt_state: the optimizer state before the update.
+        new_opt_state: the state after it (optional).
+
+    Returns:
+        ``<f32>[]`` or ``None`` when neither state exposes a learning rate.
     """
-    for path, leaf in jax.tree_util.tree_flatten_with_path(opt_state)[0]:
-        names = [getattr(k, "key", getattr(k, "name", None)) for k in path]
-        if len(names) >= 2 and names[-1] == "learning_rate" and names[-2] == "hyperparams":
-            return jnp.asarray(leaf, jnp.float32)
-    return None
+    def search(tree, hyper: bool):
+        for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+            names = [getattr(k, "key", getattr(k, "name", None)) for k in path]
+            if not names or names[-1] != "learning_rate":
+                continue
+            if hyper == (len(names) >= 2 and names[-2] == "hyperparams"):
+                return jnp.asarray(leaf, jnp.float32)
+        return None
+
+    lr = search(opt_state if new_opt_state is None else new_opt_state, True)
+    return lr if lr is not None else search(opt_state, False)
 
 
 def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation, *,
@@ -231,10 +256,10 @@ def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation, 
         out = {k: jnp.asarray(v, jnp.float32) for k, v in dict(metrics).items()}
         out["loss"] = jnp.asarray(loss, jnp.float32)
         out["count"] = _weight_sum(batch)
-        out["grad_norm"] = optax.global_norm(grads).astype(jnp.float32)
-        out["param_norm"] = optax.global_norm(params).astype(jnp.float32)
-        out["update_norm"] = optax.global_norm(updates).astype(jnp.float32)
-        lr = find_learning_rate(opt_state)
+        out["grad_norm"] = global_norm(grads)
+        out["param_norm"] = global_norm(params)
+        out["update_norm"] = global_norm(updates)
+        lr = find_learning_rate(state.opt_state, opt_state)
         if lr is not None:
             out["learning_rate"] = lr
         new = TrainState(params, opt_state, model_state, state.step + 1, state.key)
@@ -495,24 +520,60 @@ def _all_finite(tree) -> bool:
     return bool(jax.device_get(jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))))
 
 
-def _evaluate(eval_fn, state, data, n, bs, mesh):
-    idx, w = epoch_plan(n, bs, epoch=0, data_key=None, shuffle=False)
-    acc = None
-    for b in range(idx.shape[0]):
-        acc = eval_fn(acc, state, data, idx, w, np.int32(b))
-    return _acc_normalize(acc, "val_")
+class _Evaluator:
+    """A jitted evaluation pass (padded batches, weighted sums) for one loss and mesh."""
+
+    def __init__(self, loss_fn, mesh):
+        eval_step = make_eval_step(loss_fn)
+
+        def f(acc, state, data, idx, w, b):
+            batch = _gather(data, idx[b], None if w is None else w[b])
+            m = eval_step(state, shd.constrain_batch(batch, mesh))
+            if acc is None:
+                acc = {"sums": {k: jnp.zeros((), jnp.float32) for k in m if k != "count"},
+                       "count": jnp.zeros((), jnp.float32)}
+            return {"sums": {k: acc["sums"][k] + m[k] * m["count"] for k in acc["sums"]},
+                    "count": acc["count"] + m["count"]}
+
+        self.mesh, self.fn = mesh, jax.jit(f)
+
+    def batch_size(self, n: int, batch_size: int | None) -> int:
+        bs = min(n, 1024) if batch_size is None else int(batch_size)
+        k = shd.data_size(self.mesh)
+        return -(-bs // k) * k   # round up to the device count; padding rows weigh 0
+
+    def __call__(self, state, data, batch_size, prefix=""):
+        n = int(np.shape(next(iter(data.values())))[0])
+        idx, w = epoch_plan(n, self.batch_size(n, batch_size), epoch=0, data_key=None,
+                            shuffle=False)
+        acc = None
+        for b in range(idx.shape[0]):
+            acc = self.fn(acc, state, data, idx, w, np.int32(b))
+        return _acc_normalize(acc, prefix)
 
 
-def _make_eval_fn(eval_step, mesh):
-    def f(acc, state, data, idx, w, b):
-        batch = shd.constrain_batch(_gather(data, idx[b], None if w is None else w[b]), mesh)
-        m = eval_step(state, batch)
-        if acc is None:
-            acc = {"sums": {k: jnp.zeros((), jnp.float32) for k in m if k != "count"},
-                   "count": jnp.zeros((), jnp.float32)}
-        return {"sums": {k: acc["sums"][k] + m[k] * m["count"] for k in acc["sums"]},
-                "count": acc["count"] + m["count"]}
-    return jax.jit(f)
+def evaluate(loss_fn: Callable, state: TrainState, data, *, batch_size: int | None = None,
+             mesh=None, prefix: str = "") -> dict:
+    """Weighted-mean metrics of ``loss_fn`` over a whole dataset (e.g. the test set).
+
+    Args:
+        loss_fn: ``loss_fn(params, model_state, batch, key) -> (loss, (model_state, metrics))``
+            (bind ``train=False`` for dropout and batch norm).
+        state: a ``TrainState`` (``fit(...).state``).
+        data: a dict of arrays with a common leading axis, or an ``(x, y)`` pair.
+        batch_size: rows per evaluation batch (default ``min(n, 1024)``); the last batch is
+            padded with weight-0 rows, so the means are exact.
+        mesh: as in ``fit``.
+        prefix: prepended to every metric name.
+
+    Returns:
+        ``{'loss': float, <model metrics>: float, 'count': float}`` with the prefix.
+    """
+    mesh = shd.make_mesh(mesh)
+    data = _as_data(data, "evaluate", "data")
+    if data is None:
+        raise TypeError("evaluate: data must be a dict of arrays or an (x, y) pair")
+    return _Evaluator(loss_fn, mesh)(state, shd.put_data(data, mesh), batch_size, prefix)
 
 
 def _call_callbacks(callbacks, name, *args) -> bool:
@@ -558,8 +619,8 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
             its metrics enter the history as ``val_<name>``.
         eval_loss_fn: loss used for evaluation (default ``loss_fn``; pass the model's loss
             with ``train=False`` bound for dropout/batch norm).
-        eval_batch_size: evaluation batch (default: ``batch_size``, at least 1024 rows, at most
-            the whole evaluation set); padded rows carry weight 0 so means are exact.
+        eval_batch_size: evaluation batch (default ``min(n_eval, 1024)``, rounded up to a
+            multiple of the device count); padded rows carry weight 0 so means are exact.
         drop_last: drop the last partial batch of an epoch; otherwise it is padded with
             weight-0 rows so the epoch mean is exact.
         shuffle: reshuffle mini-batches each epoch (``fold_in(data_key, epoch)``).
@@ -572,7 +633,9 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
             non-finite leaf; the state keeps the last finite values), ``'skip'`` (non-finite
             updates are not applied and counted as ``skipped_steps``) or ``None`` (unchecked).
         early_stopping: ``(metric, patience)`` or ``(metric, patience, 'min'|'max')``: stop
-            when ``metric`` (e.g. ``'val_loss'``) has not improved for ``patience`` epochs.
+            once ``metric`` (e.g. ``'val_loss'``) has not improved on its best for
+            ``patience`` consecutive epochs (Keras' rule; the best state is the best
+            checkpoint when ``keep_best`` names the same metric).
             The mode defaults to ``'max'`` for names containing ``acc``, else ``'min'``.
         callbacks: objects with optional ``on_epoch_end(epoch, state, logs) -> bool`` (True
             stops training) and ``on_fit_end(state, history)``; a plain callable is used as
@@ -631,21 +694,16 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
         n = int(np.shape(next(iter(data.values())))[0])
         bs = n if batch_size is None else int(batch_size)
         shd.check_batch_divisible(bs, mesh, where=where)
-        data = jax.device_put({k: jnp.asarray(v) for k, v in data.items()},
-                              shd.replicated(mesh))
+        data = shd.put_data(data, mesh)
     if edata is not None:
-        n_eval = int(np.shape(next(iter(edata.values())))[0])
-        ebs = min(n_eval, max(bs or 0, 1024)) if eval_batch_size is None else eval_batch_size
-        ebs = -(-ebs // shd.data_size(mesh)) * shd.data_size(mesh)
-        edata = jax.device_put({k: jnp.asarray(v) for k, v in edata.items()},
-                               shd.replicated(mesh))
+        edata = shd.put_data(edata, mesh)
 
     step_key, data_key = jax.random.split(_as_raw_key(key, where))
     state = init_train_state(params, optimizer, key=step_key, model_state=model_state)
     state = shd.replicate(state, mesh)
     train_step = make_train_step(loss_fn, optimizer, nan_policy=nan_policy)
     runner = _Runner(train_step, mesh, nan_policy)
-    eval_fn = _make_eval_fn(make_eval_step(eval_loss_fn or loss_fn), mesh) if edata else None
+    evaluator = _Evaluator(eval_loss_fn or loss_fn, mesh) if edata is not None else None
     leaf_names = nonfinite_leaf_names(state)
 
     history: list[dict] = []
@@ -731,7 +789,7 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
             logs.update(_acc_normalize(acc_host))
             seconds = time.perf_counter() - t0
             if edata is not None:
-                logs.update(_evaluate(eval_fn, state, edata, n_eval, ebs, mesh))
+                logs.update(evaluator(state, edata, eval_batch_size, "val_"))
             timings.append({"epoch": epoch, "seconds": seconds, "path": path})
             history.append(logs)
             if history_path is not None:
@@ -746,7 +804,7 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
                     es_state = {"best": value, "wait": 0}
                 else:
                     es_state = {"best": es_state["best"], "wait": es_state["wait"] + 1}
-                    stop = es_state["wait"] > es["patience"]
+                    stop = es_state["wait"] >= es["patience"]
             stop = _call_callbacks(callbacks, "on_epoch_end", epoch, state, logs) or stop
             if manager is not None:
                 if _all_finite(state):
