@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from train.manifest import params_hash
+from train.manifest import params_hash, write_manifest
 
 # ---------------------------------------------------------------------------------------------
 # Optimizers and regimes by name
@@ -154,9 +154,31 @@ def _run_one(experiment: Experiment, config: dict, seed: int, keep_params: bool,
                         f"got {type(out).__name__}")
     history, params = out
     history = [dict(row) for row in history]
-    return Trial(config=dict(config), seed=int(seed), history=history,
-                 params=params if keep_params else None, params_hash=params_hash(params),
-                 round=rnd)
+    trial = Trial(config=dict(config), seed=int(seed), history=history,
+                  params=params if keep_params else None, params_hash=params_hash(params),
+                  round=rnd)
+    return trial, params
+
+
+def save_trial(trial: Trial, params, out_dir: str | os.PathLike, index: int) -> str:
+    """Write one trial's outputs: ``<out_dir>/trial_<index>_seed<seed>/`` with
+    ``history.jsonl`` (one line per epoch) and ``manifest.json`` (:mod:`train.manifest`:
+    config, seed, versions, devices, hash of the final parameters, last epoch's metrics).
+
+    Returns:
+        The trial's directory.
+    """
+    import json
+
+    run_dir = os.path.join(os.fspath(out_dir), f"trial_{index:04d}_seed{trial.seed}")
+    os.makedirs(run_dir, exist_ok=True)
+    with open(os.path.join(run_dir, "history.jsonl"), "w") as fh:
+        for row in trial.history:
+            fh.write(json.dumps(row) + "\n")
+    write_manifest(run_dir, config=trial.config, seed=trial.seed, params=params,
+                   extra={"round": trial.round, "score": trial.score,
+                          "final": trial.history[-1] if trial.history else {}})
+    return run_dir
 
 
 def run_grid(
@@ -175,7 +197,8 @@ def run_grid(
         configs: the configurations, e.g. from :func:`grid`.
         seeds: seeds run for each configuration.
         keep_params: keep each trial's final parameters in memory (hashes are always kept).
-        out_dir: if given, write ``results.csv`` there (rewritten after each trial, so an
+        out_dir: if given, write each trial's :func:`save_trial` directory there, and
+            ``results.csv`` (rewritten after each trial, so an
             interrupted sweep keeps what it finished).
         on_trial: called with each finished :class:`Trial` (progress printing, logging).
 
@@ -189,11 +212,12 @@ def run_grid(
     trials = []
     for config in configs:
         for seed in seeds:
-            trial = _run_one(experiment, config, seed, keep_params, 0)
+            trial, params = _run_one(experiment, config, seed, keep_params, 0)
             trials.append(trial)
             if on_trial is not None:
                 on_trial(trial)
             if out_dir is not None:
+                save_trial(trial, params, out_dir, len(trials) - 1)
                 write_csv(trials, os.path.join(out_dir, "results.csv"))
     return trials
 
@@ -625,6 +649,8 @@ def run_grid_vmapped(
             trials.append(trial)
             if on_trial is not None:
                 on_trial(trial)
+            if out_dir is not None:
+                save_trial(trial, params, out_dir, len(trials) - 1)
         if out_dir is not None:
             write_csv(trials, os.path.join(out_dir, "results.csv"))
     return trials
@@ -878,7 +904,7 @@ def random_search(
         for config in sample(current, per_round[rnd], rng):
             group = []
             for seed in seeds:
-                trial = _run_one(experiment, config, seed, False, rnd)
+                trial, _ = _run_one(experiment, config, seed, False, rnd)
                 trial.score = float(score_of(trial.history))
                 group.append(trial)
                 if on_trial is not None:

@@ -2,6 +2,7 @@
 several seeds at once with vmap."""
 
 import csv
+import json
 import math
 
 import numpy as np
@@ -80,6 +81,14 @@ def test_run_grid_runs_every_config_and_seed_and_writes_csv(tmp_path):
         assert float(row["lr"]) == t.config["lr"] and int(row["seed"]) == t.seed
         assert float(row["loss"]) == t.final("loss")  # repr round-trips exactly
         assert int(row["epochs"]) == T and row["params_hash"] == t.params_hash
+    # Each trial has its own directory with its history and a manifest.
+    for k, t in enumerate(trials):
+        run_dir = tmp_path / f"trial_{k:04d}_seed{t.seed}"
+        lines = (run_dir / "history.jsonl").read_text().splitlines()
+        assert [json.loads(line) for line in lines] == t.history
+        manifest = json.loads((run_dir / "manifest.json").read_text())
+        assert manifest["params_hash"] == t.params_hash and manifest["seed"] == t.seed
+        assert manifest["config"] == t.config and manifest["extra"]["final"] == t.history[-1]
 
 
 def test_run_grid_rejects_bad_experiment_output():
