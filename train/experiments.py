@@ -466,7 +466,10 @@ def train_seeds_vmapped(
         shuffle, drop_last: as in ``fit``.
         nan_policy: ``None`` (a diverging seed turns NaN; others are unaffected) or ``'skip'``
             (non-finite updates are not applied, counted as ``skipped_steps``).
-        vmap: ``False`` runs the same jitted epoch one seed after another (for comparison).
+        vmap: ``False`` runs the same jitted epoch one seed after another. On XLA's CPU
+            backend prefer it for convolutional nets: vmapping a convolution over seeds
+            turns it into a grouped convolution, which ran about 2.5x slower than the seeds
+            in turn in ``benchmarks/bench_loop.py`` (the MNIST-1D CNN, 8 seeds).
         fast_path: ``'scan'`` (each epoch one jitted ``lax.scan``) or ``'loop'`` (a jitted,
             vmapped step called per batch from Python). Same numbers; the loop is faster for
             convolutional models on XLA's CPU backend, where convolutions inside loops are
