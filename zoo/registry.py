@@ -80,7 +80,9 @@ class ModelSpec:
             ``function(spec, options) -> metrics dict``.
         sample: optional ``'module:function'`` for ``zoo sample``:
             ``function(spec, options) -> None`` (prints or writes samples).
-        extra: free-form options for custom train / evaluate / sample functions.
+        extra: free-form options: ``'fast_path'`` ('scan', 'loop' or 'auto', default) is
+            passed to ``train.loop.fit`` (convolutions run faster per step than inside a
+            ``lax.scan`` on CPU); custom train / evaluate / sample functions read their own.
     """
 
     name: str
@@ -205,7 +207,7 @@ _ENTRIES = [
         name="logistic", module=logistic, dataset="mnist1d", task="classification",
         config=lambda d: logistic.Config(n_in=d.n_features, n_out=_classes(d)),
         optimizer="adam", lr=1e-2, batch_size=100, epochs=150,
-        expected="~32% test accuracy (paper: 32%)",
+        expected="~32% test accuracy (paper: 32%)", extra={"fast_path": "scan"},
         description="softmax regression, the MNIST-1D linear baseline"),
     ModelSpec(
         name="logistic-binary", module=logistic, dataset="separable", task="classification",
@@ -217,7 +219,7 @@ _ENTRIES = [
         name="mlp", module=mlp, dataset="mnist1d", task="classification",
         config=lambda d: mlp.Config(n_in=d.n_features, hidden=(100, 100), n_out=_classes(d)),
         optimizer="adam", lr=1e-2, batch_size=100, epochs=150,
-        expected="~68% test accuracy (paper: 68%)",
+        expected="~68% test accuracy (paper: 68%)", extra={"fast_path": "scan"},
         description="40-100-100-10 ReLU MLP"),
     ModelSpec(
         name="mlp-digits", module=mlp, dataset="digits", task="classification",
@@ -236,25 +238,25 @@ _ENTRIES = [
     ModelSpec(
         name="cnn", module=cnn, dataset="mnist1d", task="classification",
         config=_cnn_config, optimizer="adam", lr=1e-2, batch_size=100, epochs=150,
-        expected="~94% test accuracy (paper: 94%)",
+        expected="~94% test accuracy (paper: 94%)", extra={"fast_path": "loop"},
         description="MNIST-1D paper's 1-D CNN, 5,210 params"),
     ModelSpec(
         name="cnn-digits", module=cnn, dataset="digits", task="classification",
         config=_cnn_config, optimizer="adam", lr=1e-3, batch_size=32, epochs=30,
-        expected=">=98% test accuracy",
+        expected=">=98% test accuracy", extra={"fast_path": "loop"},
         description="LeNet-style 2-D CNN on 8x8 digits"),
     ModelSpec(
         name="autoencoder", module=autoencoder, dataset="digits", task="reconstruction",
         config=lambda d: autoencoder.Config(input_shape=_image_shape(d)),
         optimizer="adam", lr=1e-2, batch_size=64, epochs=40,
-        expected="test pixel mse ~0.01",
+        expected="test pixel mse ~0.01", extra={"fast_path": "loop"},
         description="conv autoencoder, transposed-conv decoder"),
     ModelSpec(
         name="denoising-autoencoder", module=autoencoder, dataset="digits",
         task="reconstruction",
         config=lambda d: autoencoder.Config(input_shape=_image_shape(d), noise_std=0.3),
         optimizer="adam", lr=1e-2, batch_size=64, epochs=40,
-        expected="test pixel mse below the noisy input's",
+        expected="test pixel mse below the noisy input's", extra={"fast_path": "loop"},
         description="the same, trained to remove Gaussian noise"),
     ModelSpec(
         name="transfer", module=transfer, dataset="digits", task="classification",
@@ -263,7 +265,7 @@ _ENTRIES = [
         description="CNN on digits 0-4 -> frozen features, new head on 5-9",
         train="train.transfer:train_command", evaluate="train.transfer:evaluate_command",
         extra={"source_classes": (0, 1, 2, 3, 4), "target_classes": (5, 6, 7, 8, 9),
-               "shots": 10}),
+               "shots": 10, "fast_path": "loop"}),
 ]
 
 for _spec in _ENTRIES:
