@@ -380,8 +380,10 @@ def conv(
     pads = _explicit_padding(padding, x.shape[1:-1], w.shape[:n], strides, dil, "conv")
     for size, k, d, (lo, hi) in zip(x.shape[1:-1], w.shape[:n], dil, pads, strict=True):
         if size + lo + hi < (k - 1) * d + 1:
-            raise _shape_error("conv", "x", f"spatial dims >= effective kernel after padding "
-                               f"{pads} (kernel {w.shape[:n]}, dilation {dil})", x.shape)
+            raise ValueError(
+                f"conv: expected x with spatial dims >= the effective kernel (kernel "
+                f"{w.shape[:n]}, dilation {dil}) after padding {pads}, got shape {x.shape}"
+            )
     y = lax.conv_general_dilated(
         x, w, window_strides=strides, padding=pads, rhs_dilation=dil,
         dimension_numbers=_DIMENSION_NUMBERS[n],
@@ -518,8 +520,10 @@ def _pool_args(x, window, stride, padding, fn: str):
     pads = _explicit_padding(padding, x.shape[1:-1], win, strides, (1,) * n, fn)
     for size, k, (lo, hi) in zip(x.shape[1:-1], win, pads, strict=True):
         if size + lo + hi < k:
-            raise _shape_error(fn, "x", f"spatial dims >= window {win} after padding {pads}",
-                               x.shape)
+            raise ValueError(
+                f"{fn}: expected x with spatial dims >= the window {win} after padding "
+                f"{pads}, got shape {x.shape}"
+            )
     return (1, *win, 1), (1, *strides, 1), ((0, 0), *pads, (0, 0))
 
 
@@ -683,10 +687,12 @@ def batch_norm(
     fn = "batch_norm"
     scale, bias = _leaf(params, "scale", fn), _leaf(params, "bias", fn)
     mean_r, var_r = _leaf(state, "mean", fn), _leaf(state, "var", fn)
-    n = scale.shape[0] if scale.ndim == 1 else None
+    if scale.ndim != 1:
+        raise _shape_error(fn, "params['scale']", "[features]", scale.shape)
+    n = scale.shape[0]
     for name, leaf in (("params['bias']", bias), ("state['mean']", mean_r),
                        ("state['var']", var_r)):
-        if n is None or leaf.shape != (n,):
+        if leaf.shape != (n,):
             raise _shape_error(fn, name, f"({n},) like params['scale'] {scale.shape}",
                                leaf.shape)
     if jnp.ndim(x) < 2 or x.shape[-1] != n:
@@ -735,8 +741,10 @@ def layer_norm(params: dict[str, Array], x: Array, *, eps: float = 1e-6) -> Arra
       ``<f32>[..., features]``.
     """
     scale, bias = _leaf(params, "scale", "layer_norm"), _leaf(params, "bias", "layer_norm")
-    n = scale.shape[0] if scale.ndim == 1 else None
-    if n is None or bias.shape != (n,):
+    if scale.ndim != 1:
+        raise _shape_error("layer_norm", "params['scale']", "[features]", scale.shape)
+    n = scale.shape[0]
+    if bias.shape != (n,):
         raise _shape_error("layer_norm", "params['bias']",
                            f"({n},) like params['scale'] {scale.shape}", bias.shape)
     if jnp.ndim(x) < 1 or x.shape[-1] != n:
@@ -794,7 +802,8 @@ def embedding(params: dict[str, Array], ids: Array) -> Array:
     if not jnp.issubdtype(ids_dtype, jnp.integer):
         raise TypeError(f"embedding: expected integer ids, got dtype {ids_dtype}")
     if not isinstance(ids, jax.core.Tracer) and np.size(ids) > 0:
-        lo, hi = int(np.min(ids)), int(np.max(ids))
+        host_ids = np.asarray(ids)  # on the host: jnp reductions here would be staged by jit
+        lo, hi = int(host_ids.min()), int(host_ids.max())
         if lo < 0 or hi >= table.shape[0]:
             raise ValueError(
                 f"embedding: expected ids in [0, {table.shape[0]}), got values in [{lo}, {hi}]"

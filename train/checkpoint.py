@@ -39,8 +39,11 @@ def _checkpointer():
 def leaf_specs(tree) -> dict:
     """``{path: [shape, dtype]}`` for every leaf (path as ``jax.tree_util.keystr``)."""
     flat = jax.tree_util.tree_flatten_with_path(tree)[0]
-    return {jax.tree_util.keystr(p): [list(np.shape(x)), str(np.result_type(x))]
-            for p, x in flat}
+    return {jax.tree_util.keystr(p): [list(np.shape(x)), str(_dtype(x))] for p, x in flat}
+
+
+def _dtype(x) -> np.dtype:
+    return np.dtype(x.dtype) if hasattr(x, "dtype") else np.result_type(x)
 
 
 def _check_specs(saved: dict, target: dict, path: str) -> None:
@@ -108,7 +111,7 @@ def restore_checkpoint(path: str, target):
 
     def abstract(x):
         sharding = getattr(x, "sharding", None)
-        return jax.ShapeDtypeStruct(np.shape(x), np.result_type(x), sharding=sharding)
+        return jax.ShapeDtypeStruct(np.shape(x), _dtype(x), sharding=sharding)
 
     out = _checkpointer().restore(
         os.path.abspath(path),

@@ -168,25 +168,50 @@ def nonfinite_leaf_names(state: TrainState) -> list[str]:
             + _inexact_paths(state.model_state, "model_state"))
 
 
+def global_norm(tree) -> jax.Array:
+    """``<f32>[]``: the L2 norm of all leaves of ``tree`` taken together."""
+    leaves = _inexact_leaves(tree)
+    if not leaves:
+        return jnp.zeros((), jnp.float32)
+    return jnp.sqrt(sum(jnp.sum(jnp.square(x.astype(jnp.float32))) for x in leaves))
+
+
 def _weight_sum(batch) -> jax.Array:
     if "weight" in batch:
         return jnp.sum(batch["weight"]).astype(jnp.float32)
     return jnp.asarray(jax.tree.leaves(batch)[0].shape[0], jnp.float32)
 
 
-def find_learning_rate(opt_state):
-    """The learning rate stored in an optimizer state, or ``None``.
+def find_learning_rate(opt_state, new_opt_state=None):
+    """The learning rate an update applied, read from optimizer states, or ``None``.
 
-    Optax keeps hyperparameters in the state only when the optimizer is wrapped in
-    ``optax.inject_hyperparams``; then ``hyperparams['learning_rate']`` holds the value used
-    by the latest update. Any state leaf whose path ends in ``hyperparams`` then
-    ``'learning_rate'`` (our own ``functional.optim`` follows the same convention) is reported.
+    Two conventions are recognized:
+
+    - optax keeps hyperparameters in the state only under ``optax.inject_hyperparams``; its
+      ``hyperparams['learning_rate']`` in the state *after* an update is the rate that update
+      used (read from ``new_opt_state`` when given);
+    - ``functional.optim`` keeps ``ScaleByLearningRateState.learning_rate``, the rate the
+      *next* update applies, so it is read from the state *before* the update
+      (``opt_state``).
+
+    Args:
+        opt_state: the optimizer state before the update.
+        new_opt_state: the state after it (optional).
+
+    Returns:
+        ``<f32>[]`` or ``None`` when neither state exposes a learning rate.
     """
-    for path, leaf in jax.tree_util.tree_flatten_with_path(opt_state)[0]:
-        names = [getattr(k, "key", getattr(k, "name", None)) for k in path]
-        if len(names) >= 2 and names[-1] == "learning_rate" and names[-2] == "hyperparams":
-            return jnp.asarray(leaf, jnp.float32)
-    return None
+    def search(tree, hyper: bool):
+        for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+            names = [getattr(k, "key", getattr(k, "name", None)) for k in path]
+            if not names or names[-1] != "learning_rate":
+                continue
+            if hyper == (len(names) >= 2 and names[-2] == "hyperparams"):
+                return jnp.asarray(leaf, jnp.float32)
+        return None
+
+    lr = search(opt_state if new_opt_state is None else new_opt_state, True)
+    return lr if lr is not None else search(opt_state, False)
 
 
 def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation, *,
@@ -231,10 +256,10 @@ def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation, 
         out = {k: jnp.asarray(v, jnp.float32) for k, v in dict(metrics).items()}
         out["loss"] = jnp.asarray(loss, jnp.float32)
         out["count"] = _weight_sum(batch)
-        out["grad_norm"] = optax.global_norm(grads).astype(jnp.float32)
-        out["param_norm"] = optax.global_norm(params).astype(jnp.float32)
-        out["update_norm"] = optax.global_norm(updates).astype(jnp.float32)
-        lr = find_learning_rate(opt_state)
+        out["grad_norm"] = global_norm(grads)
+        out["param_norm"] = global_norm(params)
+        out["update_norm"] = global_norm(updates)
+        lr = find_learning_rate(state.opt_state, opt_state)
         if lr is not None:
             out["learning_rate"] = lr
         new = TrainState(params, opt_state, model_state, state.step + 1, state.key)

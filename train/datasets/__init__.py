@@ -11,13 +11,15 @@ text8, image folders) are read from a given path or the cache directory (`cache_
 SHA-256 checks.
 """
 
-from . import embedded, sequences, synthetic, text  # noqa: F401  (register loaders)
+from . import download, embedded, formats, sequences, synthetic, text  # noqa: F401  (registers)
 from .core import Dataset, cache_dir, load, loader, names, split_validation
+from .download import MissingDataError, fetch
 from .preprocessing import Scaler, min_max, one_hot, standardize, train_val_split
 from .vocab import BOS, EOS, PAD, UNK, CharVocab, Vocabulary, WordVocab, pad_sequences
 
 __all__ = [
-    'BOS', 'EOS', 'PAD', 'UNK', 'CharVocab', 'Dataset', 'Scaler', 'Vocabulary', 'WordVocab',
-    'cache_dir', 'load', 'loader', 'min_max', 'names', 'one_hot', 'pad_sequences',
+    'BOS', 'EOS', 'PAD', 'UNK', 'CharVocab', 'Dataset', 'MissingDataError', 'Scaler',
+    'Vocabulary', 'WordVocab', 'cache_dir', 'fetch', 'load', 'loader', 'min_max', 'names',
+    'one_hot', 'pad_sequences',
     'split_validation', 'standardize', 'train_val_split',
 ]

@@ -7,7 +7,10 @@ its arguments, because generating it takes a few seconds.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import importlib.metadata
+import importlib.util
 import json
 import os
 import random
@@ -59,8 +62,8 @@ def atomic_save_npz(path, **arrays) -> None:
 
 
 @register('mnist1d')
-def load_mnist1d(*, args: dict | None = None, channel_axis: bool = False, cache: bool = True,
-                 **_unused) -> Dataset:
+def load_mnist1d(*, args: dict | None = None, channel_axis: bool = False,
+                 cache: bool = True) -> Dataset:
     """MNIST-1D: 10 classes of 1-D signals of length 40 (Greydanus & Steinbach, 2020/2024).
 
     Source: the `mnist1d` package's `make_dataset` with the published default arguments
@@ -72,20 +75,21 @@ def load_mnist1d(*, args: dict | None = None, channel_axis: bool = False, cache:
         args: overrides of `MNIST1D_ARGS` (e.g. {'num_samples': 500} for a small, different
             dataset); unknown keys raise ValueError.
         channel_axis: return x as <f32>[n, 40, 1] instead of <f32>[n, 40].
-        cache: read/write the generated arrays under `cache_dir()/mnist1d/<key>.npz`.
+        cache: read/write the generated arrays under `cache_dir()/mnist1d/<key>.npz`, the key
+            hashing the arguments and the mnist1d version.
 
     Returns:
         Dataset with x <f32>[n, 40], y <int32>[n]; meta 't' <f32>[40] is the signal's time axis.
     """
-    if _unused:
-        raise ValueError(f'load_mnist1d: unknown options {sorted(_unused)}')
     full = dict(MNIST1D_ARGS)
     for k, v in (args or {}).items():
         if k not in full:
             raise ValueError(f'load_mnist1d: unknown mnist1d argument {k!r}; known: '
                              f'{sorted(full)}')
         full[k] = v
-    key = hashlib.sha256(json.dumps(full, sort_keys=True).encode()).hexdigest()[:16]
+    # the package version is part of the key: a changed generator must not hit an old cache
+    version = importlib.metadata.version('mnist1d')
+    key = hashlib.sha256(json.dumps([full, version], sort_keys=True).encode()).hexdigest()[:16]
     path = cache_dir() / 'mnist1d' / f'mnist1d_{key}.npz'
     d = None
     if cache and path.exists():
@@ -108,13 +112,31 @@ def load_mnist1d(*, args: dict | None = None, channel_axis: bool = False, cache:
     return Dataset(x, d['y'], xt, d['y_test'], meta=meta)
 
 
+def _sklearn_data_file(name: str) -> str:
+    """Path of a data file bundled with scikit-learn, found without importing sklearn (whose
+    import alone takes over a second here)."""
+    spec = importlib.util.find_spec('sklearn')
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError('the digits and diabetes datasets need scikit-learn installed')
+    return os.path.join(spec.submodule_search_locations[0], 'datasets', 'data', name)
+
+
+def _read_csv_gz(name: str, delimiter) -> np.ndarray:
+    with gzip.open(_sklearn_data_file(name), 'rt') as f:
+        return np.loadtxt(f, delimiter=delimiter, dtype=np.float64)
+
+
+DIABETES_FEATURES = ['age', 'sex', 'bmi', 'bp', 's1', 's2', 's3', 's4', 's5', 's6']
+
+
 @register('digits')
 def load_digits(*, test_fraction: float = 0.2, seed: int = 0, stratify: bool = True,
                 flatten: bool = False) -> Dataset:
     """8x8 handwritten digits bundled with scikit-learn (1797 images, 10 classes).
 
     Source: UCI "Optical Recognition of Handwritten Digits" (Alpaydin & Kaynak, 1998) as
-    shipped by `sklearn.datasets.load_digits`. License: CC BY 4.0 (UCI); scikit-learn BSD-3.
+    shipped with scikit-learn (`sklearn/datasets/data/digits.csv.gz`, the same
+    arrays `sklearn.datasets.load_digits` returns). License: CC BY 4.0 (UCI); scikit-learn BSD-3.
 
     Args:
         test_fraction: share of images held out as test (seeded, stratified by class).
@@ -125,10 +147,9 @@ def load_digits(*, test_fraction: float = 0.2, seed: int = 0, stratify: bool = T
     Returns:
         Dataset with x <f32>[n, 8, 8, 1] in [0, 1] (pixel / 16), y <int32>[n].
     """
-    from sklearn.datasets import load_digits as sk_digits
-    bunch = sk_digits()
-    x = (bunch.images.astype(np.float32) / 16.0)[..., None]
-    y = bunch.target.astype(np.int32)
+    raw = _read_csv_gz('digits.csv.gz', ',')  # 64 pixels (0..16) then the label per row
+    x = (raw[:, :64].reshape(-1, 8, 8).astype(np.float32) / 16.0)[..., None]
+    y = raw[:, 64].astype(np.int32)
     if flatten:
         x = x.reshape(len(x), -1)
     x_tr, y_tr, x_te, y_te = train_val_split(x, y, validation=test_fraction, seed=seed,
@@ -146,7 +167,8 @@ def load_diabetes(*, test_fraction: float = 0.2, seed: int = 0) -> Dataset:
     year) bundled with scikit-learn.
 
     Source: Efron, Hastie, Johnstone & Tibshirani, "Least Angle Regression", Annals of
-    Statistics 2004, via `sklearn.datasets.load_diabetes(scaled=False)`. License: distributed
+    Statistics 2004, the raw (unscaled) files shipped with scikit-learn, equal to
+    `sklearn.datasets.load_diabetes(scaled=False)`. License: distributed
     with scikit-learn (BSD-3-Clause); original data published with the paper.
 
     Features and the target are standardized with scalers fitted on the training split only;
@@ -156,16 +178,14 @@ def load_diabetes(*, test_fraction: float = 0.2, seed: int = 0) -> Dataset:
     Returns:
         Dataset with x <f32>[n, 10], y <f32>[n] (both standardized).
     """
-    from sklearn.datasets import load_diabetes as sk_diabetes
-    bunch = sk_diabetes(scaled=False)
-    x = bunch.data.astype(np.float32)
-    y = bunch.target.astype(np.float32)
+    x = _read_csv_gz('diabetes_data_raw.csv.gz', None).astype(np.float32)
+    y = _read_csv_gz('diabetes_target.csv.gz', None).astype(np.float32)
     x_tr, y_tr, x_te, y_te = train_val_split(x, y, validation=test_fraction, seed=seed)
     sx, sy = standardize(x_tr), standardize(y_tr[:, None])
     meta = make_meta('diabetes', 'regression',
                      'sklearn.datasets.load_diabetes (Efron et al., Least Angle Regression, '
                      '2004)', 'BSD-3-Clause (scikit-learn distribution)',
-                     input_shape=(10,), feature_names=list(bunch.feature_names),
+                     input_shape=(10,), feature_names=list(DIABETES_FEATURES),
                      scalers={'x': sx, 'y': sy})
     return Dataset(sx.transform(x_tr), sy.transform(y_tr[:, None])[:, 0],
                    sx.transform(x_te), sy.transform(y_te[:, None])[:, 0], meta=meta)

@@ -128,11 +128,13 @@ def train_val_split(x, y=None, *, validation=0.1, seed: int = 0, stratify: bool 
         if y is None:
             raise ValueError('train_val_split: stratify=True needs labels y')
         y_arr = np.asarray(y)
-        val = []
-        for c in np.unique(y_arr):
-            idx = np.flatnonzero(y_arr == c)
-            kc = int(round(k * len(idx) / n))
-            val.append(rng.permutation(idx)[:kc])
+        classes, counts = np.unique(y_arr, return_counts=True)
+        # largest-remainder allocation: class shares as equal as possible, k in total
+        share = k * counts / n
+        take = np.floor(share).astype(int)
+        take[np.argsort(-(share - take), kind='stable')[:k - take.sum()]] += 1
+        val = [rng.permutation(np.flatnonzero(y_arr == c))[:t]
+               for c, t in zip(classes, take, strict=True)]
         val_idx = np.sort(np.concatenate(val))
     else:
         val_idx = np.sort(rng.permutation(n)[:k])

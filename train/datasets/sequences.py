@@ -60,9 +60,11 @@ def load_adding(*, T: int = 100, n_train: int = 10_000, n_test: int = 1_000,
     variant='hs97' (Hochreiter & Schmidhuber, "Long Short-Term Memory", 1997, experiment 4):
     each step is a pair (value uniform in [-1, 1], marker). Exactly two pairs are marked with
     1: one of the first ten (X1) and one of the first T/2 - 1 still-unmarked pairs (X2); the
-    first and last pairs otherwise carry marker -1, all others 0; if the first pair is marked
-    its value is set to 0. Lengths are uniform in [T, T + T//10]; target 0.5 + (X1 + X2) / 4
-    (mean 0.5, variance (2 - p0) / 48 where p0 is the chance that the first pair is marked).
+    first and last pairs otherwise carry marker -1, all others 0. The paper sets X1 to zero
+    "in the rare case where the first pair got marked"; we read that as: whichever marked
+    pair is the first one gets value 0. Lengths are uniform in [T, T + T//10]; target
+    0.5 + (X1 + X2) / 4 (mean 0.5, variance (2 - p0) / 48 where p0 is the chance that the
+    first pair is marked).
 
     variant='01' (Le, Jaitly & Hinton 2015, "A simple way to initialize recurrent networks of
     rectified linear units"): fixed length T, values uniform in [0, 1], one marked pair in each
