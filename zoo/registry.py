@@ -249,14 +249,14 @@ _ENTRIES = [
         name="autoencoder", module=autoencoder, dataset="digits", task="reconstruction",
         config=lambda d: autoencoder.Config(input_shape=_image_shape(d)),
         optimizer="adam", lr=1e-2, batch_size=64, epochs=40,
-        expected="test pixel mse ~0.01", extra={"fast_path": "loop"},
+        expected="test pixel mse ~0.019 (mean image: 0.074)", extra={"fast_path": "loop"},
         description="conv autoencoder, transposed-conv decoder"),
     ModelSpec(
         name="denoising-autoencoder", module=autoencoder, dataset="digits",
         task="reconstruction",
         config=lambda d: autoencoder.Config(input_shape=_image_shape(d), noise_std=0.3),
         optimizer="adam", lr=1e-2, batch_size=64, epochs=40,
-        expected="test pixel mse below the noisy input's", extra={"fast_path": "loop"},
+        expected="test pixel mse ~0.036 (noisy input: 0.052)", extra={"fast_path": "loop"},
         description="the same, trained to remove Gaussian noise"),
     ModelSpec(
         name="transfer", module=transfer, dataset="digits", task="classification",
