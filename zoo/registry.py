@@ -207,7 +207,7 @@ _ENTRIES = [
         name="logistic", module=logistic, dataset="mnist1d", task="classification",
         config=lambda d: logistic.Config(n_in=d.n_features, n_out=_classes(d)),
         optimizer="adam", lr=1e-2, batch_size=100, epochs=150,
-        expected="~32% test accuracy (paper: 32%)", extra={"fast_path": "scan"},
+        expected="~32.6% test accuracy (paper: 32%)", extra={"fast_path": "scan"},
         description="softmax regression, the MNIST-1D linear baseline"),
     ModelSpec(
         name="logistic-binary", module=logistic, dataset="separable", task="classification",
@@ -219,14 +219,14 @@ _ENTRIES = [
         name="mlp", module=mlp, dataset="mnist1d", task="classification",
         config=lambda d: mlp.Config(n_in=d.n_features, hidden=(100, 100), n_out=_classes(d)),
         optimizer="adam", lr=1e-2, batch_size=100, epochs=150,
-        expected="~68% test accuracy (paper: 68%)", extra={"fast_path": "scan"},
+        expected="~67% test accuracy (paper: 68%)", extra={"fast_path": "scan"},
         description="40-100-100-10 ReLU MLP"),
     ModelSpec(
         name="mlp-digits", module=mlp, dataset="digits", task="classification",
-        config=lambda d: mlp.Config(n_in=d.n_features, hidden=(128,), n_out=_classes(d)),
-        optimizer="adam", lr=1e-3, batch_size=32, epochs=40,
-        expected=">=97% test accuracy",
-        description="64-128-10 ReLU MLP on 8x8 digits"),
+        config=lambda d: mlp.Config(n_in=d.n_features, hidden=(256,), n_out=_classes(d)),
+        optimizer="adam", lr=1e-3, batch_size=32, epochs=60,
+        expected="~97% test accuracy",
+        description="64-256-10 ReLU MLP on 8x8 digits"),
     ModelSpec(
         name="mlp-regression", module=mlp, dataset="diabetes", task="regression",
         config=lambda d: mlp.Config(n_in=d.n_features, hidden=(32,), n_out=_targets(d),
@@ -238,7 +238,7 @@ _ENTRIES = [
     ModelSpec(
         name="cnn", module=cnn, dataset="mnist1d", task="classification",
         config=_cnn_config, optimizer="adam", lr=1e-2, batch_size=100, epochs=150,
-        expected="~94% test accuracy (paper: 94%)", extra={"fast_path": "loop"},
+        expected="~93% test accuracy (paper: 94%)", extra={"fast_path": "loop"},
         description="MNIST-1D paper's 1-D CNN, 5,210 params"),
     ModelSpec(
         name="cnn-digits", module=cnn, dataset="digits", task="classification",
