@@ -101,3 +101,14 @@ def test_bad_syntax_exits_2(argv, capsys):
         cli.main(argv)
     assert info.value.code == 2
     assert "error" in capsys.readouterr().err
+
+
+def test_gradients_command_writes_figure_and_table(tmp_path, capsys):
+    out = tmp_path / "g"
+    assert cli.main(["gradients", "--depth", "3", "--out", str(out)]) == 0
+    table = json.loads((out / "gradient_norms.json").read_text())
+    assert set(table) == {"sigmoid/notes_other", "sigmoid/normal", "tanh/notes_tanh",
+                          "tanh/normal", "relu/notes_relu", "relu/normal"}
+    assert all(len(v) == 3 for v in table.values())
+    assert (out / "gradient_norms.png").read_bytes()[:4] == b"\x89PNG"
+    assert "relu/normal" in capsys.readouterr().out
