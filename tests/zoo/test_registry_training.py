@@ -67,8 +67,8 @@ SHORT_RUNS = {
     "cnn": (3, lambda s, ds: s["test_accuracy"] > 0.3),
     "cnn-digits": (3, lambda s, ds: s["test_accuracy"] > 0.5),
     # Reconstructions against the best constant guess (the mean training image); the
-    # denoiser must also beat its own noisy input.
-    "autoencoder": (8, lambda s, ds: s["test_mse"] < 0.7 * _mean_image_mse(ds)),
+    # denoiser must also beat its own noisy input. (The plain autoencoder is the same module
+    # with noise_std=0; it is gradient-checked, and trained only by the slow benchmark.)
     "denoising-autoencoder": (12, lambda s, ds: s["test_mse"] < min(
         0.7 * _mean_image_mse(ds), 0.95 * s["test_noisy_mse"])),
 }

@@ -50,7 +50,7 @@ def test_mask_and_stop_gradient_freeze_identically():
                       ("none", optim.adam(1e-2))]:
         cfg = transfer.Config(cnn=SMALL, freeze=mode)
         loss = lambda p, s, b, k, c=cfg: transfer.loss(p, s, b, k, c)
-        runs[mode] = fit(loss, params, opt, data, key=0, epochs=5, batch_size=8,
+        runs[mode] = fit(loss, params, opt, data, key=0, epochs=2, batch_size=8,
                          fast_path="loop", progress=False).state.params
     for mode in ("mask", "stop_gradient"):
         np.testing.assert_array_equal(runs[mode]["conv1"]["w"], params["conv1"]["w"])
