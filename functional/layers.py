@@ -1,0 +1,802 @@
+"""Neural-network layers as pairs of pure functions: ``*_init`` builds a params dict, the apply
+function maps ``(params, x)`` to the output.
+
+Every layer here is checked against ``flax.linen`` with the weights mapped across
+(``tests/functional/test_layers.py``). Conventions (``docs/architecture.md``):
+
+- Arrays are channels-last: signals ``<f32>[batch, length, channels]``, images
+  ``<f32>[batch, height, width, channels]``.
+- Dense kernels are ``w: <f32>[n_in, n_out]``; convolution kernels are
+  ``w: <f32>[*kernel, in_channels, out_channels]`` (flax's layout, so weights map one to one).
+- Any initializer with the signature ``init_fn(key, shape, dtype) -> array`` can be passed as
+  ``w_init`` / ``b_init`` (those of ``functional.init`` or ``jax.nn.initializers`` alike). The
+  defaults are flax's: LeCun normal kernels and zero biases.
+- Shapes are checked in Python on static shapes, so a wrong input rank, channel count or
+  feature size raises ``ValueError`` naming the layer, the expected and the actual shape before
+  anything is traced (and at trace time inside ``jax.jit``).
+- Layers with state that changes outside gradients (batch norm) take and return it explicitly.
+
+References: the notes' CNN chapter (seed 003 section 5: stride, zero padding, several filters,
+cross-correlation vs convolution, pooling); Srivastava et al. 2014 (dropout); Ioffe & Szegedy
+2015 (batch norm); Ba, Kiros & Hinton 2016 (layer norm); Dumoulin & Visin 2016, "A guide to
+convolution arithmetic for deep learning" (output sizes, transposed convolution).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+__all__ = [
+    "avg_pool",
+    "batch_norm",
+    "batch_norm_init",
+    "conv",
+    "conv1d",
+    "conv1d_init",
+    "conv2d",
+    "conv2d_init",
+    "conv_init",
+    "conv_output_shape",
+    "conv_transpose",
+    "conv_transpose_init",
+    "dense",
+    "dense_init",
+    "dropout",
+    "embedding",
+    "embedding_init",
+    "flatten",
+    "layer_norm",
+    "layer_norm_init",
+    "max_pool",
+]
+
+Array = jax.Array
+InitFn = Callable[..., Array]
+Padding = str | int | Sequence[int] | Sequence[tuple[int, int]]
+
+# flax.linen's defaults, so that an unconfigured layer here starts where flax's would.
+_default_w_init: InitFn = jax.nn.initializers.lecun_normal()
+_default_b_init: InitFn = jax.nn.initializers.zeros
+_default_embed_init: InitFn = jax.nn.initializers.normal(stddev=1.0)
+
+
+# --------------------------------------------------------------------------------------------
+# Argument helpers (all static Python; nothing here touches array values)
+# --------------------------------------------------------------------------------------------
+
+
+def _tuple(value: int | Sequence[int], n: int, name: str, fn: str) -> tuple[int, ...]:
+    """Broadcasts an int to an n-tuple, or checks that a sequence has n positive ints."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        out = (int(value),) * n
+    elif isinstance(value, Sequence) and not isinstance(value, str):
+        out = tuple(value)
+        if len(out) != n or not all(
+            isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in out
+        ):
+            raise ValueError(f"{fn}: expected {name} as an int or {n} ints, got {value!r}")
+        out = tuple(int(v) for v in out)
+    else:
+        raise TypeError(f"{fn}: expected {name} as an int or a tuple of ints, got {value!r}")
+    if any(v < 1 for v in out):
+        raise ValueError(f"{fn}: {name} must be positive, got {value!r}")
+    return out
+
+
+def _kernel_tuple(kernel_size: int | Sequence[int], ndim: int | None, fn: str) -> tuple[int, ...]:
+    """An int kernel size means 2-D (square) unless ndim says otherwise."""
+    if isinstance(kernel_size, numbers.Integral) and not isinstance(kernel_size, bool):
+        n = 2 if ndim is None else ndim
+    elif isinstance(kernel_size, Sequence) and not isinstance(kernel_size, str):
+        n = len(kernel_size)
+        if ndim is not None and ndim != n:
+            raise ValueError(
+                f"{fn}: kernel_size {tuple(kernel_size)} has {n} dims but ndim={ndim}"
+            )
+    else:
+        raise TypeError(f"{fn}: expected kernel_size as an int or a tuple, got {kernel_size!r}")
+    if n not in (1, 2):
+        raise ValueError(f"{fn}: only 1-D and 2-D kernels are supported, got {n} dims")
+    return _tuple(kernel_size, n, "kernel_size", fn)
+
+
+def _explicit_padding(
+    padding: Padding,
+    spatial: tuple[int, ...],
+    window: tuple[int, ...],
+    stride: tuple[int, ...],
+    dilation: tuple[int, ...],
+    fn: str,
+) -> tuple[tuple[int, int], ...]:
+    """Turns any accepted padding spelling into (lo, hi) zero padding per spatial dim.
+
+    'SAME' pads so that out = ceil(in / stride), splitting the total as lax and TensorFlow do
+    (the extra element, if odd, goes at the end); 'VALID' pads nothing; 'CAUSAL' (1-D only)
+    pads (F_eff - 1) at the start so output t sees inputs <= t.
+    """
+    n = len(spatial)
+    eff = tuple((k - 1) * d + 1 for k, d in zip(window, dilation, strict=True))
+    if isinstance(padding, str):
+        mode = padding.upper()
+        if mode == "VALID":
+            return ((0, 0),) * n
+        if mode == "SAME":
+            pads = []
+            for size, f, s in zip(spatial, eff, stride, strict=True):
+                out = -(-size // s)
+                total = max((out - 1) * s + f - size, 0)
+                pads.append((total // 2, total - total // 2))
+            return tuple(pads)
+        if mode == "CAUSAL":
+            if n != 1:
+                raise ValueError(f"{fn}: padding='CAUSAL' is only for 1-D inputs, got {n}-D")
+            return ((eff[0] - 1, 0),)
+        raise ValueError(
+            f"{fn}: expected padding 'SAME', 'VALID', 'CAUSAL', an int, {n} ints or "
+            f"{n} (lo, hi) pairs, got {padding!r}"
+        )
+    if isinstance(padding, numbers.Integral) and not isinstance(padding, bool):
+        pads = ((int(padding), int(padding)),) * n
+    elif isinstance(padding, Sequence) and len(padding) == n:
+        if all(isinstance(p, numbers.Integral) for p in padding):
+            pads = tuple((int(p), int(p)) for p in padding)
+        elif all(isinstance(p, Sequence) and len(p) == 2 for p in padding):
+            pads = tuple((int(lo), int(hi)) for lo, hi in padding)
+        else:
+            pads = None
+    else:
+        pads = None
+    if pads is None or any(lo < 0 or hi < 0 for lo, hi in pads):
+        raise ValueError(
+            f"{fn}: expected padding 'SAME', 'VALID', a non-negative int, {n} ints or "
+            f"{n} (lo, hi) pairs, got {padding!r}"
+        )
+    return pads
+
+
+def conv_output_shape(
+    spatial: int | Sequence[int],
+    kernel_size: int | Sequence[int],
+    *,
+    stride: int | Sequence[int] = 1,
+    padding: Padding = "SAME",
+    dilation: int | Sequence[int] = 1,
+) -> tuple[int, ...]:
+    """Spatial output shape of ``conv`` (and of the pools, with ``kernel_size=window``).
+
+    Per dimension, with input size W, kernel F (effective size F_eff = (F - 1) * dilation + 1),
+    padding P_lo + P_hi and stride S:
+
+        out = floor((W - F_eff + P_lo + P_hi) / S) + 1
+
+    which for symmetric padding P is the notes' (W - F + 2P) / S + 1. 'VALID' is P = 0 and
+    'SAME' gives out = ceil(W / S).
+
+    Args:
+      spatial: input spatial size(s), e.g. ``(height, width)`` or ``length``.
+      kernel_size: kernel (or pooling window) size(s); an int is broadcast.
+      stride, padding, dilation: as in ``conv``.
+
+    Returns:
+      The output spatial shape as a tuple of ints.
+    """
+    spatial_t = (spatial,) if isinstance(spatial, numbers.Integral) else tuple(spatial)
+    n = len(spatial_t)
+    fn = "conv_output_shape"
+    window = _tuple(kernel_size, n, "kernel_size", fn)
+    strides = _tuple(stride, n, "stride", fn)
+    dil = _tuple(dilation, n, "dilation", fn)
+    pads = _explicit_padding(padding, spatial_t, window, strides, dil, fn)
+    out = []
+    for size, k, s, d, (lo, hi) in zip(spatial_t, window, strides, dil, pads, strict=True):
+        f_eff = (k - 1) * d + 1
+        out.append((size - f_eff + lo + hi) // s + 1)
+    return tuple(out)
+
+
+def _shape_error(fn: str, what: str, expected: str, actual: tuple[int, ...]) -> ValueError:
+    return ValueError(f"{fn}: expected {what} of shape {expected}, got shape {tuple(actual)}")
+
+
+def _leaf(params: Any, name: str, fn: str) -> Array:
+    if not isinstance(params, dict) or name not in params:
+        keys = sorted(params) if isinstance(params, dict) else type(params).__name__
+        raise ValueError(f"{fn}: expected params with key {name!r}, got {keys}")
+    return params[name]
+
+
+# --------------------------------------------------------------------------------------------
+# Dense
+# --------------------------------------------------------------------------------------------
+
+
+def dense_init(
+    key: Array,
+    n_in: int,
+    n_out: int,
+    *,
+    w_init: InitFn = _default_w_init,
+    b_init: InitFn = _default_b_init,
+    dtype: Any = jnp.float32,
+) -> dict[str, Array]:
+    """Parameters of a fully connected (affine) layer.
+
+    Args:
+      key: PRNG key for the kernel.
+      n_in: input features.
+      n_out: output features.
+      w_init: kernel initializer ``fn(key, shape, dtype)``; default LeCun normal (flax's).
+      b_init: bias initializer; default zeros.
+      dtype: parameter dtype.
+
+    Returns:
+      ``{'w': <f32>[n_in, n_out], 'b': <f32>[n_out]}``.
+    """
+    kw, kb = jax.random.split(key)
+    return {"w": w_init(kw, (n_in, n_out), dtype), "b": b_init(kb, (n_out,), dtype)}
+
+
+def dense(params: dict[str, Array], x: Array) -> Array:
+    """Affine map ``y = x @ w + b`` over the last axis (flax ``nn.Dense``).
+
+    Args:
+      params: ``{'w': <f32>[n_in, n_out], 'b': <f32>[n_out]}``.
+      x: ``<f32>[..., n_in]``.
+
+    Returns:
+      ``<f32>[..., n_out]``.
+    """
+    w = _leaf(params, "w", "dense")
+    b = _leaf(params, "b", "dense")
+    if w.ndim != 2:
+        raise _shape_error("dense", "params['w']", "[n_in, n_out]", w.shape)
+    n_in, n_out = w.shape
+    if b.shape != (n_out,):
+        raise _shape_error("dense", "params['b']", f"({n_out},)", b.shape)
+    if jnp.ndim(x) < 1 or x.shape[-1] != n_in:
+        raise _shape_error("dense", "x", f"[..., {n_in}]", jnp.shape(x))
+    return jnp.dot(x, w) + b
+
+
+# --------------------------------------------------------------------------------------------
+# Convolution (1-D and 2-D), transposed convolution
+# --------------------------------------------------------------------------------------------
+
+_DIMENSION_NUMBERS = {1: ("NWC", "WIO", "NWC"), 2: ("NHWC", "HWIO", "NHWC")}
+
+
+def conv_init(
+    key: Array,
+    in_channels: int,
+    out_channels: int,
+    kernel_size: int | Sequence[int],
+    *,
+    ndim: int | None = None,
+    w_init: InitFn = _default_w_init,
+    b_init: InitFn = _default_b_init,
+    dtype: Any = jnp.float32,
+) -> dict[str, Array]:
+    """Parameters of a 1-D or 2-D convolution with ``out_channels`` filters.
+
+    Args:
+      key: PRNG key for the kernel.
+      in_channels: input channels (the depth D of the notes' filters).
+      out_channels: number of filters, one output feature map each.
+      kernel_size: ``(k,)`` for 1-D, ``(kh, kw)`` for 2-D; an int means a square 2-D kernel
+        unless ``ndim=1``.
+      ndim: 1 or 2, only needed to make an int ``kernel_size`` 1-D.
+      w_init: kernel initializer ``fn(key, shape, dtype)``; default LeCun normal, whose fan-in
+        is ``prod(kernel) * in_channels`` for this layout.
+      b_init: bias initializer (one bias per filter); default zeros.
+      dtype: parameter dtype.
+
+    Returns:
+      ``{'w': <f32>[*kernel, in_channels, out_channels], 'b': <f32>[out_channels]}``.
+    """
+    kernel = _kernel_tuple(kernel_size, ndim, "conv_init")
+    kw, kb = jax.random.split(key)
+    return {
+        "w": w_init(kw, (*kernel, in_channels, out_channels), dtype),
+        "b": b_init(kb, (out_channels,), dtype),
+    }
+
+
+def conv1d_init(key, in_channels, out_channels, kernel_size, **kwargs) -> dict[str, Array]:
+    """``conv_init`` for a 1-D kernel: ``{'w': <f32>[k, in, out], 'b': <f32>[out]}``."""
+    return conv_init(key, in_channels, out_channels, kernel_size, ndim=1, **kwargs)
+
+
+def conv2d_init(key, in_channels, out_channels, kernel_size, **kwargs) -> dict[str, Array]:
+    """``conv_init`` for a 2-D kernel: ``{'w': <f32>[kh, kw, in, out], 'b': <f32>[out]}``."""
+    return conv_init(key, in_channels, out_channels, kernel_size, ndim=2, **kwargs)
+
+
+def _conv_params(params, fn: str, x) -> tuple[Array, Array, int]:
+    """Checks the kernel/bias pair and x against it; returns (w, b, spatial rank)."""
+    w = _leaf(params, "w", fn)
+    b = _leaf(params, "b", fn)
+    n = w.ndim - 2
+    if n not in (1, 2):
+        raise _shape_error(fn, "params['w']", "[*kernel, in_channels, out_channels]"
+                           " with a 1-D or 2-D kernel", w.shape)
+    in_ch, out_ch = w.shape[-2:]
+    if b.shape != (out_ch,):
+        raise _shape_error(fn, "params['b']", f"({out_ch},)", b.shape)
+    spatial = "length" if n == 1 else "height, width"
+    if jnp.ndim(x) != n + 2 or x.shape[-1] != in_ch:
+        raise _shape_error(fn, "x", f"[batch, {spatial}, {in_ch}] ({n}-D kernel "
+                           f"{tuple(w.shape)})", jnp.shape(x))
+    return w, b, n
+
+
+def conv(
+    params: dict[str, Array],
+    x: Array,
+    *,
+    stride: int | Sequence[int] = 1,
+    padding: Padding = "SAME",
+    dilation: int | Sequence[int] = 1,
+) -> Array:
+    """1-D or 2-D convolution layer, channels-last (flax ``nn.Conv``); the rank comes from the
+    kernel.
+
+    What deep-learning libraries call convolution is **cross-correlation**: the filter slides
+    over the input without being flipped (seed 003, section 5: flipping A by 180 degrees turns
+    the mathematical convolution into the CNN operation). For 2-D, filter d = 1..out_channels:
+
+        y[n, i, j, d] = b[d] + sum_{m, l, c} w[m, l, c, d] * x_pad[n, i*S + m*D, j*S + l*D, c]
+
+    with stride S and dilation D. Each output spatial size is
+
+        out = floor((W - F_eff + P_lo + P_hi) / S) + 1,    F_eff = (F - 1) * D + 1,
+
+    i.e. the notes' (W - F + 2P) / S + 1 (see ``conv_output_shape``).
+
+    Args:
+      params: ``{'w': <f32>[*kernel, in_channels, out_channels], 'b': <f32>[out_channels]}``.
+      x: ``<f32>[batch, length, in_channels]`` (1-D kernel) or
+        ``<f32>[batch, height, width, in_channels]`` (2-D kernel).
+      stride: int or one int per spatial dim.
+      padding: 'SAME' (out = ceil(W / S); extra odd padding at the end, as lax/TensorFlow),
+        'VALID' (none), 'CAUSAL' (1-D: F_eff - 1 zeros at the start), an int P (P zeros on
+        both sides of every spatial dim, the notes' zero padding), one int per dim, or one
+        ``(lo, hi)`` pair per dim.
+      dilation: kernel dilation (atrous convolution), int or one per spatial dim.
+
+    Returns:
+      ``<f32>[batch, *out_spatial, out_channels]``.
+    """
+    w, b, n = _conv_params(params, "conv", x)
+    strides = _tuple(stride, n, "stride", "conv")
+    dil = _tuple(dilation, n, "dilation", "conv")
+    pads = _explicit_padding(padding, x.shape[1:-1], w.shape[:n], strides, dil, "conv")
+    for size, k, d, (lo, hi) in zip(x.shape[1:-1], w.shape[:n], dil, pads, strict=True):
+        if size + lo + hi < (k - 1) * d + 1:
+            raise _shape_error("conv", "x", f"spatial dims >= effective kernel after padding "
+                               f"{pads} (kernel {w.shape[:n]}, dilation {dil})", x.shape)
+    y = lax.conv_general_dilated(
+        x, w, window_strides=strides, padding=pads, rhs_dilation=dil,
+        dimension_numbers=_DIMENSION_NUMBERS[n],
+    )
+    return y + b
+
+
+def _conv_rank_checked(params, x, n: int, fn: str, **kwargs) -> Array:
+    w = _leaf(params, "w", fn)
+    if w.ndim != n + 2:
+        raise _shape_error(fn, "params['w']", f"[{n}-D kernel, in_channels, out_channels]",
+                           w.shape)
+    _conv_params(params, fn, x)
+    return conv(params, x, **kwargs)
+
+
+def conv1d(params: dict[str, Array], x: Array, **kwargs) -> Array:
+    """``conv`` that insists on a 1-D kernel and ``x: <f32>[batch, length, in_channels]``."""
+    return _conv_rank_checked(params, x, 1, "conv1d", **kwargs)
+
+
+def conv2d(params: dict[str, Array], x: Array, **kwargs) -> Array:
+    """``conv`` that insists on a 2-D kernel and ``x: <f32>[batch, height, width, in]``."""
+    return _conv_rank_checked(params, x, 2, "conv2d", **kwargs)
+
+
+def conv_transpose_init(
+    key: Array,
+    in_channels: int,
+    out_channels: int,
+    kernel_size: int | Sequence[int],
+    *,
+    ndim: int | None = None,
+    w_init: InitFn = _default_w_init,
+    b_init: InitFn = _default_b_init,
+    dtype: Any = jnp.float32,
+) -> dict[str, Array]:
+    """Parameters of a transposed convolution (flax ``nn.ConvTranspose`` layout).
+
+    Args:
+      key, in_channels, out_channels, kernel_size, ndim, w_init, b_init, dtype: as
+        ``conv_init`` (an int ``kernel_size`` means 2-D unless ``ndim=1``).
+
+    Returns:
+      ``{'w': <f32>[*kernel, in_channels, out_channels], 'b': <f32>[out_channels]}``.
+    """
+    kernel = _kernel_tuple(kernel_size, ndim, "conv_transpose_init")
+    kw, kb = jax.random.split(key)
+    return {
+        "w": w_init(kw, (*kernel, in_channels, out_channels), dtype),
+        "b": b_init(kb, (out_channels,), dtype),
+    }
+
+
+def conv_transpose(
+    params: dict[str, Array],
+    x: Array,
+    *,
+    stride: int | Sequence[int] = 1,
+    padding: str | Sequence[tuple[int, int]] = "SAME",
+    dilation: int | Sequence[int] = 1,
+) -> Array:
+    """Transposed ("fractionally strided") convolution, the upsampling layer of decoders
+    (flax ``nn.ConvTranspose`` with its default ``transpose_kernel=False``).
+
+    The input is dilated by inserting ``stride - 1`` zeros between neighbouring elements, padded,
+    and cross-correlated with the kernel at stride 1 (Dumoulin & Visin 2016, section 4). As in
+    flax, the kernel is used as stored (not flipped, in/out channels not swapped); flipping it
+    spatially and swapping its channel axes gives exactly the transpose (the gradient) of
+    ``conv`` with the same stride.
+
+    Output spatial size per dim, input size W, F_eff = (F - 1) * dilation + 1, stride S:
+    'SAME': W * S; 'VALID': W * S + max(F_eff - S, 0); explicit ``(lo, hi)`` (padding of the
+    dilated input, flax/lax's meaning): (W - 1) * S + 1 + lo + hi - F_eff + 1.
+
+    Args:
+      params: ``{'w': <f32>[*kernel, in_channels, out_channels], 'b': <f32>[out_channels]}``.
+      x: ``<f32>[batch, height, width, in_channels]`` (2-D kernel) or
+        ``<f32>[batch, length, in_channels]`` (1-D kernel).
+      stride: upsampling factor, int or one per spatial dim.
+      padding: 'SAME', 'VALID', or one ``(lo, hi)`` pair per spatial dim.
+      dilation: kernel dilation, int or one per spatial dim.
+
+    Returns:
+      ``<f32>[batch, *out_spatial, out_channels]``.
+    """
+    fn = "conv_transpose"
+    w, b, n = _conv_params(params, fn, x)
+    strides = _tuple(stride, n, "stride", fn)
+    dil = _tuple(dilation, n, "dilation", fn)
+    eff = tuple((k - 1) * d + 1 for k, d in zip(w.shape[:n], dil, strict=True))
+    mode = padding.upper() if isinstance(padding, str) else None
+    if mode == "SAME":
+        # Total padding F_eff + S - 2 of the dilated input makes the output exactly W * S; the
+        # split mirrors lax.conv_transpose so results match flax element for element.
+        pads = []
+        for f, s in zip(eff, strides, strict=True):
+            total = f + s - 2
+            lo = f - 1 if s > f - 1 else -(-total // 2)
+            pads.append((lo, total - lo))
+        pads = tuple(pads)
+    elif mode == "VALID":
+        # A full correlation (F_eff - 1 each side), plus S - 1 at the end when S > F_eff.
+        pads = tuple((f - 1, f - 1 + max(s - f, 0)) for f, s in zip(eff, strides, strict=True))
+    elif (
+        mode is None
+        and isinstance(padding, Sequence)
+        and len(padding) == n
+        and all(isinstance(p, Sequence) and len(p) == 2 for p in padding)
+    ):
+        pads = tuple((int(lo), int(hi)) for lo, hi in padding)
+    else:
+        raise ValueError(
+            f"{fn}: expected padding 'SAME', 'VALID' or {n} (lo, hi) pairs, got {padding!r}"
+        )
+    y = lax.conv_general_dilated(
+        x, w, window_strides=(1,) * n, padding=pads, lhs_dilation=strides, rhs_dilation=dil,
+        dimension_numbers=_DIMENSION_NUMBERS[n],
+    )
+    return y + b
+
+
+# --------------------------------------------------------------------------------------------
+# Pooling, flatten
+# --------------------------------------------------------------------------------------------
+
+
+def _pool_args(x, window, stride, padding, fn: str):
+    if jnp.ndim(x) < 3:
+        raise _shape_error(fn, "x", "[batch, *spatial, channels] (rank >= 3)", jnp.shape(x))
+    n = x.ndim - 2
+    win = _tuple(window, n, "window", fn)
+    strides = win if stride is None else _tuple(stride, n, "stride", fn)
+    pads = _explicit_padding(padding, x.shape[1:-1], win, strides, (1,) * n, fn)
+    for size, k, (lo, hi) in zip(x.shape[1:-1], win, pads, strict=True):
+        if size + lo + hi < k:
+            raise _shape_error(fn, "x", f"spatial dims >= window {win} after padding {pads}",
+                               x.shape)
+    return (1, *win, 1), (1, *strides, 1), ((0, 0), *pads, (0, 0))
+
+
+def max_pool(
+    x: Array,
+    window: int | Sequence[int],
+    stride: int | Sequence[int] | None = None,
+    padding: Padding = "VALID",
+) -> Array:
+    """Max pooling over the spatial dims of a channels-last array (flax ``nn.max_pool``).
+
+    Each channel is pooled on its own (seed 003: a depth-D feature map stays depth D). Padded
+    positions never win (they count as -inf). Output sizes follow ``conv_output_shape``.
+
+    Args:
+      x: ``<f32>[batch, *spatial, channels]``; the spatial rank is ``x.ndim - 2``.
+      window: pooling window, int or one per spatial dim.
+      stride: int or one per spatial dim; default ``window`` (non-overlapping windows).
+      padding: 'VALID' (default), 'SAME', an int, ints, or ``(lo, hi)`` pairs.
+
+    Returns:
+      ``<f32>[batch, *out_spatial, channels]``.
+    """
+    dims, strides, pads = _pool_args(x, window, stride, padding, "max_pool")
+    return lax.reduce_window(x, -jnp.inf, lax.max, dims, strides, pads)
+
+
+def avg_pool(
+    x: Array,
+    window: int | Sequence[int],
+    stride: int | Sequence[int] | None = None,
+    padding: Padding = "VALID",
+    count_include_pad: bool = True,
+) -> Array:
+    """Average (mean) pooling over the spatial dims of a channels-last array (flax
+    ``nn.avg_pool``).
+
+    Args:
+      x: ``<f32>[batch, *spatial, channels]``; the spatial rank is ``x.ndim - 2``.
+      window: pooling window, int or one per spatial dim.
+      stride: int or one per spatial dim; default ``window``.
+      padding: 'VALID' (default), 'SAME', an int, ints, or ``(lo, hi)`` pairs.
+      count_include_pad: divide by the full window size (padded zeros count), as flax and
+        PyTorch default; if False divide by the number of real elements in each window.
+
+    Returns:
+      ``<f32>[batch, *out_spatial, channels]``.
+    """
+    dims, strides, pads = _pool_args(x, window, stride, padding, "avg_pool")
+    total = lax.reduce_window(x, 0.0, lax.add, dims, strides, pads)
+    if count_include_pad:
+        return total / math.prod(dims)
+    ones = jnp.ones((1, *x.shape[1:-1], 1), x.dtype)
+    count = lax.reduce_window(ones, 0.0, lax.add, dims, strides, pads)
+    return total / count
+
+
+def flatten(x: Array) -> Array:
+    """Flattens everything but the batch axis: ``<f32>[batch, ...] -> <f32>[batch, features]``."""
+    if jnp.ndim(x) < 1:
+        raise _shape_error("flatten", "x", "[batch, ...]", jnp.shape(x))
+    return jnp.reshape(x, (x.shape[0], -1))
+
+
+# --------------------------------------------------------------------------------------------
+# Dropout
+# --------------------------------------------------------------------------------------------
+
+
+def dropout(x: Array, rate: float, *, key: Array | None = None, train: bool = False) -> Array:
+    """Inverted dropout (Srivastava et al. 2014), flax ``nn.Dropout``.
+
+    In training each element is zeroed with probability ``rate`` and the survivors are scaled
+    by ``1 / (1 - rate)`` so that the expectation of every element is unchanged; at test time
+    the layer is the identity, with no rescaling needed.
+
+    Args:
+      x: ``<f32>[...]`` any shape.
+      rate: the DROP probability, a Python float in [0, 1).
+      key: PRNG key, required when ``train`` and ``rate > 0``; the same key gives the same
+        mask.
+      train: a Python bool; False returns ``x`` unchanged.
+
+    Returns:
+      ``<f32>[...]`` the shape of ``x``.
+    """
+    if not isinstance(rate, numbers.Real) or isinstance(rate, bool):
+        raise TypeError(f"dropout: expected rate as a Python float in [0, 1), got {rate!r}")
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"dropout: expected rate (drop probability) in [0, 1), got {rate}")
+    if not isinstance(train, bool):
+        raise TypeError(f"dropout: expected train as a Python bool, got {type(train).__name__}")
+    if not train or rate == 0.0:
+        return x
+    if key is None:
+        raise ValueError("dropout: train=True with rate > 0 needs key=, got key=None")
+    keep = jax.random.bernoulli(key, 1.0 - rate, jnp.shape(x))
+    return jnp.where(keep, x / (1.0 - rate), jnp.zeros_like(x))
+
+
+# --------------------------------------------------------------------------------------------
+# Normalization
+# --------------------------------------------------------------------------------------------
+
+
+def batch_norm_init(
+    n_features: int, dtype: Any = jnp.float32
+) -> tuple[dict[str, Array], dict[str, Array]]:
+    """Parameters and running statistics of batch normalization.
+
+    Args:
+      n_features: size of the last (feature / channel) axis.
+      dtype: dtype of params and state.
+
+    Returns:
+      ``(params, state)`` with params ``{'scale': ones, 'bias': zeros}`` and state
+      ``{'mean': zeros, 'var': ones}``, each ``<f32>[n_features]``.
+    """
+    params = {"scale": jnp.ones((n_features,), dtype), "bias": jnp.zeros((n_features,), dtype)}
+    state = {"mean": jnp.zeros((n_features,), dtype), "var": jnp.ones((n_features,), dtype)}
+    return params, state
+
+
+def batch_norm(
+    params: dict[str, Array],
+    state: dict[str, Array],
+    x: Array,
+    *,
+    train: bool,
+    momentum: float = 0.9,
+    eps: float = 1e-5,
+    axis_name: str | None = None,
+) -> tuple[Array, dict[str, Array]]:
+    """Batch normalization (Ioffe & Szegedy 2015) with the running statistics as explicit state.
+
+    Statistics are taken over every axis but the last (batch for dense activations; batch and
+    space for channels-last feature maps):
+
+        y = scale * (x - mean) / sqrt(var + eps) + bias
+
+    ``train=True`` uses the batch mean and the biased batch variance (as flax) and updates
+
+        running = momentum * running + (1 - momentum) * batch
+
+    (flax's convention, where ``momentum`` weighs the old value; PyTorch's ``momentum`` is
+    ``1 - `` this). ``train=False`` uses the running statistics and returns ``state`` unchanged.
+
+    Args:
+      params: ``{'scale': <f32>[features], 'bias': <f32>[features]}``.
+      state: ``{'mean': <f32>[features], 'var': <f32>[features]}``.
+      x: ``<f32>[batch, ..., features]``.
+      train: a Python bool selecting batch or running statistics.
+      momentum: weight of the old running value.
+      eps: added to the variance.
+      axis_name: a mapped axis name (``pmap``/``shard_map``) over which to average the batch
+        statistics across devices; None for one device.
+
+    Returns:
+      ``(y, new_state)``, ``y: <f32>[batch, ..., features]``.
+    """
+    fn = "batch_norm"
+    scale, bias = _leaf(params, "scale", fn), _leaf(params, "bias", fn)
+    mean_r, var_r = _leaf(state, "mean", fn), _leaf(state, "var", fn)
+    n = scale.shape[0] if scale.ndim == 1 else None
+    for name, leaf in (("params['bias']", bias), ("state['mean']", mean_r),
+                       ("state['var']", var_r)):
+        if n is None or leaf.shape != (n,):
+            raise _shape_error(fn, name, f"({n},) like params['scale'] {scale.shape}",
+                               leaf.shape)
+    if jnp.ndim(x) < 2 or x.shape[-1] != n:
+        raise _shape_error(fn, "x", f"[batch, ..., {n}]", jnp.shape(x))
+    if not isinstance(train, bool):
+        raise TypeError(f"batch_norm: expected train as a Python bool, got {train!r}")
+    if train:
+        axes = tuple(range(x.ndim - 1))
+        mean = jnp.mean(x, axis=axes)
+        if axis_name is not None:
+            mean = lax.pmean(mean, axis_name)
+        # Two passes (mean first, then squared deviations) rather than E[x^2] - E[x]^2,
+        # which cancels badly when |mean| >> std.
+        var = jnp.mean(jnp.square(x - mean), axis=axes)
+        if axis_name is not None:
+            var = lax.pmean(var, axis_name)
+        new_state = {
+            "mean": momentum * mean_r + (1.0 - momentum) * lax.stop_gradient(mean),
+            "var": momentum * var_r + (1.0 - momentum) * lax.stop_gradient(var),
+        }
+    else:
+        mean, var, new_state = mean_r, var_r, state
+    y = (x - mean) * (scale * lax.rsqrt(var + eps)) + bias
+    return y, new_state
+
+
+def layer_norm_init(n_features: int, dtype: Any = jnp.float32) -> dict[str, Array]:
+    """Parameters of layer normalization: ``{'scale': ones, 'bias': zeros}``, each
+    ``<f32>[n_features]``."""
+    return {"scale": jnp.ones((n_features,), dtype), "bias": jnp.zeros((n_features,), dtype)}
+
+
+def layer_norm(params: dict[str, Array], x: Array, *, eps: float = 1e-6) -> Array:
+    """Layer normalization over the last axis (Ba, Kiros & Hinton 2016; flax ``nn.LayerNorm``,
+    whose default ``eps`` this shares).
+
+    Each example (each position of a sequence) is normalized by its own mean and biased
+    variance over features, so it behaves the same in training and evaluation.
+
+    Args:
+      params: ``{'scale': <f32>[features], 'bias': <f32>[features]}``.
+      x: ``<f32>[..., features]``.
+      eps: added to the variance.
+
+    Returns:
+      ``<f32>[..., features]``.
+    """
+    scale, bias = _leaf(params, "scale", "layer_norm"), _leaf(params, "bias", "layer_norm")
+    n = scale.shape[0] if scale.ndim == 1 else None
+    if n is None or bias.shape != (n,):
+        raise _shape_error("layer_norm", "params['bias']",
+                           f"({n},) like params['scale'] {scale.shape}", bias.shape)
+    if jnp.ndim(x) < 1 or x.shape[-1] != n:
+        raise _shape_error("layer_norm", "x", f"[..., {n}]", jnp.shape(x))
+    mean = jnp.mean(x, axis=-1, keepdims=True)
+    var = jnp.mean(jnp.square(x - mean), axis=-1, keepdims=True)
+    return (x - mean) * lax.rsqrt(var + eps) * scale + bias
+
+
+# --------------------------------------------------------------------------------------------
+# Embedding
+# --------------------------------------------------------------------------------------------
+
+
+def embedding_init(
+    key: Array,
+    vocab_size: int,
+    dim: int,
+    *,
+    w_init: InitFn = _default_embed_init,
+    dtype: Any = jnp.float32,
+) -> dict[str, Array]:
+    """Parameters of an embedding (lookup) table.
+
+    Args:
+      key: PRNG key.
+      vocab_size: number of token ids.
+      dim: embedding size.
+      w_init: table initializer ``fn(key, shape, dtype)``; default normal with stddev 1.
+      dtype: parameter dtype.
+
+    Returns:
+      ``{'table': <f32>[vocab_size, dim]}``.
+    """
+    return {"table": w_init(key, (vocab_size, dim), dtype)}
+
+
+def embedding(params: dict[str, Array], ids: Array) -> Array:
+    """Looks up rows of the table (flax ``nn.Embed``); equal to ``one_hot(ids) @ table``.
+
+    Ids outside ``[0, vocab_size)`` raise ``ValueError`` when ``ids`` is a concrete array;
+    under ``jit`` they cannot be checked and give NaN rows (``jnp.take``'s fill mode).
+
+    Args:
+      params: ``{'table': <f32>[vocab_size, dim]}``.
+      ids: ``<i32>[...]`` integer token ids.
+
+    Returns:
+      ``<f32>[..., dim]``.
+    """
+    table = _leaf(params, "table", "embedding")
+    if table.ndim != 2:
+        raise _shape_error("embedding", "params['table']", "[vocab_size, dim]", table.shape)
+    ids_dtype = jnp.result_type(ids)
+    if not jnp.issubdtype(ids_dtype, jnp.integer):
+        raise TypeError(f"embedding: expected integer ids, got dtype {ids_dtype}")
+    if not isinstance(ids, jax.core.Tracer) and np.size(ids) > 0:
+        lo, hi = int(np.min(ids)), int(np.max(ids))
+        if lo < 0 or hi >= table.shape[0]:
+            raise ValueError(
+                f"embedding: expected ids in [0, {table.shape[0]}), got values in [{lo}, {hi}]"
+            )
+    return jnp.take(table, ids, axis=0, mode="fill", fill_value=jnp.nan)
