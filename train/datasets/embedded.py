@@ -1,0 +1,171 @@
+"""Datasets that ship with installed packages: MNIST-1D (generated), 8x8 digits, diabetes.
+
+Nothing here touches the network. MNIST-1D is produced by the `mnist1d` package's own
+`make_dataset` (never its downloader) and cached as .npz in the cache directory under a key of
+its arguments, because generating it takes a few seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import tempfile
+
+import numpy as np
+
+from .core import Dataset, cache_dir, make_meta, register
+from .preprocessing import standardize, train_val_split
+
+# The published MNIST-1D arguments (mnist1d.data.get_dataset_args, without the download url);
+# a test checks they equal the installed package's defaults.
+MNIST1D_ARGS = {
+    'num_samples': 5000, 'train_split': 0.8, 'template_len': 12, 'padding': [36, 60],
+    'scale_coeff': 0.4, 'max_translation': 48, 'corr_noise_scale': 0.25,
+    'iid_noise_scale': 2e-2, 'shear_scale': 0.75, 'shuffle_seq': False,
+    'final_seq_length': 40, 'seed': 42,
+}
+
+
+def _mnist1d_generate(args: dict) -> dict:
+    """Run mnist1d's generator, leaving the global NumPy / random state as it was."""
+    from mnist1d.data import make_dataset
+    from mnist1d.utils import ObjectView
+    np_state, py_state = np.random.get_state(), random.getstate()
+    try:
+        d = make_dataset(ObjectView(dict(args)))
+    finally:
+        np.random.set_state(np_state)
+        random.setstate(py_state)
+    return {'x': d['x'].astype(np.float32), 'y': d['y'].astype(np.int32),
+            'x_test': d['x_test'].astype(np.float32), 'y_test': d['y_test'].astype(np.int32),
+            't': np.asarray(d['t'], np.float32)}
+
+
+def atomic_save_npz(path, **arrays) -> None:
+    """Write an .npz through a temporary file and a rename, so readers never see half a file."""
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix='.tmp')
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+@register('mnist1d')
+def load_mnist1d(*, args: dict | None = None, channel_axis: bool = False, cache: bool = True,
+                 **_unused) -> Dataset:
+    """MNIST-1D: 10 classes of 1-D signals of length 40 (Greydanus & Steinbach, 2020/2024).
+
+    Source: the `mnist1d` package's `make_dataset` with the published default arguments
+    (`get_dataset_args`): 4000 train / 1000 test examples, identical to the published
+    `mnist1d_data.pkl` (first ten training labels 2 6 4 5 6 6 6 0 3 1). License: Apache-2.0
+    (github.com/greydanus/mnist1d).
+
+    Args:
+        args: overrides of `MNIST1D_ARGS` (e.g. {'num_samples': 500} for a small, different
+            dataset); unknown keys raise ValueError.
+        channel_axis: return x as <f32>[n, 40, 1] instead of <f32>[n, 40].
+        cache: read/write the generated arrays under `cache_dir()/mnist1d/<key>.npz`.
+
+    Returns:
+        Dataset with x <f32>[n, 40], y <int32>[n]; meta 't' <f32>[40] is the signal's time axis.
+    """
+    if _unused:
+        raise ValueError(f'load_mnist1d: unknown options {sorted(_unused)}')
+    full = dict(MNIST1D_ARGS)
+    for k, v in (args or {}).items():
+        if k not in full:
+            raise ValueError(f'load_mnist1d: unknown mnist1d argument {k!r}; known: '
+                             f'{sorted(full)}')
+        full[k] = v
+    key = hashlib.sha256(json.dumps(full, sort_keys=True).encode()).hexdigest()[:16]
+    path = cache_dir() / 'mnist1d' / f'mnist1d_{key}.npz'
+    d = None
+    if cache and path.exists():
+        try:
+            with np.load(path) as z:
+                d = {k: z[k] for k in z.files}
+        except (OSError, ValueError, EOFError):
+            d = None  # a damaged cache is regenerated, not trusted
+    if d is None:
+        d = _mnist1d_generate(full)
+        if cache:
+            atomic_save_npz(path, **d)
+    x, xt = d['x'], d['x_test']
+    if channel_axis:
+        x, xt = x[..., None], xt[..., None]
+    meta = make_meta('mnist1d', 'classification',
+                     'mnist1d package make_dataset (Greydanus & Steinbach, "Scaling down deep '
+                     'learning with MNIST-1D", ICML 2024)', 'Apache-2.0',
+                     n_classes=10, input_shape=tuple(x.shape[1:]), t=d['t'], args=full)
+    return Dataset(x, d['y'], xt, d['y_test'], meta=meta)
+
+
+@register('digits')
+def load_digits(*, test_fraction: float = 0.2, seed: int = 0, stratify: bool = True,
+                flatten: bool = False) -> Dataset:
+    """8x8 handwritten digits bundled with scikit-learn (1797 images, 10 classes).
+
+    Source: UCI "Optical Recognition of Handwritten Digits" (Alpaydin & Kaynak, 1998) as
+    shipped by `sklearn.datasets.load_digits`. License: CC BY 4.0 (UCI); scikit-learn BSD-3.
+
+    Args:
+        test_fraction: share of images held out as test (seeded, stratified by class).
+        seed: split seed.
+        stratify: keep class shares equal in both splits.
+        flatten: return x as <f32>[n, 64] instead of <f32>[n, 8, 8, 1].
+
+    Returns:
+        Dataset with x <f32>[n, 8, 8, 1] in [0, 1] (pixel / 16), y <int32>[n].
+    """
+    from sklearn.datasets import load_digits as sk_digits
+    bunch = sk_digits()
+    x = (bunch.images.astype(np.float32) / 16.0)[..., None]
+    y = bunch.target.astype(np.int32)
+    if flatten:
+        x = x.reshape(len(x), -1)
+    x_tr, y_tr, x_te, y_te = train_val_split(x, y, validation=test_fraction, seed=seed,
+                                             stratify=stratify)
+    meta = make_meta('digits', 'classification',
+                     'sklearn.datasets.load_digits (UCI Optical Recognition of Handwritten '
+                     'Digits, Alpaydin & Kaynak 1998)', 'CC BY 4.0',
+                     n_classes=10, input_shape=tuple(x.shape[1:]))
+    return Dataset(x_tr, y_tr, x_te, y_te, meta=meta)
+
+
+@register('diabetes')
+def load_diabetes(*, test_fraction: float = 0.2, seed: int = 0) -> Dataset:
+    """Diabetes regression (442 patients, 10 baseline features, disease progression after a
+    year) bundled with scikit-learn.
+
+    Source: Efron, Hastie, Johnstone & Tibshirani, "Least Angle Regression", Annals of
+    Statistics 2004, via `sklearn.datasets.load_diabetes(scaled=False)`. License: distributed
+    with scikit-learn (BSD-3-Clause); original data published with the paper.
+
+    Features and the target are standardized with scalers fitted on the training split only;
+    `meta['scalers']` = {'x': Scaler, 'y': Scaler} undoes it
+    (`meta['scalers']['y'].inverse_transform(pred[:, None])[:, 0]`).
+
+    Returns:
+        Dataset with x <f32>[n, 10], y <f32>[n] (both standardized).
+    """
+    from sklearn.datasets import load_diabetes as sk_diabetes
+    bunch = sk_diabetes(scaled=False)
+    x = bunch.data.astype(np.float32)
+    y = bunch.target.astype(np.float32)
+    x_tr, y_tr, x_te, y_te = train_val_split(x, y, validation=test_fraction, seed=seed)
+    sx, sy = standardize(x_tr), standardize(y_tr[:, None])
+    meta = make_meta('diabetes', 'regression',
+                     'sklearn.datasets.load_diabetes (Efron et al., Least Angle Regression, '
+                     '2004)', 'BSD-3-Clause (scikit-learn distribution)',
+                     input_shape=(10,), feature_names=list(bunch.feature_names),
+                     scalers={'x': sx, 'y': sy})
+    return Dataset(sx.transform(x_tr), sy.transform(y_tr[:, None])[:, 0],
+                   sx.transform(x_te), sy.transform(y_te[:, None])[:, 0], meta=meta)
