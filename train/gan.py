@@ -28,8 +28,8 @@ class GANResult:
 
 def fit_gan(cfg: gan.Config, x, *, key: jax.Array, epochs: int = 10, batch_size: int = 64,
             g_opt=None, d_opt=None, out_dir: str | None = None, sample_every: int = 1,
-            n_grid: int = 64, progress: bool = True, state: gan.GANState | None = None
-            ) -> GANResult:
+            n_grid: int = 64, progress: bool = True, state: gan.GANState | None = None,
+            fast_path: str = "auto") -> GANResult:
     """Train both players of a GAN on samples ``x <f32>[n, *cfg.data_shape]``.
 
     Each epoch shuffles ``x`` with a key derived from the run's key and the epoch, and takes
@@ -51,6 +51,9 @@ def fit_gan(cfg: gan.Config, x, *, key: jax.Array, epochs: int = 10, batch_size:
         n_grid: samples per grid.
         progress: print one line per epoch.
         state: continue from this state instead of a fresh one.
+        fast_path: ``'scan'`` runs each epoch as one jitted ``lax.scan`` over batches,
+            ``'loop'`` calls a jitted step per batch, ``'auto'`` scans the MLP GAN and loops the
+            DCGAN (convolutions inside XLA CPU loops were measured slow; see perf-notes).
 
     Returns:
         A :class:`GANResult`.
@@ -68,20 +71,27 @@ def fit_gan(cfg: gan.Config, x, *, key: jax.Array, epochs: int = 10, batch_size:
         g_opt, d_opt = g_opt or default_g, d_opt or default_d
     if state is None:
         state = gan.init_gan_state(key, cfg, g_opt, d_opt)
-    step = jax.jit(gan.make_gan_step(cfg, g_opt, d_opt), donate_argnums=0)
+    gan_step = gan.make_gan_step(cfg, g_opt, d_opt)
+    step = jax.jit(gan_step, donate_argnums=0)
+    epoch_fn = jax.jit(_scanned_epoch(gan_step, batch_size), donate_argnums=0)
+    scan = cfg.kind == "mlp" if fast_path == "auto" else fast_path == "scan"
     fixed_z_key = jax.random.fold_in(key, 2**30)
     shuffle_key = jax.random.fold_in(key, 2**30 + 1)
     n_batches = len(x) // batch_size
+    x_device = jnp.asarray(x)
     history = []
     if out_dir:
         os.makedirs(out_dir, exist_ok=True)
     for epoch in range(epochs):
-        order = np.asarray(jax.random.permutation(jax.random.fold_in(shuffle_key, epoch), len(x)))
-        sums = None
-        for b in range(n_batches):
-            batch = jnp.asarray(x[order[b * batch_size:(b + 1) * batch_size]])
-            state, metrics = step(state, batch)
-            sums = metrics if sums is None else jax.tree.map(jnp.add, sums, metrics)
+        order = jax.random.permutation(jax.random.fold_in(shuffle_key, epoch), len(x))
+        order = order[: n_batches * batch_size].reshape(n_batches, batch_size)
+        if scan:
+            state, sums = epoch_fn(state, x_device, order)
+        else:
+            sums = None
+            for b in range(n_batches):
+                state, metrics = step(state, x_device[order[b]])
+                sums = metrics if sums is None else jax.tree.map(jnp.add, sums, metrics)
         logs = {"epoch": epoch + 1, **{k: float(v) / n_batches for k, v in sums.items()}}
         history.append(logs)
         if progress:
@@ -95,6 +105,19 @@ def fit_gan(cfg: gan.Config, x, *, key: jax.Array, epochs: int = 10, batch_size:
                 save_samples(np.asarray(samples), os.path.join(out_dir,
                                                               f"samples_epoch{epoch + 1}.png"))
     return GANResult(state, history)
+
+
+def _scanned_epoch(gan_step, batch_size):
+    """One epoch as a ``lax.scan`` over rows of a batch-index matrix; returns metric sums."""
+
+    def epoch(state, x, order):
+        def body(state, idx):
+            return gan_step(state, x[idx])
+
+        state, metrics = jax.lax.scan(body, state, order)
+        return state, jax.tree.map(lambda m: m.sum(0), metrics)
+
+    return epoch
 
 
 def save_samples(samples: np.ndarray, path: str, *, reference: np.ndarray | None = None) -> str:

@@ -196,7 +196,7 @@ def generate(params: dict, state: dict, z: jax.Array, cfg: Config, *,
     Returns:
         ``(samples, new_state)``; samples ``<f32>[batch, *cfg.data_shape]`` (DCGAN in [-1, 1]).
     """
-    _check_batch("generate", z, (cfg.latent_dim,), "z")
+    _check_batch("generate", z, (cfg.latent_dim,), "latent codes z")
     if cfg.kind == "mlp":
         return _mlp_forward(params, z, activations.relu), state
     new_state = dict(state)
