@@ -116,7 +116,7 @@ def leaky_relu(x, negative_slope=0.01):
 def elu(x, alpha=1.0):
     """Exponential linear unit (Clevert et al., 2015): x for x > 0, alpha*(exp(x)-1) else.
 
-    The exponential branch sees ``min(x, 0)`` so that large positive inputs never produce
+    The exponential branch sees ``x`` clipped to <= 0 so that large positive inputs never produce
     ``inf`` there (an ``inf`` in the unused branch of ``where`` would turn its gradient into
     ``nan``).
 
@@ -128,7 +128,7 @@ def elu(x, alpha=1.0):
       <f32>[...] activations.
     """
     x = jnp.asarray(x)
-    safe = jnp.minimum(x, 0)
+    safe = jnp.where(x > 0, jnp.zeros_like(x), x)
     return jnp.where(x > 0, x, alpha * jnp.expm1(safe))
 
 

@@ -182,7 +182,7 @@ def _to_f64(tree):
     return jax.tree_util.tree_map(cast, tree)
 
 
-def check_grads(f, params, *args, eps=1e-6, rtol=1e-6, atol=1e-9, max_entries=None, seed=0,
+def check_grads(f, params, *args, eps=1e-6, rtol=1e-6, atol=1e-9, max_entries=None, subset_seed=0,
                 has_aux=False, chunk=512, **kwargs):
     """Checks ``jax.grad(f)`` against central differences, leaf by leaf, in float64.
 
@@ -202,8 +202,8 @@ def check_grads(f, params, *args, eps=1e-6, rtol=1e-6, atol=1e-9, max_entries=No
       rtol: largest allowed per-leaf error.
       atol: per-entry scale below which gradients count as zero (see above).
       max_entries: if set, compare at most this many randomly chosen entries per leaf
-        (chosen with ``numpy.random.default_rng(seed)``) to bound the cost on big models.
-      seed: seed for that subset.
+        (chosen with ``numpy.random.default_rng(subset_seed)``) to bound the cost on big models.
+      subset_seed: seed for that subset.
       has_aux: whether ``f`` returns ``(scalar, aux)``.
       chunk: perturbations per compiled batched call.
       **kwargs: keyword arguments of ``f`` (held fixed).
@@ -228,7 +228,7 @@ def check_grads(f, params, *args, eps=1e-6, rtol=1e-6, atol=1e-9, max_entries=No
         leaves_with_path = jax.tree_util.tree_leaves_with_path(params64)
         sizes = [int(np.size(leaf)) for _, leaf in leaves_with_path]
         offsets = np.cumsum([0] + sizes)
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(subset_seed)
         chosen = []
         for size in sizes:
             if max_entries is None or size <= max_entries:
