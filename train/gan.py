@@ -29,7 +29,7 @@ class GANResult:
 def fit_gan(cfg: gan.Config, x, *, key: jax.Array, epochs: int = 10, batch_size: int = 64,
             g_opt=None, d_opt=None, out_dir: str | None = None, sample_every: int = 1,
             n_grid: int = 64, progress: bool = True, state: gan.GANState | None = None,
-            fast_path: str = "auto") -> GANResult:
+            fast_path: str = "auto", epoch_offset: int = 0, on_epoch_end=None) -> GANResult:
     """Train both players of a GAN on samples ``x <f32>[n, *cfg.data_shape]``.
 
     Each epoch shuffles ``x`` with a key derived from the run's key and the epoch, and takes
@@ -54,6 +54,9 @@ def fit_gan(cfg: gan.Config, x, *, key: jax.Array, epochs: int = 10, batch_size:
         fast_path: ``'scan'`` runs each epoch as one jitted ``lax.scan`` over batches,
             ``'loop'`` calls a jitted step per batch, ``'auto'`` scans the MLP GAN and loops the
             DCGAN (convolutions inside XLA CPU loops were measured slow; see perf-notes).
+        epoch_offset: number of the first epoch (its shuffle derives from it), so training
+            in pieces continues exactly as one long run.
+        on_epoch_end: optional ``callback(state, logs)`` after each epoch (checkpoints).
 
     Returns:
         A :class:`GANResult`.
@@ -83,7 +86,8 @@ def fit_gan(cfg: gan.Config, x, *, key: jax.Array, epochs: int = 10, batch_size:
     if out_dir:
         os.makedirs(out_dir, exist_ok=True)
     for epoch in range(epochs):
-        order = jax.random.permutation(jax.random.fold_in(shuffle_key, epoch), len(x))
+        order = jax.random.permutation(
+            jax.random.fold_in(shuffle_key, epoch_offset + epoch), len(x))
         order = order[: n_batches * batch_size].reshape(n_batches, batch_size)
         if scan:
             state, sums = epoch_fn(state, x_device, order)
@@ -92,7 +96,8 @@ def fit_gan(cfg: gan.Config, x, *, key: jax.Array, epochs: int = 10, batch_size:
             for b in range(n_batches):
                 state, metrics = step(state, x_device[order[b]])
                 sums = metrics if sums is None else jax.tree.map(jnp.add, sums, metrics)
-        logs = {"epoch": epoch + 1, **{k: float(v) / n_batches for k, v in sums.items()}}
+        logs = {"epoch": epoch_offset + epoch + 1,
+                **{k: float(v) / n_batches for k, v in sums.items()}}
         history.append(logs)
         if progress:
             print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
@@ -104,6 +109,8 @@ def fit_gan(cfg: gan.Config, x, *, key: jax.Array, epochs: int = 10, batch_size:
                 samples = gan.sample(state.params, state.model_state, fixed_z_key, n_grid, cfg)
                 save_samples(np.asarray(samples), os.path.join(out_dir,
                                                               f"samples_epoch{epoch + 1}.png"))
+        if on_epoch_end is not None:
+            on_epoch_end(state, logs)
     return GANResult(state, history)
 
 
@@ -160,3 +167,161 @@ def save_samples(samples: np.ndarray, path: str, *, reference: np.ndarray | None
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
     return path
+
+
+# ----------------------------------------------------------------------------- the zoo command
+
+def _gan_data(spec, opts):
+    """Training samples for a GAN entry: 2-D points as they are, images scaled to [-1, 1]."""
+    from train.cli import data_info, load_data
+
+    ds = load_data(opts.dataset, opts.dataset_options)
+    cfg = spec.make_config(data_info(ds))
+    x = np.asarray(ds.x_train, np.float32)
+    if cfg.kind == "dcgan":
+        if tuple(x.shape[1:]) != tuple(cfg.data_shape):
+            raise ValueError(f"zoo train {spec.name}: expected images of shape "
+                             f"{cfg.data_shape}, got {x.shape[1:]}")
+        lo, hi = float(x.min()), float(x.max())
+        x = 2.0 * (x - lo) / max(hi - lo, 1e-12) - 1.0
+    return ds, cfg, x
+
+
+def _gan_optimizers(opts):
+    """The CLI's optimizer for both players; Adam gets beta1 = 0.5 as in Radford et al."""
+    from train.cli import make_optimizer
+
+    if opts.optimizer == "adam":
+        from functional import optim
+
+        return optim.adam(opts.lr, b1=0.5), optim.adam(opts.lr, b1=0.5)
+    return make_optimizer(opts.optimizer, opts.lr), make_optimizer(opts.optimizer, opts.lr)
+
+
+def cli_train(spec, opts) -> dict:
+    """``zoo train gan|dcgan``: :func:`fit_gan` plus the run files of every zoo run.
+
+    Writes into ``opts.out``: ``metrics.jsonl``, ``samples_epoch{E}.png`` grids from a fixed
+    latent batch, ``loss.png``, ``checkpoints/`` (the whole :class:`zoo.gan.GANState`),
+    ``summary.json`` (final losses, and mode coverage for 2-D mixtures) and ``manifest.json``.
+    ``--resume`` continues from the latest checkpoint to ``--epochs`` in total.
+    """
+    import json
+    import shutil
+    import time
+
+    from train.checkpoint import CheckpointManager
+    from train.cli import CHECKPOINT_DIR, RUN_FILE, write_run_files
+
+    ds, cfg, x = _gan_data(spec, opts)
+    g_opt, d_opt = _gan_optimizers(opts)
+    key = jax.random.PRNGKey(opts.seed)
+    os.makedirs(opts.out, exist_ok=True)
+    ckpt_dir = os.path.join(opts.out, CHECKPOINT_DIR)
+    manager = CheckpointManager(ckpt_dir, keep=2)
+    state, done, history = None, 0, []
+    if opts.resume and manager.latest_step() is not None:
+        target = gan.init_gan_state(key, cfg, g_opt, d_opt)
+        state, meta = manager.restore(target)
+        done, history = int(meta["epochs_done"]), list(meta["history"])
+    else:
+        if os.path.isdir(ckpt_dir):
+            shutil.rmtree(ckpt_dir)
+        metrics_file = os.path.join(opts.out, "metrics.jsonl")
+        if os.path.exists(metrics_file):
+            os.remove(metrics_file)
+    with open(os.path.join(opts.out, RUN_FILE), "w") as f:
+        json.dump(opts.to_json(), f, indent=2, sort_keys=True)
+    batch_size = min(opts.batch_size or len(x), len(x))
+    t0 = time.perf_counter()
+    every = max(1, opts.epochs // 5)
+
+    def on_epoch_end(state, logs):
+        # Everything a resumed run needs is saved after each epoch: the shuffle of epoch E
+        # derives from (key, E), so continuing from epoch E reproduces the uninterrupted run.
+        history.append(logs)
+        epoch = logs["epoch"]
+        with open(os.path.join(opts.out, "metrics.jsonl"), "a") as f:
+            f.write(json.dumps(logs) + "\n")
+        if not opts.quiet:
+            print(" ".join(f"{k}={v:.4g}" for k, v in logs.items()), flush=True)
+        if epoch % every == 0 or epoch == opts.epochs:
+            samples = gan.sample(state.params, state.model_state,
+                                 jax.random.fold_in(key, 2**30), 64, cfg)
+            save_samples(np.asarray(samples), os.path.join(opts.out, f"samples_epoch{epoch}.png"),
+                         reference=x[:2000] if cfg.kind == "mlp" else None)
+        manager.save(int(state.step), state, {"epochs_done": epoch, "history": history})
+
+    if done < opts.epochs:
+        state = fit_gan(cfg, x, key=key, epochs=opts.epochs - done, batch_size=batch_size,
+                        g_opt=g_opt, d_opt=d_opt, progress=False, state=state,
+                        epoch_offset=done, on_epoch_end=on_epoch_end).state
+    summary = {"model": spec.name, "dataset": opts.dataset, "task": spec.task,
+               "epochs": len(history), "steps": int(state.step),
+               "seconds": time.perf_counter() - t0, "expected": spec.expected,
+               **{f"train_{k}": v for k, v in history[-1].items() if k != "epoch"}}
+    summary.update(evaluate_gan(state, cfg, ds, key=jax.random.PRNGKey(opts.seed + 1)))
+    curve = [{"epoch": h["epoch"], "loss": h["d_loss"], "val_loss": h["g_loss"]}
+             for h in history]
+    write_run_files(opts.out, opts=opts, summary=summary, history=curve, cfg=cfg,
+                    params=state.params,
+                    title=f"zoo train {spec.name}: discriminator (loss) and generator (val_loss)")
+    return summary
+
+
+def evaluate_gan(state: gan.GANState, cfg: gan.Config, ds, *, key: jax.Array,
+                 n: int = 10_000) -> dict:
+    """Held-out numbers for a trained GAN.
+
+    ``test_loss`` is the discriminator loss on the test split's real samples against as many
+    fresh generated ones (about 2 log 2 = 1.386 at the game's equilibrium). For 2-D mixtures
+    with known ``centers`` and ``std`` in the dataset's meta, :func:`zoo.gan.mode_coverage`
+    of ``n`` samples is added.
+    """
+    out = {}
+    x_test = np.asarray(ds.x_test, np.float32) if ds.x_test is not None else None
+    if x_test is not None and tuple(x_test.shape[1:]) == tuple(cfg.data_shape):
+        if cfg.kind == "dcgan":
+            lo, hi = float(np.min(ds.x_train)), float(np.max(ds.x_train))
+            x_test = 2.0 * (x_test - lo) / max(hi - lo, 1e-12) - 1.0
+        fake = gan.sample(state.params, state.model_state, key, len(x_test), cfg)
+        d = state.params["discriminator"], state.model_state["discriminator"]
+        real_logits, _ = gan.discriminate(*d, jnp.asarray(x_test), cfg)
+        fake_logits, _ = gan.discriminate(*d, fake, cfg)
+        out["test_loss"] = float(gan.discriminator_loss(real_logits, fake_logits))
+    if "centers" in ds.meta and "std" in ds.meta:
+        samples = gan.sample(state.params, state.model_state, jax.random.fold_in(key, 1), n,
+                             cfg)
+        out.update(gan.mode_coverage(samples, ds.meta["centers"], float(ds.meta["std"])))
+    return out
+
+
+def cli_sample(spec, opts) -> None:
+    """``zoo sample gan|dcgan --checkpoint DIR -n 64``: a PNG grid of generated samples."""
+    from train.checkpoint import CheckpointManager
+    from train.cli import _find_run
+
+    _, cfg, _ = _gan_data(spec, opts)
+    g_opt, d_opt = _gan_optimizers(opts)
+    _, ckpt_dir = _find_run(opts.checkpoint)
+    target = gan.init_gan_state(jax.random.PRNGKey(0), cfg, g_opt, d_opt)
+    state, _ = CheckpointManager(ckpt_dir).restore(target)
+    n = int(opts.extra.get("n", 64))
+    seed = int(opts.extra.get("seed", opts.seed))
+    samples = gan.sample(state.params, state.model_state, jax.random.PRNGKey(seed), n, cfg)
+    path = opts.extra.get("output") or os.path.join(os.path.dirname(ckpt_dir), "samples.png")
+    save_samples(np.asarray(samples), path)
+    print(f"wrote {n} samples to {path}")
+
+
+def cli_evaluate(spec, opts) -> dict:
+    """``zoo eval gan|dcgan --checkpoint DIR``: :func:`evaluate_gan` of the latest checkpoint."""
+    from train.checkpoint import CheckpointManager
+    from train.cli import _find_run
+
+    ds, cfg, _ = _gan_data(spec, opts)
+    g_opt, d_opt = _gan_optimizers(opts)
+    _, ckpt_dir = _find_run(opts.checkpoint)
+    target = gan.init_gan_state(jax.random.PRNGKey(0), cfg, g_opt, d_opt)
+    state, _ = CheckpointManager(ckpt_dir).restore(target)
+    return evaluate_gan(state, cfg, ds, key=jax.random.PRNGKey(opts.seed + 1))
