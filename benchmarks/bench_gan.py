@@ -34,7 +34,7 @@ def ring(seeds: int, epochs: int, out: str) -> list[dict]:
     for seed in range(seeds):
         key = jax.random.PRNGKey(seed)
         t0 = time.perf_counter()
-        g_opt, d_opt = gan.default_optimizers(cfg)
+        g_opt, d_opt = gan.default_optimizers(cfg, total_steps=epochs * (len(data.x_train) // 256))
         res = fit_gan(cfg, data.x_train, key=key, epochs=epochs, batch_size=256,
                       g_opt=g_opt, d_opt=d_opt, progress=False)
         seconds = time.perf_counter() - t0
@@ -83,7 +83,7 @@ def dcgan(seeds: int, epochs: int, out: str) -> list[dict]:
     for seed in range(seeds):
         key = jax.random.PRNGKey(seed)
         t0 = time.perf_counter()
-        g_opt, d_opt = gan.default_optimizers(cfg)
+        g_opt, d_opt = gan.default_optimizers(cfg, total_steps=epochs * (len(x) // 64))
         res = fit_gan(cfg, x, key=key, epochs=epochs, batch_size=64, g_opt=g_opt,
                       d_opt=d_opt, progress=False)
         seconds = time.perf_counter() - t0
@@ -103,7 +103,7 @@ def dcgan(seeds: int, epochs: int, out: str) -> list[dict]:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--ring-epochs", type=int, default=60)
+    ap.add_argument("--ring-epochs", type=int, default=100)
     ap.add_argument("--dcgan-epochs", type=int, default=200)
     ap.add_argument("--out", default="runs/bench_gan")
     ap.add_argument("--skip-ring", action="store_true")

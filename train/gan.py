@@ -187,15 +187,23 @@ def _gan_data(spec, opts):
     return ds, cfg, x
 
 
-def _gan_optimizers(opts):
-    """The CLI's optimizer for both players; Adam gets beta1 = 0.5 as in Radford et al."""
+def _gan_optimizers(opts, cfg, n_train):
+    """The CLI's optimizer for both players.
+
+    ``adam`` (the default) is :func:`zoo.gan.default_optimizers` at ``--lr``: beta1 = 0.5 and
+    a cosine decay to 0 over the whole run (``--epochs`` full batches of ``--batch-size``);
+    other names give that ``functional.optim`` optimizer at a constant ``--lr``.
+    """
     from train.cli import make_optimizer
 
     if opts.optimizer == "adam":
-        from functional import optim
-
-        return optim.adam(opts.lr, b1=0.5), optim.adam(opts.lr, b1=0.5)
+        steps = opts.epochs * (n_train // _batch_size(opts, n_train))
+        return gan.default_optimizers(cfg, total_steps=steps, lr=opts.lr)
     return make_optimizer(opts.optimizer, opts.lr), make_optimizer(opts.optimizer, opts.lr)
+
+
+def _batch_size(opts, n_train):
+    return min(opts.batch_size or n_train, n_train)
 
 
 def cli_train(spec, opts) -> dict:
@@ -214,7 +222,7 @@ def cli_train(spec, opts) -> dict:
     from train.cli import CHECKPOINT_DIR, RUN_FILE, write_run_files
 
     ds, cfg, x = _gan_data(spec, opts)
-    g_opt, d_opt = _gan_optimizers(opts)
+    g_opt, d_opt = _gan_optimizers(opts, cfg, len(x))
     key = jax.random.PRNGKey(opts.seed)
     os.makedirs(opts.out, exist_ok=True)
     ckpt_dir = os.path.join(opts.out, CHECKPOINT_DIR)
@@ -232,7 +240,7 @@ def cli_train(spec, opts) -> dict:
             os.remove(metrics_file)
     with open(os.path.join(opts.out, RUN_FILE), "w") as f:
         json.dump(opts.to_json(), f, indent=2, sort_keys=True)
-    batch_size = min(opts.batch_size or len(x), len(x))
+    batch_size = _batch_size(opts, len(x))
     t0 = time.perf_counter()
     every = max(1, opts.epochs // 5)
 
@@ -301,8 +309,8 @@ def cli_sample(spec, opts) -> None:
     from train.checkpoint import CheckpointManager
     from train.cli import _find_run
 
-    _, cfg, _ = _gan_data(spec, opts)
-    g_opt, d_opt = _gan_optimizers(opts)
+    _, cfg, x = _gan_data(spec, opts)
+    g_opt, d_opt = _gan_optimizers(opts, cfg, len(x))
     _, ckpt_dir = _find_run(opts.checkpoint)
     target = gan.init_gan_state(jax.random.PRNGKey(0), cfg, g_opt, d_opt)
     state, _ = CheckpointManager(ckpt_dir).restore(target)
@@ -319,8 +327,8 @@ def cli_evaluate(spec, opts) -> dict:
     from train.checkpoint import CheckpointManager
     from train.cli import _find_run
 
-    ds, cfg, _ = _gan_data(spec, opts)
-    g_opt, d_opt = _gan_optimizers(opts)
+    ds, cfg, x = _gan_data(spec, opts)
+    g_opt, d_opt = _gan_optimizers(opts, cfg, len(x))
     _, ckpt_dir = _find_run(opts.checkpoint)
     target = gan.init_gan_state(jax.random.PRNGKey(0), cfg, g_opt, d_opt)
     state, _ = CheckpointManager(ckpt_dir).restore(target)

@@ -278,7 +278,7 @@ def _gan_config(info: DataInfo):
     from zoo import gan
 
     if len(info.input_shape) == 1:
-        return gan.Config(kind="mlp", latent_dim=16, data_shape=info.input_shape, hidden=128,
+        return gan.Config(kind="mlp", latent_dim=2, data_shape=info.input_shape, hidden=256,
                           depth=3)
     return gan.Config(kind="dcgan", latent_dim=32, data_shape=info.input_shape,
                       base_channels=64)
@@ -288,7 +288,7 @@ def _register_gans():
     from zoo import gan
 
     for name, dataset, lr, batch, epochs, expected, description in [
-        ("gan", "gaussian_ring", 1e-3, 256, 60, "8 of 8 modes covered, >=80% high quality",
+        ("gan", "gaussian_ring", 5e-4, 256, 100, "8 of 8 modes covered, >=80% high quality",
          "MLP GAN on a ring of 8 Gaussians (Goodfellow et al. 2014)"),
         ("dcgan", "digits", 2e-4, 64, 200, "digit-like 8x8 samples of every class",
          "DCGAN on the 8x8 digits (Radford et al. 2016)"),

@@ -126,7 +126,7 @@ def test_short_run_on_the_ring_improves_mode_coverage():
     assert q1["high_quality"] > q0["high_quality"] + 0.03, (q0, q1)
 
 
-def test_cli_train_resume_and_sample(tmp_path):
+def test_cli_train_resume_and_sample(tmp_path, monkeypatch):
     """Killed after epoch 1 and resumed, a run ends bitwise where the uninterrupted one does."""
     from train.checkpoint import CheckpointManager
     from train.cli import RunOptions
@@ -139,13 +139,23 @@ def test_cli_train_resume_and_sample(tmp_path):
         optimizer="adam", lr=1e-3, batch_size=128, epochs=epochs, seed=3, out=str(out),
         resume=resume, quiet=True)
     full = cli_train(spec, opts(tmp_path / "full", 2))
-    cli_train(spec, opts(tmp_path / "pieces", 1))
+    save = CheckpointManager.save
+
+    def save_then_crash(self, *args, **kwargs):
+        save(self, *args, **kwargs)
+        raise KeyboardInterrupt  # the run dies right after its first checkpoint
+
+    monkeypatch.setattr(CheckpointManager, "save", save_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        cli_train(spec, opts(tmp_path / "pieces", 2))
+    monkeypatch.undo()
     resumed = cli_train(spec, opts(tmp_path / "pieces", 2, resume=True))
     assert resumed["steps"] == full["steps"] == 2 * (256 // 128)
     for summary in (full, resumed):
         assert {"test_loss", "modes_covered", "high_quality"} <= set(summary)
     cfg = spec.make_config(registry.DataInfo(input_shape=(2,)))
-    target = gan.init_gan_state(jax.random.PRNGKey(0), cfg, *_gan_optimizers(opts(None, 1)))
+    optimizers = _gan_optimizers(opts(None, 2), cfg, 256)
+    target = gan.init_gan_state(jax.random.PRNGKey(0), cfg, *optimizers)
     restore = lambda d: CheckpointManager(str(d / "checkpoints")).restore(target)[0]
     a, b = restore(tmp_path / "full"), restore(tmp_path / "pieces")
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
