@@ -173,9 +173,9 @@ def _metrics(params, model_state, cfg, ds, keep, sentence_length, batch_size) ->
     ex = epoch_examples(ds.x_test, cfg, keep, rng, sentence_length=sentence_length)
     out = {}
     if len(ex["y"]):
+        noise = np.asarray(model_state["noise"], np.float64)
         ex["negatives"] = rng.choice(cfg.vocab_size, (len(ex["y"]), cfg.n_negative),
-                                     p=np.asarray(model_state["noise"], np.float64)
-                                     / float(np.sum(model_state["noise"])))
+                                     p=noise / noise.sum())
         out["test_loss"] = cli.evaluate(_loss_fn(cfg), params, model_state, ex,
                                         batch_size=batch_size)["loss"]
     out.update(embedding_metrics(w2v.embeddings(params), ds.meta))

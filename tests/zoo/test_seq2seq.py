@@ -262,3 +262,28 @@ def test_cli_train_and_translate(tmp_path, capsys, monkeypatch):
     assert out[0] == "March 3, 1999" and len(out) == 3     # the input, then two beams
     scores = [float(line.split()[0]) for line in out[1:]]
     assert scores[0] >= scores[1]
+
+
+def test_parallel_corpus_plumbing(tmp_path):
+    """A tab-separated corpus: vocabulary sizes and ids reach the Config, raw input is
+    normalized and ends with <eos> as the training sources do, and the loss runs."""
+    from train import datasets, translation
+    from zoo import registry
+
+    lines = ["Go.\tVa !", "Run!\tCours !", "I see.\tJe vois.", "Hi.\tSalut.", "Stop!\tArrête !",
+             "Wait!\tAttends !", "I try.\tJ'essaye.", "I won!\tJ'ai gagné !"] * 3
+    path = tmp_path / "eng-fra.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    ds = datasets.load("parallel", path=str(path))
+    cfg = translation.model_config(registry.get("seq2seq"), ds)
+    src, tgt = ds.meta["source_vocab"], ds.meta["target_vocab"]
+    assert (cfg.src_vocab_size, cfg.tgt_vocab_size) == (len(src), len(tgt))
+    assert (cfg.pad_id, cfg.bos_id, cfg.eos_id) == (tgt.pad_id, tgt.bos_id, tgt.eos_id)
+    assert cfg.max_decode_length == ds.y_train.shape[1] - 1
+    x = translation.encode_sources(ds, ["I SEE!"])
+    np.testing.assert_array_equal(x[0, :4], [src.index["i"], src.index["see"], src.index["!"],
+                                             src.eos_id])
+    small = dataclasses.replace(cfg, embed_dim=4, hidden=4)
+    value, _ = s2s.loss(s2s.init(jax.random.PRNGKey(0), small), {},
+                        {"x": ds.x_train, "y": ds.y_train}, None, small)
+    assert np.isfinite(value) and abs(float(value) - np.log(len(tgt))) < 1.0

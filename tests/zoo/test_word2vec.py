@@ -217,3 +217,22 @@ def test_training_on_the_word_corpus_recovers_analogies(tmp_path):
     tokens, back = embeddings.load_embeddings(str(path))
     assert tokens == list(ds.meta["vocab"].tokens)
     np.testing.assert_allclose(back, vectors, rtol=1e-5, atol=1e-7)
+
+
+def test_cli_trains_on_a_text8_file(tmp_path, monkeypatch, capsys):
+    """`zoo train word2vec --dataset text8` reads text8 from $JAXZOO_DATA and exports vectors."""
+    from train import cli
+
+    words = np.random.default_rng(0).choice(["the", "cat", "dog", "sat", "on", "mat", "a"],
+                                            3000)
+    (tmp_path / "text8").mkdir()
+    (tmp_path / "text8" / "text8").write_text(" " + " ".join(words))
+    monkeypatch.setenv("JAXZOO_DATA", str(tmp_path))
+    out = tmp_path / "run"
+    assert cli.main(["train", "word2vec", "--dataset", "text8", "--epochs", "1", "--out",
+                     str(out), "--quiet"]) == 0
+    summary = __import__("json").loads((out / "summary.json").read_text())
+    assert np.isfinite(summary["test_loss"]) and "analogy_accuracy" not in summary
+    from train.embeddings import load_embeddings
+    tokens, vectors = load_embeddings(str(out / "embeddings.txt"))
+    assert {"the", "cat", "mat"} <= set(tokens) and vectors.shape == (len(tokens), 32)
