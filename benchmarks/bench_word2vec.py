@@ -45,7 +45,11 @@ def train(ds, cfg, *, epochs, seed, batch_size=256, lr=3e-3, sentence_length=Non
 
 def corpus_rows(epochs, seeds):
     ds = datasets.load("word_corpus")
-    rows = []
+    # control: the metrics of untrained vectors (chance level of this evaluation)
+    cfg = w2v.Config(vocab_size=len(ds.meta["vocab"]), dim=32)
+    m = embedding_metrics(w2v.embeddings(w2v.init(jax.random.PRNGKey(0), cfg)), ds.meta)
+    rows = [("untrained", 0, m["analogy_accuracy"], m["neighbour_purity"], float("nan"), 0.0,
+             0)]
     for mode in ("skipgram", "cbow"):
         for seed in seeds:
             cfg = w2v.Config(vocab_size=len(ds.meta["vocab"]), dim=32, mode=mode, window=3,
