@@ -288,7 +288,7 @@ _TRANSLATION_ENTRIES = [
     ModelSpec(
         name="seq2seq", module=seq2seq, epochs=8,
         config=seq2seq.Config(cell="gru", attention=None, embed_dim=32, hidden=64),
-        expected="dates: ~92% held-out exact match (no attention)",
+        expected="dates: ~90% held-out exact match (no attention)",
         description="GRU encoder-decoder, no attention (Cho et al. 2014)", **_SEQ2SEQ),
     ModelSpec(
         name="seq2seq-attention", module=seq2seq, epochs=8,
