@@ -1018,14 +1018,12 @@ def curves(trials: Sequence[Trial], metric: str = "loss", *, label_by=None):
     return out
 
 
-def _pyplot():
-    import matplotlib
+def _figure(**kwargs):
+    # A bare Figure, not pyplot: saving needs no backend, so the caller's (a notebook's
+    # inline one) is left alone, and no figure stays registered with pyplot.
+    from matplotlib.figure import Figure
 
-    if matplotlib.get_backend().lower() != "agg":
-        matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
+    return Figure(**kwargs)
 
 
 def plot_curves(
@@ -1051,11 +1049,11 @@ def plot_curves(
     Returns:
         The curves drawn, as :func:`curves` returns them.
     """
-    plt = _pyplot()
     drawn = curves(trials, metric, label_by=label_by)
     if not drawn:
         raise ValueError(f"plot_curves: no trial recorded the metric {metric!r}")
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig = _figure(figsize=(6.4, 4.2))
+    ax = fig.subplots()
     for label, epochs, values in drawn:
         (line,) = ax.plot(epochs, values.mean(0), label=label)
         if len(values) > 1:
@@ -1071,7 +1069,6 @@ def plot_curves(
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.fspath(path)) or ".", exist_ok=True)
     fig.savefig(path)
-    plt.close(fig)
     return drawn
 
 
@@ -1082,13 +1079,13 @@ def plot_search(result: SearchResult, path: str | os.PathLike, *, param: str = "
     Returns:
         ``{round: (values, scores)}`` as plotted.
     """
-    plt = _pyplot()
     points: dict[int, tuple[list, list]] = {}
     for t in result.trials:
         xs, ys = points.setdefault(t.round, ([], []))
         xs.append(t.config[param])
         ys.append(t.score)
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig = _figure(figsize=(6.4, 4.2))
+    ax = fig.subplots()
     for rnd, (xs, ys) in sorted(points.items()):
         ax.scatter(xs, ys, s=16, label="coarse" if rnd == 0 else f"fine {rnd}")
     ax.axvline(result.best_config[param], color="k", linewidth=0.8, linestyle="--")
@@ -1102,5 +1099,4 @@ def plot_search(result: SearchResult, path: str | os.PathLike, *, param: str = "
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.fspath(path)) or ".", exist_ok=True)
     fig.savefig(path)
-    plt.close(fig)
     return points

@@ -135,14 +135,13 @@ def save_samples(samples: np.ndarray, path: str, *, reference: np.ndarray | None
         path: the PNG's path.
         reference: optional ``<f32>[m, 2]`` points (e.g. the real data) drawn underneath.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # A bare Figure, not pyplot: no backend switch (a notebook's inline one stays).
+    from matplotlib.figure import Figure
 
     samples = np.asarray(samples)
     if samples.ndim == 2 and samples.shape[1] == 2:
-        fig, ax = plt.subplots(figsize=(4, 4))
+        fig = Figure(figsize=(4, 4))
+        ax = fig.subplots()
         if reference is not None:
             ax.scatter(reference[:, 0], reference[:, 1], s=2, c="lightgray", label="data")
         ax.scatter(samples[:, 0], samples[:, 1], s=2, c="tab:blue", label="generated")
@@ -157,7 +156,8 @@ def save_samples(samples: np.ndarray, path: str, *, reference: np.ndarray | None
             r, col = divmod(i, side)
             grid[r * (h + 1):r * (h + 1) + h, col * (w + 1):col * (w + 1) + w] = (
                 (samples[i] + 1.0) / 2.0)
-        fig, ax = plt.subplots(figsize=(4, 4))
+        fig = Figure(figsize=(4, 4))
+        ax = fig.subplots()
         ax.imshow(np.clip(grid.squeeze(-1) if c == 1 else grid, 0, 1), cmap="gray")
         ax.axis("off")
     else:
@@ -165,7 +165,6 @@ def save_samples(samples: np.ndarray, path: str, *, reference: np.ndarray | None
             f"save_samples: expected [n, 2] points or [n, h, w, c] images, got {samples.shape}"
         )
     fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
     return path
 
 

@@ -14,13 +14,12 @@ import numpy as np
 __all__ = ["plot_history", "plot_gradient_norms"]
 
 
-def _pyplot():
-    import matplotlib
+def _figure(**kwargs):
+    # A bare Figure, not pyplot: saving needs no backend, so the caller's (a notebook's
+    # inline one) is left alone, and no figure stays registered with pyplot.
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
+    return Figure(**kwargs)
 
 
 def plot_history(history: Sequence[Mapping], path: str, *, title: str = "") -> str:
@@ -37,10 +36,10 @@ def plot_history(history: Sequence[Mapping], path: str, *, title: str = "") -> s
     """
     if not history:
         raise ValueError("plot_history: history is empty; nothing to plot")
-    plt = _pyplot()
     epochs = [row.get("epoch", i) + 1 for i, row in enumerate(history)]
     has_acc = any("accuracy" in row or "val_accuracy" in row for row in history)
-    fig, axes = plt.subplots(1, 2 if has_acc else 1, figsize=(10 if has_acc else 5.5, 3.8))
+    fig = _figure(figsize=(10 if has_acc else 5.5, 3.8))
+    axes = fig.subplots(1, 2 if has_acc else 1)
     axes = np.atleast_1d(axes)
     panels = [("loss", axes[0])] + ([("accuracy", axes[1])] if has_acc else [])
     for metric, ax in panels:
@@ -59,7 +58,6 @@ def plot_history(history: Sequence[Mapping], path: str, *, title: str = "") -> s
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path
 
 
@@ -77,9 +75,9 @@ def plot_gradient_norms(study: Mapping, path: str, *, title: str = "") -> str:
     """
     if not study:
         raise ValueError("plot_gradient_norms: empty study")
-    plt = _pyplot()
     acts = list(dict.fromkeys(act for act, _ in study))
-    fig, axes = plt.subplots(1, len(acts), figsize=(4.2 * len(acts), 3.8), squeeze=False)
+    fig = _figure(figsize=(4.2 * len(acts), 3.8))
+    axes = fig.subplots(1, len(acts), squeeze=False)
     for ax, act in zip(axes[0], acts, strict=True):
         for (a, init_name), res in study.items():
             if a != act:
@@ -96,5 +94,4 @@ def plot_gradient_norms(study: Mapping, path: str, *, title: str = "") -> str:
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path

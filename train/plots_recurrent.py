@@ -30,11 +30,11 @@ def plot_gradient_norms_by_lag(curves: Mapping[str, tuple], *, ax=None, title: s
     """
     if not curves:
         raise ValueError('plot_gradient_norms_by_lag: expected at least one curve, got none')
-    import matplotlib
     if ax is None:
-        matplotlib.use('Agg', force=False)
-        import matplotlib.pyplot as plt
-        fig, ax = plt.subplots(figsize=(6, 4))
+        # a bare Figure, not pyplot: the caller's backend (a notebook's inline one) is kept
+        from matplotlib.figure import Figure
+        fig = Figure(figsize=(6, 4))
+        ax = fig.subplots()
     else:
         fig = ax.figure
     for label, (lags, norms) in curves.items():

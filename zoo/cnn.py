@@ -86,6 +86,9 @@ class Config:
                 f"channels), got {self.input_shape}")
         if not self.convs:
             raise ValueError("cnn.Config: needs at least one ConvSpec in convs")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"cnn.Config: dropout must be a drop probability in [0, 1), got "
+                             f"{self.dropout}")
         activations.get(self.activation)
         initializers.get(self.w_init)
         feature_shape(self)     # raises if the stack does not fit the input

@@ -63,6 +63,13 @@ class Config:
     def __post_init__(self):
         if self.task not in TASKS:
             raise ValueError(f"mlp.Config: task must be one of {TASKS}, got {self.task!r}")
+        if not isinstance(self.hidden, (tuple, list)):
+            raise TypeError(f"mlp.Config: hidden must be a tuple of layer widths (e.g. (100,) "
+                            f"for one layer), got {type(self.hidden).__name__} {self.hidden!r}")
+        object.__setattr__(self, "hidden", tuple(self.hidden))   # hashable, like the default
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"mlp.Config: dropout must be a drop probability in [0, 1), got "
+                             f"{self.dropout}")
         if self.n_in < 1 or self.n_out < 1 or any(h < 1 for h in self.hidden):
             raise ValueError(
                 f"mlp.Config: sizes must be >= 1, got n_in={self.n_in}, hidden={self.hidden}, "

@@ -1,5 +1,6 @@
 """Embedded datasets, the load API and the preprocessing / vocabulary helpers."""
 
+import io
 import random
 import time
 
@@ -146,10 +147,18 @@ def test_mnist1d_damaged_cache_is_regenerated():
     good = D.load('mnist1d', args=args)
     paths = list((D.cache_dir() / 'mnist1d').glob('*.npz'))
     assert paths
-    for p in paths:
-        p.write_bytes(b'not an npz')
-    again = D.load('mnist1d', args=args)
-    np.testing.assert_array_equal(good.x_train, again.x_train)
+    whole = {p: p.read_bytes() for p in paths}
+    # not an npz at all; a zip cut short (an interrupted copy: np.load raises BadZipFile); a
+    # well-formed npz without the expected arrays
+    missing_keys = io.BytesIO()
+    np.savez(missing_keys, x=np.zeros(3))
+    for damage in (lambda b: b'not an npz', lambda b: b[:len(b) // 2],
+                   lambda b: missing_keys.getvalue()):
+        for p in paths:
+            p.write_bytes(damage(whole[p]))
+        again = D.load('mnist1d', args=args)
+        np.testing.assert_array_equal(good.x_train, again.x_train)
+        np.testing.assert_array_equal(good.y_test, again.y_test)
 
 
 # --------------------------------------------------------------------------- sklearn sets

@@ -15,6 +15,7 @@ import json
 import os
 import random
 import tempfile
+import zipfile
 
 import numpy as np
 
@@ -29,6 +30,10 @@ MNIST1D_ARGS = {
     'iid_noise_scale': 2e-2, 'shear_scale': 0.75, 'shuffle_seq': False,
     'final_seq_length': 40, 'seed': 42,
 }
+
+
+# the arrays `_mnist1d_generate` returns and the cache holds
+_MNIST1D_KEYS = ('x', 'y', 'x_test', 'y_test', 't')
 
 
 def _mnist1d_generate(args: dict) -> dict:
@@ -95,9 +100,9 @@ def load_mnist1d(*, args: dict | None = None, channel_axis: bool = False,
     if cache and path.exists():
         try:
             with np.load(path) as z:
-                d = {k: z[k] for k in z.files}
-        except (OSError, ValueError, EOFError):
-            d = None  # a damaged cache is regenerated, not trusted
+                d = {k: z[k] for k in _MNIST1D_KEYS}
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
+            d = None  # a damaged cache (cut short, foreign, missing arrays) is regenerated
     if d is None:
         d = _mnist1d_generate(full)
         if cache:
