@@ -1,0 +1,170 @@
+"""Backprop by hand (functional.backprop) against the notes' worked numbers and jax.grad.
+
+References: seed 003 section 3 (Matt Mazur's 2-2-2 example; the published values below are
+the ones printed in the notes and in Mazur's post, 9 significant digits) and seed 004
+section 7.1 (the 3-2-1 NumPy example; the printed output of that script).
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from functional import activations, backprop, losses
+
+# Published values (seed 003 / Mazur 2015).
+E_TOTAL = 0.298371109
+OUT_H = (0.593269992, 0.596884378)
+OUT_O = (0.75136507, 0.772928465)
+DE_DW5 = 0.082167041
+DE_DW1 = 0.000438568
+UPDATED = {
+    "w1": 0.149780716, "w2": 0.19956143, "w3": 0.24975114, "w4": 0.29950229,
+    "w5": 0.35891648, "w6": 0.408666186, "w7": 0.511301270, "w8": 0.561370121,
+}
+INITIAL = {"w1": 0.15, "w2": 0.20, "w3": 0.25, "w4": 0.30,
+           "w5": 0.40, "w6": 0.45, "w7": 0.50, "w8": 0.55}
+
+# Printed output of seed 004 section 7.1's script.
+DELTA_W_H_O = np.array([0.00804047, 0.00555918])
+DELTA_W_I_H = np.array([[1.77005547e-04, -5.11178506e-04],
+                        [3.54011093e-05, -1.02235701e-04],
+                        [-7.08022187e-05, 2.04471402e-04]])
+
+
+def _scalar_222():
+    """Seed 003's derivation written out unit by unit (no matrices), as an independent
+    transcription: returns E_total and dE/dw for w1..w8."""
+    s = lambda z: 1.0 / (1.0 + np.exp(-z))
+    i1, i2, t1, t2, b1, b2 = 0.05, 0.10, 0.01, 0.99, 0.35, 0.60
+    w = INITIAL
+    h1 = s(w["w1"] * i1 + w["w2"] * i2 + b1)
+    h2 = s(w["w3"] * i1 + w["w4"] * i2 + b1)
+    o1 = s(w["w5"] * h1 + w["w6"] * h2 + b2)
+    o2 = s(w["w7"] * h1 + w["w8"] * h2 + b2)
+    e = 0.5 * (t1 - o1) ** 2 + 0.5 * (t2 - o2) ** 2
+    d_o1 = (o1 - t1) * o1 * (1 - o1)
+    d_o2 = (o2 - t2) * o2 * (1 - o2)
+    d_h1 = (d_o1 * w["w5"] + d_o2 * w["w7"]) * h1 * (1 - h1)
+    d_h2 = (d_o1 * w["w6"] + d_o2 * w["w8"]) * h2 * (1 - h2)
+    grads = {"w1": d_h1 * i1, "w2": d_h1 * i2, "w3": d_h2 * i1, "w4": d_h2 * i2,
+             "w5": d_o1 * h1, "w6": d_o1 * h2, "w7": d_o2 * h1, "w8": d_o2 * h2}
+    return e, (h1, h2), (o1, o2), grads
+
+
+def test_worked_222_forward_matches_notes():
+    ex = backprop.worked_example_222()
+    acts = backprop.forward(ex["weights"], ex["biases"], ex["x"])
+    np.testing.assert_allclose(acts[1], OUT_H, atol=1e-9)
+    np.testing.assert_allclose(acts[2], OUT_O, atol=1e-8)
+    assert backprop.half_sse(acts[2], ex["target"]) == pytest.approx(E_TOTAL, abs=1e-9)
+
+
+def test_worked_222_gradients_and_update_match_notes():
+    ex = backprop.worked_example_222()
+    acts = backprop.forward(ex["weights"], ex["biases"], ex["x"])
+    gw, gb, _ = backprop.backward(ex["weights"], ex["biases"], acts, ex["target"])
+    grads = backprop.named_weights_222(gw)
+    assert grads["w5"] == pytest.approx(DE_DW5, abs=1e-9)
+    assert grads["w1"] == pytest.approx(DE_DW1, abs=1e-9)
+    # All eight: against the unit-by-unit transcription, and against the published
+    # updated weights (w - w+) / lr, which pins each gradient to ~1e-8.
+    _, _, _, ref = _scalar_222()
+    for name in INITIAL:
+        assert grads[name] == pytest.approx(ref[name], abs=1e-15), name
+        implied = (INITIAL[name] - UPDATED[name]) / ex["learning_rate"]
+        assert grads[name] == pytest.approx(implied, abs=2e-8), name
+    # One step, weights only (the notes keep the shared biases fixed).
+    new = backprop.named_weights_222(backprop.sgd_step(ex["weights"], gw, ex["learning_rate"]))
+    for name, value in UPDATED.items():
+        assert new[name] == pytest.approx(value, abs=1e-8), name
+    # Shared scalar biases get the sum of the layer's error terms.
+    assert np.ndim(gb[0]) == 0 and np.ndim(gb[1]) == 0
+
+
+def test_worked_321_matches_notes_printout():
+    ex = backprop.worked_example_321()
+    acts = backprop.forward(ex["weights"], None, ex["x"])
+    gw, _, _ = backprop.backward(ex["weights"], None, acts, ex["target"])
+    lr = ex["learning_rate"]
+    # The notes add learnrate * error_term * activation, i.e. -lr * dE/dW.
+    np.testing.assert_allclose(-lr * gw[1][:, 0], DELTA_W_H_O, atol=5e-9)
+    np.testing.assert_allclose(-lr * gw[0], DELTA_W_I_H, rtol=1e-8, atol=1e-14)
+
+    # A transcription of the notes' script itself.
+    s = lambda z: 1 / (1 + np.exp(-z))
+    x, target = ex["x"], 0.6
+    wih, who = ex["weights"][0], ex["weights"][1][:, 0]
+    hidden = s(x @ wih)
+    out = s(hidden @ who)
+    out_err = (target - out) * out * (1 - out)
+    hid_err = np.dot(out_err, who) * hidden * (1 - hidden)
+    np.testing.assert_allclose(-lr * gw[1][:, 0], lr * out_err * hidden, rtol=1e-13)
+    np.testing.assert_allclose(-lr * gw[0], lr * hid_err * x[:, None], rtol=1e-13)
+
+
+def _jax_mlp_loss(weights, biases, x, target):
+    """The same sigmoid MLP from functional pieces; E = half_sse with reduction='sum'."""
+    a = x
+    for w, b in zip(weights, biases, strict=True):
+        a = activations.sigmoid(jnp.dot(a, w) + b)
+    return losses.half_sse(a[None], target[None], reduction="sum")
+
+
+@pytest.mark.parametrize("example", ["222", "321"])
+def test_jax_grad_matches_hand_backprop(example):
+    ex = getattr(backprop, f"worked_example_{example}")()
+    biases = ex["biases"] or [np.zeros(w.shape[1]) for w in ex["weights"]]
+    acts = backprop.forward(ex["weights"], ex["biases"], ex["x"])
+    gw, _, _ = backprop.backward(ex["weights"], ex["biases"], acts, ex["target"])
+    with jax.enable_x64(True):
+        args = [jnp.asarray(v, jnp.float64) for v in (ex["x"], ex["target"])]
+        ws = [jnp.asarray(w, jnp.float64) for w in ex["weights"]]
+        bs = [jnp.asarray(b, jnp.float64) for b in biases]
+        e, jgw = jax.value_and_grad(_jax_mlp_loss)(ws, bs, *args)
+        assert e.dtype == jnp.float64
+        new = [w - ex["learning_rate"] * g for w, g in zip(ws, jgw, strict=True)]
+    assert float(e) == pytest.approx(backprop.half_sse(acts[-1], ex["target"]), abs=1e-12)
+    for g_hand, g_jax in zip(gw, jgw, strict=True):
+        np.testing.assert_allclose(np.asarray(g_jax), g_hand, rtol=0, atol=1e-9)
+    if example == "222":
+        assert float(e) == pytest.approx(E_TOTAL, abs=1e-9)
+        named = backprop.named_weights_222([np.asarray(w) for w in new])
+        for name, value in UPDATED.items():
+            assert named[name] == pytest.approx(value, abs=1e-8), name
+
+
+def test_batch_backward_sums_examples_and_per_unit_biases():
+    rng = np.random.default_rng(0)
+    ws = [rng.normal(size=(3, 4)), rng.normal(size=(4, 2))]
+    bs = [rng.normal(size=4), rng.normal(size=2)]
+    x, t = rng.normal(size=(5, 3)), rng.uniform(size=(5, 2))
+    acts = backprop.forward(ws, bs, x)
+    gw, gb, _ = backprop.backward(ws, bs, acts, t)
+    # Batch gradient = sum of single-example gradients.
+    sum_w = [np.zeros_like(w) for w in ws]
+    sum_b = [np.zeros_like(b) for b in bs]
+    for i in range(5):
+        a_i = backprop.forward(ws, bs, x[i])
+        gw_i, gb_i, _ = backprop.backward(ws, bs, a_i, t[i])
+        sum_w = [s + g for s, g in zip(sum_w, gw_i, strict=True)]
+        sum_b = [s + g for s, g in zip(sum_b, gb_i, strict=True)]
+    for a, b in zip(gw + gb, sum_w + sum_b, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+    # And a central difference on one bias entry.
+    eps = 1e-6
+    bp_, bm_ = [bs[0].copy(), bs[1]], [bs[0].copy(), bs[1]]
+    bp_[0][2] += eps
+    bm_[0][2] -= eps
+    num = (backprop.half_sse(backprop.forward(ws, bp_, x)[-1], t)
+           - backprop.half_sse(backprop.forward(ws, bm_, x)[-1], t)) / (2 * eps)
+    assert gb[0][2] == pytest.approx(num, rel=1e-7)
+
+
+def test_backprop_rejects_bad_shapes():
+    ex = backprop.worked_example_222()
+    with pytest.raises(ValueError, match=r"weights\[0\] must be \[3, n_out\], got \(2, 2\)"):
+        backprop.forward(ex["weights"], ex["biases"], np.zeros(3))
+    acts = backprop.forward(ex["weights"], ex["biases"], ex["x"])
+    with pytest.raises(ValueError, match="target must have the output's shape"):
+        backprop.backward(ex["weights"], ex["biases"], acts, np.zeros(3))
