@@ -102,7 +102,7 @@ def apply(params, x, cfg: Config, *, key=None, train=False, lengths=None):
         <f32>[batch] predictions read from the state after each sequence's last real step.
     """
     del key, train
-    x = jnp.asarray(x)
+    x = jnp.asarray(x, params["out"]["w"].dtype)   # inputs follow the parameters' precision
     if x.ndim != 3 or x.shape[-1] != cfg.n_in:
         raise ValueError(f"adding.apply: expected x <f32>[batch, time, {cfg.n_in}], got "
                          f"{x.shape}")

@@ -95,7 +95,7 @@ def apply(params, x, cfg: Config, *, key=None, train=False):
         <f32>[batch, n_classes] logits from the last layer's final state.
     """
     del key, train
-    x = jnp.asarray(x)
+    x = jnp.asarray(x, params["out"]["w"].dtype)   # inputs follow the parameters' precision
     if x.ndim == 2 and cfg.n_in == 1:
         x = x[..., None]
     if x.ndim != 3 or x.shape[-1] != cfg.n_in:
