@@ -92,11 +92,13 @@ def bench_adding(args):
     train = {"x": ds.x_train, "y": ds.y_train, "lengths": ds.meta["lengths_train"]}
     test = {"x": ds.x_test, "y": ds.y_test, "lengths": ds.meta["lengths_test"]}
     print(f"adding problem T={T} (lengths {T}..{T + T // 10}), hidden {args.hidden}, batch "
-          f"{args.batch}, Adam lr {args.lr}, LSTM forget bias {args.forget_bias}, fresh sequences from a pool of {n_pool}; test "
-          f"2560 sequences; constant baseline: mse {var:.4f}, solved {const_solved:.1%}")
+          f"{args.batch}, Adam lr {args.lr}, LSTM forget bias {args.forget_bias}, input bias "
+          f"{args.input_bias}, fresh sequences from a pool of {n_pool}; test 2560 sequences; "
+          f"constant baseline: mse {var:.4f}, solved {const_solved:.1%}")
     rows = []
     for cell in args.cells:
-        cfg = adding.Config(hidden=args.hidden, cell=cell, forget_bias=args.forget_bias)
+        cfg = adding.Config(hidden=args.hidden, cell=cell, forget_bias=args.forget_bias,
+                            input_bias=args.input_bias)
         hit, m, sec, hist = _online(adding, cfg, train, test, batch=args.batch, lr=args.lr,
                                     max_seqs=args.max_seqs, eval_every=args.eval_every,
                                     done=lambda m: m["solved"] >= 0.99, seed=args.seed,
@@ -184,7 +186,8 @@ def main(argv=None):
     p.add_argument("--max-seqs", type=int)
     p.add_argument("--eval-every", type=int)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--forget-bias", type=float, default=1.0)
+    p.add_argument("--forget-bias", type=float, default=5.0)
+    p.add_argument("--input-bias", type=float, default=-3.0)
     args = p.parse_args(argv)
     args.cells = args.cells.split(",")
     defaults = {

@@ -331,14 +331,14 @@ _RECURRENT_ENTRIES = [
     ModelSpec(
         name="adding-lstm", module=adding, dataset="adding", dataset_options={"T": 100},
         task="regression", config=adding.Config(hidden=32, cell="lstm"),
-        optimizer="adam", lr=3e-3, batch_size=32, epochs=3,
+        optimizer="adam", lr=3e-3, batch_size=32, epochs=6,
         expected="test solved (|err| < 0.04) -> ~100%, mse << Var(y) = 0.04",
         extra={"fast_path": "scan"},
         description="adding problem T=100 (Hochreiter & Schmidhuber 1997, exp. 4), LSTM"),
     ModelSpec(
         name="adding-rnn", module=adding, dataset="adding", dataset_options={"T": 100},
         task="regression", config=adding.Config(hidden=32, cell="rnn"),
-        optimizer="adam", lr=3e-3, batch_size=32, epochs=3,
+        optimizer="adam", lr=3e-3, batch_size=32, epochs=6,
         expected="stays near the constant baseline (mse ~0.04)",
         extra={"fast_path": "scan"},
         description="the same with a vanilla tanh RNN of the same size"),
