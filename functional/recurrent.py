@@ -243,6 +243,65 @@ def lstm_cell(params: dict, carry: tuple[Array, Array], x_t: Array
     return _lstm_step(params, carry, _project_all(params, x_t))
 
 
+# --------------------------------------------------------------------------------------------
+# LSTM recurrence with a hand-written backward pass (BPTT as derived in the notes, seed 000 /
+# Graves 2012 ch. 4). Autodiff of the scan is correct but slower on CPU: it keeps per-step
+# transposes and the dW_hh accumulation inside the reverse loop. Here the reverse loop only
+# propagates (dh, dc) and emits dgates; dW_hh is one large matmul after the loop, and the
+# input projection's gradients (dW_ih, db, dx) follow by autodiff of the hoisted matmul.
+# --------------------------------------------------------------------------------------------
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
+def _lstm_recurrence(w_hh, px, h0, c0, unroll=1):
+    """px <[time, batch, 4H]> (projected inputs + biases) -> (hs <[time, batch, H]>, hT, cT)."""
+    return _lstm_recurrence_fwd(w_hh, px, h0, c0, unroll)[0]
+
+
+def _lstm_recurrence_fwd(w_hh, px, h0, c0, unroll):
+    n_h = h0.shape[-1]
+    w_t = w_hh.T  # transposed once, outside the loop
+
+    def body(carry, p):
+        h, c = carry
+        gates = p + h @ w_t
+        sig = jax.nn.sigmoid(gates)
+        i, f, o = sig[:, :n_h], sig[:, n_h:2 * n_h], sig[:, 3 * n_h:]
+        g = jnp.tanh(gates[:, 2 * n_h:3 * n_h])
+        c = f * c + i * g
+        h = o * jnp.tanh(c)
+        return (h, c), (h, c, jnp.concatenate([i, f, g, o], -1))
+
+    (h_t, c_t), (hs, cs, acts) = lax.scan(body, (h0, c0), px, unroll=unroll)
+    return (hs, h_t, c_t), (w_hh, h0, c0, hs, cs, acts)
+
+
+def _lstm_recurrence_bwd(unroll, residuals, cotangents):
+    w_hh, h0, c0, hs, cs, acts = residuals
+    d_hs, d_ht, d_ct = cotangents
+    n_h = h0.shape[-1]
+    c_prev = jnp.concatenate([c0[None], cs[:-1]], 0)
+
+    def body(carry, inp):
+        dh_next, dc_next = carry  # gradients flowing into step t from step t+1
+        dy, a, c, cp = inp
+        i, f, g, o = a[:, :n_h], a[:, n_h:2 * n_h], a[:, 2 * n_h:3 * n_h], a[:, 3 * n_h:]
+        th = jnp.tanh(c)
+        dh = dy + dh_next
+        dc = dc_next + dh * o * (1.0 - th * th)
+        d_gates = jnp.concatenate([dc * g * i * (1.0 - i), dc * cp * f * (1.0 - f),
+                                   dc * i * (1.0 - g * g), dh * th * o * (1.0 - o)], -1)
+        return (d_gates @ w_hh, dc * f), d_gates
+
+    (dh0, dc0), d_gates = lax.scan(body, (d_ht, d_ct), (d_hs, acts, cs, c_prev), reverse=True,
+                                   unroll=unroll)
+    h_prev = jnp.concatenate([h0[None], hs[:-1]], 0)
+    d_w_hh = jnp.einsum('tbg,tbh->gh', d_gates, h_prev)  # one matmul over all steps
+    return d_w_hh, d_gates, dh0, dc0
+
+
+_lstm_recurrence.defvjp(_lstm_recurrence_fwd, _lstm_recurrence_bwd)
+
+
 # The runners recognise our cells (also through functools.partial with keyword arguments) and
 # then scan the `*_step` form over a precomputed projection; any other cell is scanned as is.
 _KNOWN = {
@@ -337,7 +396,8 @@ def _gather_time(x, idx):
     return jnp.take_along_axis(x, idx.reshape(idx.shape + (1,) * (x.ndim - 2)), axis=0)
 
 
-def _scan_time_major(cell, params, xs, carry0, mask, reverse, unroll, hoist):
+def _scan_time_major(cell, params, xs, carry0, mask, reverse, unroll, hoist,
+                     manual_backward=True):
     """Core loop on time-major xs <[time, batch, features]>; mask <bool>[time, batch] or None."""
     n_time, batch = xs.shape[0], xs.shape[1]
     entry = _lookup(cell) if hoist else None
@@ -355,7 +415,10 @@ def _scan_time_major(cell, params, xs, carry0, mask, reverse, unroll, hoist):
         else:
             idx = _reverse_index(jnp.sum(mask, 0), n_time)
             inputs = _gather_time(inputs, idx)
-    if mask is None:
+    if mask is None and manual_backward and entry is not None and entry[2] == 'lstm':
+        ys, h_t, c_t = _lstm_recurrence(params['w_hh'], inputs, carry0[0], carry0[1], unroll)
+        carry = (h_t, c_t)
+    elif mask is None:
         body = lambda c, p: step(params, c, p)
         carry, ys = lax.scan(body, carry0, inputs, unroll=unroll)
     else:
@@ -387,7 +450,7 @@ def _mask_from(name, lengths, mask, batch, n_time):
 
 def run(cell: Callable, params: dict, xs: Array, carry0=None, *, lengths: Array | None = None,
         mask: Array | None = None, reverse: bool = False, unroll: int = 1, time_axis: int = 1,
-        hoist: bool = True):
+        hoist: bool = True, manual_backward: bool = True):
     """Runs ``cell`` over a batch of sequences with one ``lax.scan`` over time.
 
     Args:
@@ -408,6 +471,10 @@ def run(cell: Callable, params: dict, xs: Array, carry0=None, *, lengths: Array 
       time_axis: 1 (batch-major, default) or 0 (time-major) for ``xs`` and the outputs.
       hoist: for our cells, compute ``xs @ w_ih.T + b`` for all steps as one matmul before the
         loop (same numbers up to float rounding; faster).
+      manual_backward: for :func:`lstm_cell` with ``hoist`` and no padding, differentiate
+        with the hand-written BPTT backward pass (``jax.custom_vjp``; faster on CPU, see
+        ``benchmarks/bench_lstm.py``). It supports reverse mode only: set ``False`` for
+        ``jax.jvp``/``jax.hessian`` through the run (autodiff of the scan).
 
     Returns:
       ``(carry, ys)``: the final carry and outputs ``<f32>[batch, time, H]`` (same layout as
@@ -415,7 +482,8 @@ def run(cell: Callable, params: dict, xs: Array, carry0=None, *, lengths: Array 
     """
     xs_tm = _to_time_major('run', xs, time_axis)
     m = _mask_from('run', lengths, mask, xs_tm.shape[1], xs_tm.shape[0])
-    carry, ys = _scan_time_major(cell, params, xs_tm, carry0, m, reverse, unroll, hoist)
+    carry, ys = _scan_time_major(cell, params, xs_tm, carry0, m, reverse, unroll, hoist,
+                                 manual_backward)
     return carry, (ys if time_axis == 0 else jnp.swapaxes(ys, 0, 1))
 
 
@@ -434,7 +502,7 @@ def bidirectional_init(cell_init: Callable, key: Array, n_in: int, n_hidden: int
 
 def bidirectional(cell: Callable, params: dict, xs: Array, carry0=None, *,
                   lengths: Array | None = None, mask: Array | None = None, unroll: int = 1,
-                  time_axis: int = 1, hoist: bool = True):
+                  time_axis: int = 1, hoist: bool = True, manual_backward: bool = True):
     """Bidirectional RNN (seed 003): y_t = [s_t ; s'_t] from a forward and a backward pass.
 
     The two directions have separate weights (``params['fwd']``, ``params['bwd']``, see
@@ -442,7 +510,8 @@ def bidirectional(cell: Callable, params: dict, xs: Array, carry0=None, *,
     sequence. Output features are concatenated forward first, as in PyTorch.
 
     Args:
-      cell, xs, lengths, mask, unroll, time_axis, hoist: as in :func:`run`.
+      cell, xs, lengths, mask, unroll, time_axis, hoist, manual_backward: as in
+        :func:`run`.
       params: ``{'fwd': ..., 'bwd': ...}``.
       carry0: ``None`` or ``(carry0_fwd, carry0_bwd)``.
 
@@ -454,7 +523,8 @@ def bidirectional(cell: Callable, params: dict, xs: Array, carry0=None, *,
                          f'{type(params).__name__} with keys '
                          f'{sorted(params) if isinstance(params, dict) else None}')
     c_f, c_b = (None, None) if carry0 is None else carry0
-    common = dict(lengths=lengths, mask=mask, unroll=unroll, time_axis=time_axis, hoist=hoist)
+    common = dict(lengths=lengths, mask=mask, unroll=unroll, time_axis=time_axis, hoist=hoist,
+                  manual_backward=manual_backward)
     carry_f, ys_f = run(cell, params['fwd'], xs, c_f, **common)
     carry_b, ys_b = run(cell, params['bwd'], xs, c_b, reverse=True, **common)
     return (carry_f, carry_b), jnp.concatenate([ys_f, ys_b], axis=-1)
@@ -496,7 +566,7 @@ def stacked_init(cell_init: Callable, key: Array, n_in: int, n_hidden: int, n_la
 
 def stacked(cell: Callable, params: dict, xs: Array, carry0=None, *,
             lengths: Array | None = None, mask: Array | None = None, unroll: int = 1,
-            time_axis: int = 1, hoist: bool = True,
+            time_axis: int = 1, hoist: bool = True, manual_backward: bool = True,
             between: Callable[[int, Array], Array] | None = None):
     """Deep RNN (seed 003): layer i runs over the output sequence of layer i-1.
 
@@ -506,7 +576,8 @@ def stacked(cell: Callable, params: dict, xs: Array, carry0=None, *,
     PyTorch's and Graves et al.'s (2013) choice and is what is meant in practice.
 
     Args:
-      cell, xs, lengths, mask, unroll, time_axis, hoist: as in :func:`run`.
+      cell, xs, lengths, mask, unroll, time_axis, hoist, manual_backward: as in
+        :func:`run`.
       params: from :func:`stacked_init`: ``{'layer_0': ..., 'layer_1': ...}``.
       carry0: ``None`` or a tuple with one entry per layer (a carry, or ``(fwd, bwd)``).
       between: optional ``between(i, ys) -> ys`` applied to layer i's outputs before layer
@@ -521,7 +592,8 @@ def stacked(cell: Callable, params: dict, xs: Array, carry0=None, *,
         raise ValueError(f'stacked: expected params keys layer_0..layer_N, got {sorted(params)}')
     if carry0 is not None and len(carry0) != len(names):
         raise ValueError(f'stacked: expected {len(names)} initial carries, got {len(carry0)}')
-    common = dict(lengths=lengths, mask=mask, unroll=unroll, time_axis=time_axis, hoist=hoist)
+    common = dict(lengths=lengths, mask=mask, unroll=unroll, time_axis=time_axis, hoist=hoist,
+                  manual_backward=manual_backward)
     carries, ys = [], xs
     for i, name in enumerate(names):
         p = params[name]
