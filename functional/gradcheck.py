@@ -5,9 +5,9 @@ One-sided ("单边误差") differences ``(f(x + eps) - f(x)) / eps`` have error 
 O(eps^2), which is why gradient checking uses them. The per-leaf error is the notes'
 gradient-check ratio ``||g_num - g|| / (||g_num|| + ||g||)`` (Euclidean norms).
 
-Every perturbed evaluation is one row of a jitted ``vmap`` over a chunk of flat parameter
-indices, so checking a model with a few thousand parameters costs a handful of compiled
-batched forward passes, not thousands of Python calls.
+The perturbed evaluations run inside one compiled loop per chunk of flat parameter indices
+(``lax.map``; ``vectorize=True`` uses ``vmap``), so checking a model with a few thousand
+parameters costs a handful of compiled calls, not thousands of Python dispatches.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def _check_float_leaves(params):
             )
 
 
-def _numerical_at(g, params, indices, eps, method, chunk):
+def _numerical_at(g, params, indices, eps, method, chunk, vectorize):
     """Numerical partial derivatives of scalar ``g`` at the flat ``indices`` of ``params``."""
     flat, unravel = ravel_pytree(params)
     n_idx = len(indices)
@@ -98,14 +98,14 @@ def _numerical_at(g, params, indices, eps, method, chunk):
     chunk = max(1, min(chunk, n_idx))
     signs = (1.0, -1.0) if method == "central" else (1.0,)
 
-    def rows(idx):
-        # one evaluation per (index, sign): flat + sign * eps * e_idx
-        def one(i, s):
-            return g(unravel(flat.at[i].add(s * eps)))
+    def at(i):  # one row: g at flat + s * eps * e_i for each sign s
+        return jnp.stack([g(unravel(flat.at[i].add(s * eps))) for s in signs])
 
-        return jnp.stack([jax.vmap(lambda i, s=s: one(i, s))(idx) for s in signs])
-
-    batched = jax.jit(rows)
+    # lax.map runs the perturbations one after another inside one compiled loop; vmap runs
+    # them as one batch, which is faster for dense layers but turns a convolution with a
+    # perturbed kernel into a grouped convolution that XLA on CPU runs ~10x slower.
+    mapper = jax.vmap(at) if vectorize else (lambda idx: jax.lax.map(at, idx))
+    batched = jax.jit(mapper)
     out = []
     for start in range(0, n_idx, chunk):
         idx = np.asarray(indices[start:start + chunk])
@@ -113,16 +113,16 @@ def _numerical_at(g, params, indices, eps, method, chunk):
         if pad:  # keep one compiled shape
             idx = np.concatenate([idx, np.repeat(idx[-1:], pad)])
         vals = np.asarray(batched(jnp.asarray(idx)), dtype=np.float64)
-        out.append(vals[:, : chunk - pad])
-    vals = np.concatenate(out, axis=1)
+        out.append(vals[: chunk - pad])
+    vals = np.concatenate(out, axis=0)
     if method == "central":
-        return (vals[0] - vals[1]) / (2 * eps)
+        return (vals[:, 0] - vals[:, 1]) / (2 * eps)
     f0 = float(jax.jit(g)(params))
-    return (vals[0] - f0) / eps
+    return (vals[:, 0] - f0) / eps
 
 
 def numerical_grad(f, params, *args, eps=1e-6, method="central", has_aux=False, chunk=512,
-                   **kwargs):
+                   vectorize=False, **kwargs):
     """Finite-difference gradient of scalar ``f(params, *args, **kwargs)`` w.r.t. ``params``.
 
     Runs in the precision of ``params`` (use float64 / ``jax.enable_x64`` for real checks;
@@ -137,7 +137,9 @@ def numerical_grad(f, params, *args, eps=1e-6, method="central", has_aux=False, 
       eps: step size.
       method: ``'central'`` (two-sided, error O(eps^2)) or ``'forward'`` (one-sided, O(eps)).
       has_aux: whether ``f`` returns ``(scalar, aux)``.
-      chunk: perturbations evaluated per compiled batched call.
+      chunk: perturbations evaluated per compiled call.
+      vectorize: evaluate a chunk with ``jax.vmap`` instead of a sequential ``lax.map``
+        (faster for dense-only models, much slower for convolutions on CPU).
       **kwargs: keyword arguments of ``f``.
 
     Returns:
@@ -147,7 +149,7 @@ def numerical_grad(f, params, *args, eps=1e-6, method="central", has_aux=False, 
     _check_float_leaves(params)
     g = _scalar_fn(f, has_aux, args, kwargs)
     flat, unravel = ravel_pytree(params)
-    num = _numerical_at(g, params, np.arange(flat.size), eps, method, chunk)
+    num = _numerical_at(g, params, np.arange(flat.size), eps, method, chunk, vectorize)
     return unravel(jnp.asarray(num, dtype=flat.dtype))
 
 
@@ -183,7 +185,7 @@ def _to_f64(tree):
 
 
 def check_grads(f, params, *args, eps=1e-6, rtol=1e-6, atol=1e-9, max_entries=None, subset_seed=0,
-                has_aux=False, chunk=512, **kwargs):
+                has_aux=False, chunk=512, vectorize=False, **kwargs):
     """Checks ``jax.grad(f)`` against central differences, leaf by leaf, in float64.
 
     Inside ``jax.enable_x64(True)`` every floating leaf of ``params`` and ``args`` is cast to
@@ -205,7 +207,8 @@ def check_grads(f, params, *args, eps=1e-6, rtol=1e-6, atol=1e-9, max_entries=No
         (chosen with ``numpy.random.default_rng(subset_seed)``) to bound the cost on big models.
       subset_seed: seed for that subset.
       has_aux: whether ``f`` returns ``(scalar, aux)``.
-      chunk: perturbations per compiled batched call.
+      chunk: perturbations per compiled call.
+      vectorize: see ``numerical_grad``.
       **kwargs: keyword arguments of ``f`` (held fixed).
 
     Returns:
@@ -238,7 +241,7 @@ def check_grads(f, params, *args, eps=1e-6, rtol=1e-6, atol=1e-9, max_entries=No
         flat_idx = np.concatenate(
             [off + c for off, c in zip(offsets[:-1], chosen, strict=True)] + [np.zeros(0, int)]
         ).astype(np.int64)
-        numeric = _numerical_at(g, params64, flat_idx, eps, "central", chunk)
+        numeric = _numerical_at(g, params64, flat_idx, eps, "central", chunk, vectorize)
 
     ana_leaves = jax.tree_util.tree_leaves(analytic)
     errors, checked = {}, {}

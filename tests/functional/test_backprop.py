@@ -168,3 +168,32 @@ def test_backprop_rejects_bad_shapes():
     acts = backprop.forward(ex["weights"], ex["biases"], ex["x"])
     with pytest.raises(ValueError, match="target must have the output's shape"):
         backprop.backward(ex["weights"], ex["biases"], acts, np.zeros(3))
+
+
+def test_jax_grad_through_functional_layers_dense_matches_hand_backprop():
+    # functional.layers is written in parallel (helper `layers`); this runs once it is merged.
+    layers = pytest.importorskip("functional.layers")
+    ex = backprop.worked_example_222()
+    acts = backprop.forward(ex["weights"], ex["biases"], ex["x"])
+    gw, gb, _ = backprop.backward(ex["weights"], ex["biases"], acts, ex["target"])
+    with jax.enable_x64(True):
+        params = {
+            f"fc{i + 1}": {"w": jnp.asarray(w, jnp.float64),
+                           "b": jnp.full((2,), float(b), jnp.float64)}
+            for i, (w, b) in enumerate(zip(ex["weights"], ex["biases"], strict=True))
+        }
+
+        def loss(p, x, t):
+            h = activations.sigmoid(layers.dense(p["fc1"], x))
+            out = activations.sigmoid(layers.dense(p["fc2"], h))
+            return losses.half_sse(out, t, reduction="sum")
+
+        x, t = jnp.asarray(ex["x"][None]), jnp.asarray(ex["target"][None])
+        e, g = jax.value_and_grad(loss)(params, x, t)
+        g = jax.tree_util.tree_map(np.asarray, g)
+    assert float(e) == pytest.approx(E_TOTAL, abs=1e-9)
+    np.testing.assert_allclose(g["fc1"]["w"], gw[0], atol=1e-9, rtol=0)
+    np.testing.assert_allclose(g["fc2"]["w"], gw[1], atol=1e-9, rtol=0)
+    # A per-unit bias gets each unit's error term; the notes' shared bias gets their sum.
+    assert g["fc2"]["b"].sum() == pytest.approx(float(gb[1]), abs=1e-12)
+    assert g["fc1"]["b"].sum() == pytest.approx(float(gb[0]), abs=1e-12)
