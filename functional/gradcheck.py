@@ -264,9 +264,11 @@ def check_grads(f, params, *args, eps=1e-6, rtol=1e-6, atol=1e-9, max_entries=No
         checked=checked,
     )
     if not report.ok:
-        others = ", ".join(f"{k}: {v:.2e}" for k, v in sorted(errors.items()))
+        ranked = sorted(errors.items(), key=lambda kv: -kv[1])
+        listed = ", ".join(f"{k}: {v:.2e}" for k, v in ranked[:8])
+        more = f" and {len(ranked) - 8} more" if len(ranked) > 8 else ""
         raise AssertionError(
             f"check_grads: gradient mismatch at leaf {worst!r}: relative error "
-            f"{errors[worst]:.3e} > rtol {rtol:.1e} (all leaves: {others})"
+            f"{errors[worst]:.3e} > rtol {rtol:.1e} (leaves by error: {listed}{more})"
         )
     return report

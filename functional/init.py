@@ -87,7 +87,8 @@ def _canon_shape(fn, shape):
 
 
 def _check_dtype(fn, dtype):
-    dtype = jnp.dtype(dtype)
+    # None means the default, as in jax.nn.initializers (jnp.dtype(None) would be float64).
+    dtype = jnp.dtype(jnp.float32 if dtype is None else dtype)
     if not jnp.issubdtype(dtype, jnp.floating):
         raise TypeError(f"{fn}: dtype must be a floating dtype, got {dtype}")
     return dtype

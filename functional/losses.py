@@ -257,7 +257,6 @@ def accuracy(logits, labels_int, *, weights=None, reduction="mean"):
             f"{fn}: expected logits [batch, ..., classes] with labels [batch, ...], or binary "
             f"logits with the labels' shape; got logits {ls} and labels {ys}"
         )
-    dtype = jnp.result_type(logits.dtype, jnp.float32) if jnp.issubdtype(
-        logits.dtype, jnp.inexact) else jnp.float32
+    dtype = logits.dtype if jnp.issubdtype(logits.dtype, jnp.floating) else jnp.float32
     correct = (pred == jnp.asarray(labels_int)).astype(dtype)
     return _reduce(fn, correct, weights, reduction, jnp.mean)
