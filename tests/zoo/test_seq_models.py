@@ -92,9 +92,9 @@ def test_gru_on_mnist1d_beats_chance_briefly():
     cfg = seq_classifier.Config(hidden=32, n_classes=10, cell="gru")
     r = fit(lambda p, s, b, k: seq_classifier.loss(p, s, b, k, cfg),
             seq_classifier.init(jax.random.PRNGKey(0), cfg), optim.adam(1e-2),
-            {"x": ds.x_train, "y": ds.y_train}, key=0, epochs=6, batch_size=100,
+            {"x": ds.x_train, "y": ds.y_train}, key=0, epochs=4, batch_size=100,
             progress=False, fast_path="scan", eval_data={"x": ds.x_test, "y": ds.y_test})
-    # chance is 10%; the linear baseline of the MNIST-1D paper is 32%
+    # chance is 10%; the linear baseline of the MNIST-1D paper is 32% (measured here: 48%)
     assert r.history[-1]["val_accuracy"] > 0.32, r.history[-1]
 
 
