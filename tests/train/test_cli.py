@@ -26,7 +26,7 @@ def _lines(path):
         return [json.loads(line) for line in f if line.strip()]
 
 
-def test_train_resume_eval_end_to_end(tmp_path):
+def test_train_resume_eval_end_to_end(tmp_path, capsys):
     out = str(tmp_path / "run")
     _zoo("train", "mlp-digits", "--epochs", "2", "--batch-size", "64", "--out", out,
          "--quiet")
@@ -45,9 +45,10 @@ def test_train_resume_eval_end_to_end(tmp_path):
     # The summary's test metrics are the model's on the test split: above chance by far.
     assert summary["test_accuracy"] > 0.5
 
-    # --resume continues the same run to 3 epochs (options come back from run.json).
-    proc = _zoo("train", "mlp-digits", "--epochs", "3", "--out", out, "--resume")
-    assert "summary" in proc.stdout
+    # --resume continues the same run to 3 epochs (options come back from run.json). In
+    # process from here on: the subprocess above already covers the console entry point.
+    assert cli.main(["train", "mlp-digits", "--epochs", "3", "--out", out, "--resume"]) == 0
+    assert "summary" in capsys.readouterr().out
     history = _lines(os.path.join(out, "metrics.jsonl"))
     assert [row["epoch"] for row in history] == [0, 1, 2]
     assert history[2]["step"] == 3 * steps_per_epoch
@@ -56,8 +57,8 @@ def test_train_resume_eval_end_to_end(tmp_path):
     assert resumed["steps"] == 3 * steps_per_epoch
 
     # zoo eval restores the last checkpoint and reproduces the summary's test metrics.
-    proc = _zoo("eval", "mlp-digits", "--checkpoint", out)
-    metrics = json.loads(proc.stdout)
+    assert cli.main(["eval", "mlp-digits", "--checkpoint", out]) == 0
+    metrics = json.loads(capsys.readouterr().out)
     assert metrics["step"] == resumed["steps"]
     assert metrics["test_accuracy"] == pytest.approx(resumed["test_accuracy"], abs=1e-6)
     assert metrics["test_loss"] == pytest.approx(resumed["test_loss"], rel=1e-5)
@@ -100,3 +101,14 @@ def test_bad_syntax_exits_2(argv, capsys):
         cli.main(argv)
     assert info.value.code == 2
     assert "error" in capsys.readouterr().err
+
+
+def test_gradients_command_writes_figure_and_table(tmp_path, capsys):
+    out = tmp_path / "g"
+    assert cli.main(["gradients", "--depth", "3", "--out", str(out)]) == 0
+    table = json.loads((out / "gradient_norms.json").read_text())
+    assert set(table) == {"sigmoid/notes_other", "sigmoid/normal", "tanh/notes_tanh",
+                          "tanh/normal", "relu/notes_relu", "relu/normal"}
+    assert all(len(v) == 3 for v in table.values())
+    assert (out / "gradient_norms.png").read_bytes()[:4] == b"\x89PNG"
+    assert "relu/normal" in capsys.readouterr().out

@@ -2,6 +2,7 @@
 several seeds at once with vmap."""
 
 import csv
+import json
 import math
 
 import numpy as np
@@ -80,6 +81,14 @@ def test_run_grid_runs_every_config_and_seed_and_writes_csv(tmp_path):
         assert float(row["lr"]) == t.config["lr"] and int(row["seed"]) == t.seed
         assert float(row["loss"]) == t.final("loss")  # repr round-trips exactly
         assert int(row["epochs"]) == T and row["params_hash"] == t.params_hash
+    # Each trial has its own directory with its history and a manifest.
+    for k, t in enumerate(trials):
+        run_dir = tmp_path / f"trial_{k:04d}_seed{t.seed}"
+        lines = (run_dir / "history.jsonl").read_text().splitlines()
+        assert [json.loads(line) for line in lines] == t.history
+        manifest = json.loads((run_dir / "manifest.json").read_text())
+        assert manifest["params_hash"] == t.params_hash and manifest["seed"] == t.seed
+        assert manifest["config"] == t.config and manifest["extra"]["final"] == t.history[-1]
 
 
 def test_run_grid_rejects_bad_experiment_output():
@@ -251,18 +260,21 @@ def seed_runs():
     kw = dict(epochs=3, batch_size=16, eval_data=val)
     vm = ex.train_seeds_vmapped(loss_fn, init_fn, opt, data, seeds, **kw)
     seq = ex.train_seeds_vmapped(loss_fn, init_fn, opt, data, seeds, vmap=False, **kw)
+    vm_loop = ex.train_seeds_vmapped(loss_fn, init_fn, opt, data, seeds, fast_path="loop", **kw)
     experiment = ex.fit_experiment(build_mlp, data, eval_data=val, fast_path="scan")
     one_by_one = [experiment(config, s) for s in seeds]
-    return config, data, seeds, vm, seq, one_by_one
+    return config, data, seeds, vm, seq, one_by_one, vm_loop
 
 
 def test_vmapped_seeds_equal_running_the_seeds_one_by_one(seed_runs):
-    _, _, seeds, vm, seq, one_by_one = seed_runs
+    _, _, seeds, vm, seq, one_by_one, vm_loop = seed_runs
     for i, (history, params) in enumerate(one_by_one):
         # Same parameters as fit, seed by seed: bitwise without vmap; vmap batches the
         # matmuls differently, which moves the last bit (seen: 1.8e-7), hence 1e-6.
         assert _close_trees(seq.params_of(i), params, 0.0), f"seed {seeds[i]}"
         assert _close_trees(vm.params_of(i), params, 1e-6), f"seed {seeds[i]}"
+        assert _close_trees(vm_loop.params_of(i), params, 1e-6), f"seed {seeds[i]}"
+        assert vm_loop.histories[i][-1]["loss"] == pytest.approx(history[-1]["loss"], rel=1e-5)
         assert len(vm.histories[i]) == len(history) == 3
         for got, ref in zip(vm.histories[i], history, strict=True):
             assert got["epoch"] == ref["epoch"] and got["step"] == ref["step"]
@@ -274,7 +286,7 @@ def test_vmapped_seeds_equal_running_the_seeds_one_by_one(seed_runs):
 
 
 def test_run_grid_vmapped_matches_run_grid_with_fit(seed_runs, tmp_path):
-    config, data, seeds, vm, _, one_by_one = seed_runs
+    config, data, seeds, vm, _, one_by_one, _ = seed_runs
     trials = ex.run_grid_vmapped(build_mlp, [config], seeds, data, keep_params=True,
                                  out_dir=tmp_path)
     assert [t.seed for t in trials] == seeds
