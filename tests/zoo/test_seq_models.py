@@ -150,9 +150,10 @@ def test_adding_lstm_beats_constant_baseline_briefly(adding_small):
     r = fit(lambda p, s, b, k: adding.loss(p, s, b, k, cfg),
             adding.init(jax.random.PRNGKey(0), cfg),
             optax.chain(optax.clip_by_global_norm(1.0), optim.adam(1e-2)),
-            {"x": ds.x_train, "y": ds.y_train}, key=0, epochs=4, batch_size=32,
+            {"x": ds.x_train, "y": ds.y_train}, key=0, epochs=2, batch_size=32,
             progress=False, fast_path="scan", eval_data={"x": ds.x_test, "y": ds.y_test})
     baseline = float(np.mean((ds.y_test - ds.y_train.mean()) ** 2))
+    # measured: 0.04 x the baseline after two epochs
     assert r.history[-1]["val_mse"] < 0.25 * baseline, (r.history[-1], baseline)
 
 
