@@ -278,7 +278,7 @@ def test_brief_training_beats_unigram_baseline():
     assert bpc < 0.6 * unigram_bits, (bpc, unigram_bits)   # measured: 2.23 vs 4.91
 
 
-def test_zoo_sample_end_to_end(tmp_path):
+def test_zoo_sample_end_to_end(tmp_path, capsys):
     """A tiny run of the registry's char-lm, then ``zoo sample`` in a subprocess; greedy output
     equals in-process sampling from the restored checkpoint."""
     from train import char_lm as cli_char_lm
@@ -308,6 +308,14 @@ def test_zoo_sample_end_to_end(tmp_path):
     assert proc.stdout.rstrip("\n") == expected.rstrip("\n")
 
     # a character outside the vocabulary is a usage error (exit 2), in-process
+    import json
+
     from train.cli import main
     assert main(["sample", "char-lm", "--checkpoint", out, "--prime", "~", "--length",
                  "3"]) == 2
+    # zoo eval restores the same parameters: the same exact test bits per character
+    capsys.readouterr()
+    assert main(["eval", "char-lm", "--checkpoint", out]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["test_bits_per_char"] == pytest.approx(summary["test_bits_per_char"],
+                                                          rel=1e-6)
