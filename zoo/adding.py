@@ -101,20 +101,20 @@ def lengths_from_padding(x):
     return jnp.maximum(jnp.max(jnp.where(nonzero, t + 1, 0), axis=1), 1).astype(jnp.int32)
 
 
-def apply(params, x, cfg: Config, *, key=None, train=False, lengths=None):
+def apply(params, x, cfg: Config, *, key=None, train=False, state=None, lengths=None):
     """Predicted targets.
 
     Args:
         params: from :func:`init`.
         x: <f32>[batch, time, n_in] right-padded sequences.
         cfg: the model's :class:`Config`.
-        key, train: unused; accepted for the zoo contract.
+        key, train, state: unused; accepted for the zoo contract.
         lengths: <i32>[batch] real lengths (default: :func:`lengths_from_padding`).
 
     Returns:
         <f32>[batch] predictions read from the state after each sequence's last real step.
     """
-    del key, train
+    del key, train, state
     x = jnp.asarray(x, params["out"]["w"].dtype)   # inputs follow the parameters' precision
     if x.ndim != 3 or x.shape[-1] != cfg.n_in:
         raise ValueError(f"adding.apply: expected x <f32>[batch, time, {cfg.n_in}], got "
