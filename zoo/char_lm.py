@@ -43,7 +43,7 @@ from jax import lax
 
 from functional import bptt, layers, recurrent
 
-__all__ = ["Config", "CELLS", "init", "init_state", "apply", "loss", "stream_batches",
+__all__ = ["Config", "CELLS", "init", "zero_carry", "init_state", "apply", "loss", "stream_batches",
            "bits_per_char", "sample"]
 
 # cell name -> (cell function, init function)
