@@ -4,6 +4,8 @@
     zoo train NAME [--dataset D] [--optimizer O] [--lr X] [--batch-size B] [--epochs E]
                    [--seed S] [--out DIR] [--resume] [--quiet]
     zoo eval NAME --checkpoint DIR
+    zoo sample NAME --checkpoint DIR [--prime TEXT] [--length N] [--temperature T]
+                    [--top-k K] [--seed S]
     zoo gradients [--out DIR]
     zoo translate --checkpoint DIR [--beam K] [--alpha A] [--all] "some input" ...
 
@@ -526,6 +528,57 @@ def _eval_run(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- zoo sample
+
+
+def _nonnegative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def _sample_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", help="model name (see 'zoo list'; models with a sampler)")
+    p.add_argument("--checkpoint", required=True,
+                   help="the --out directory of a 'zoo train' run (or its checkpoints/)")
+    p.add_argument("--prime", help="priming text (default: the model's choice)")
+    p.add_argument("--length", type=_int_at_least(1), default=200,
+                   help="tokens to generate (default 200)")
+    p.add_argument("--temperature", type=_nonnegative_float, default=1.0,
+                   help="softmax temperature; 0 is greedy (default 1)")
+    p.add_argument("--top-k", type=_int_at_least(1), dest="top_k",
+                   help="sample among the K most likely tokens")
+    p.add_argument("--seed", type=_int_at_least(0), default=0, dest="sample_seed",
+                   help="sampling seed (default 0)")
+
+
+def _sample_run(args: argparse.Namespace) -> int:
+    run_dir, _ = _find_run(args.checkpoint)
+    with open(os.path.join(run_dir, RUN_FILE)) as f:
+        saved = json.load(f)
+    spec, opts = _resolve(args, saved=saved)
+    if saved.get("name") not in (None, spec.name):
+        raise UsageError(f"{args.checkpoint!r} holds a {saved['name']!r} run, not {spec.name!r}")
+    if not spec.sample:
+        with_sampler = [s.name for s in _registry_specs() if s.sample]
+        raise UsageError(f"model {spec.name!r} has no sampler; models with one: "
+                         f"{', '.join(with_sampler) or 'none'}")
+    opts.extra = {"prime": args.prime, "length": args.length, "temperature": args.temperature,
+                  "top_k": args.top_k, "seed": args.sample_seed}
+    resolve_function(spec.sample)(spec, opts)
+    return 0
+
+
+def _registry_specs():
+    from zoo import registry
+
+    return registry.specs()
+
+
 # --- zoo gradients
 
 
@@ -595,6 +648,8 @@ COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
     "list": ("list the zoo's models", _list_arguments, _list_run),
     "train": ("train a model on its embedded default data", _train_arguments, _train_run),
     "eval": ("evaluate a trained model's checkpoint", _eval_arguments, _eval_run),
+    "sample": ("generate text from a trained model's checkpoint", _sample_arguments,
+               _sample_run),
     "gradients": ("per-layer gradient norms at init (vanishing / exploding gradients)",
                   _gradients_arguments, _gradients_run),
     "translate": ("translate text with a trained seq2seq model", _translate_arguments,

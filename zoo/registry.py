@@ -25,7 +25,21 @@ from collections.abc import Mapping
 from types import MappingProxyType, ModuleType
 from typing import Any
 
-from zoo import autoencoder, cnn, linear, logistic, mlp, perceptron, seq2seq, transfer, word2vec
+from zoo import (
+    adding,
+    autoencoder,
+    char_lm,
+    cnn,
+    linear,
+    logistic,
+    mlp,
+    perceptron,
+    reber,
+    seq2seq,
+    seq_classifier,
+    transfer,
+    word2vec,
+)
 
 __all__ = ["DataInfo", "ModelSpec", "TASKS", "register", "get", "names", "specs"]
 
@@ -345,4 +359,82 @@ _TRANSLATION_ENTRIES = [
 ]
 
 for _spec in _TRANSLATION_ENTRIES:
+    register(_spec)
+
+
+# --------------------------------------------------------------------------------------------
+# The recurrent zoo (issue 7). Expected results measured on the project's 2-core CPU with
+# benchmarks/bench_recurrent.py. The char-lm entries train with stateful truncated BPTT
+# (batch c+1 continues batch c), which the standard shuffled ``zoo train`` cannot do, so they
+# name their own train / evaluate / sample functions in ``train.char_lm``.
+
+
+def _char_lm_config(cell: str):
+    def config(info: DataInfo):
+        return char_lm.Config(vocab_size=_classes(info), cell=cell, embed_dim=32, hidden=128,
+                              streams=32, chunk=64)
+    return config
+
+
+_CHAR_LM_FUNCTIONS = dict(train="train.char_lm:train_command",
+                          evaluate="train.char_lm:evaluate_command",
+                          sample="train.char_lm:sample_command")
+
+_RECURRENT_ENTRIES = [
+    ModelSpec(
+        name="char-lm", module=char_lm, dataset="tv_script", task="generation",
+        config=_char_lm_config("lstm"), optimizer="adam", lr=3e-3, batch_size=32, epochs=10,
+        expected="test ~0.47 bits/char vs entropy floor 0.44 (within 10%)",
+        description="char-level LSTM LM (TV script), stateful truncated BPTT, sampling",
+        extra={"clip_norm": 5.0, "fast_path": "scan"}, **_CHAR_LM_FUNCTIONS),
+    ModelSpec(
+        name="char-lm-gru", module=char_lm, dataset="tv_script", task="generation",
+        config=_char_lm_config("gru"), optimizer="adam", lr=3e-3, batch_size=32, epochs=10,
+        expected="test ~0.46 bits/char vs entropy floor 0.44 (+5%)",
+        description="the same with a GRU",
+        extra={"clip_norm": 5.0, "fast_path": "scan"}, **_CHAR_LM_FUNCTIONS),
+    ModelSpec(
+        name="char-lm-rnn", module=char_lm, dataset="tv_script", task="generation",
+        config=_char_lm_config("rnn"), optimizer="adam", lr=3e-3, batch_size=32, epochs=10,
+        expected="test ~0.47 bits/char vs entropy floor 0.44 (+7%)",
+        description="the same with a vanilla tanh RNN",
+        extra={"clip_norm": 5.0, "fast_path": "scan"}, **_CHAR_LM_FUNCTIONS),
+    ModelSpec(
+        name="gru-mnist1d", module=seq_classifier, dataset="mnist1d", task="classification",
+        config=lambda d: seq_classifier.Config(n_in=1, hidden=64, n_classes=_classes(d),
+                                               cell="gru"),
+        optimizer="adam", lr=3e-3, batch_size=100, epochs=40,
+        expected=">=91% test accuracy (paper: 91%)", extra={"fast_path": "scan"},
+        description="GRU reading the 40 samples one by one, dense on the final state"),
+    ModelSpec(
+        name="adding-lstm", module=adding, dataset="adding", dataset_options={"T": 100},
+        task="regression", config=adding.Config(hidden=32, cell="lstm"),
+        optimizer="adam", lr=3e-3, batch_size=32, epochs=6,
+        expected="test solved (|err| < 0.04) -> ~100%, mse << Var(y) = 0.04",
+        extra={"fast_path": "scan"},
+        description="adding problem T=100 (Hochreiter & Schmidhuber 1997, exp. 4), LSTM"),
+    ModelSpec(
+        name="adding-rnn", module=adding, dataset="adding", dataset_options={"T": 100},
+        task="regression", config=adding.Config(hidden=32, cell="rnn"),
+        optimizer="adam", lr=3e-3, batch_size=32, epochs=6,
+        expected="stays at the constant baseline (mse ~0.04 = Var(y), ~15% solved)",
+        extra={"fast_path": "scan"},
+        description="the same with a vanilla tanh RNN of the same size"),
+    ModelSpec(
+        name="reber-lstm", module=reber, dataset="reber", task="sequence",
+        config=lambda d: reber.Config(n_symbols=_classes(d), hidden=16, cell="lstm"),
+        optimizer="adam", lr=1e-2, batch_size=16, epochs=10,
+        expected="every legal next symbol on all test strings (string_accuracy 100%)",
+        extra={"fast_path": "scan"},
+        description="embedded Reber next-symbol predictor (1997, exp. 1), LSTM"),
+    ModelSpec(
+        name="reber-rnn", module=reber, dataset="reber", task="sequence",
+        config=lambda d: reber.Config(n_symbols=_classes(d), hidden=16, cell="rnn"),
+        optimizer="adam", lr=1e-2, batch_size=16, epochs=10,
+        expected="all test strings too, but after ~2x the LSTM's training sequences",
+        extra={"fast_path": "scan"},
+        description="the same with a vanilla tanh RNN"),
+]
+
+for _spec in _RECURRENT_ENTRIES:
     register(_spec)
