@@ -407,6 +407,20 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=_batch_size, help="examples per step, or 'full'")
     p.add_argument("--epochs", type=_int_at_least(0), help="number of epochs")
     p.add_argument("--seed", type=_int_at_least(0), default=0, help="random seed (default 0)")
+    p.add_argument("--data-option", action="append", type=_data_option, default=[],
+                   dest="data_options", metavar="KEY=VALUE",
+                   help="option for the dataset's loader, repeatable (e.g. path=input.txt, "
+                        "n_train=2000); values are read as JSON when they parse, else text")
+
+
+def _data_option(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
 
 
 def _resolve(args: argparse.Namespace, *, saved: Mapping | None = None) -> tuple[Any, RunOptions]:
@@ -429,6 +443,7 @@ def _resolve(args: argparse.Namespace, *, saved: Mapping | None = None) -> tuple
         options = dict(saved.get("dataset_options", {}))
     else:
         options = dict(spec.dataset_options) if values["dataset"] == spec.dataset else {}
+    options.update(dict(getattr(args, "data_options", None) or []))
     if values["optimizer"] not in OPTIMIZERS:
         make_optimizer(values["optimizer"], 1.0)      # raises with close matches
     out = getattr(args, "out", None) or os.path.join("runs", spec.name)
@@ -554,6 +569,10 @@ def _sample_arguments(p: argparse.ArgumentParser) -> None:
                    help="sample among the K most likely tokens")
     p.add_argument("--seed", type=_int_at_least(0), default=0, dest="sample_seed",
                    help="sampling seed (default 0)")
+    p.add_argument("-n", "--num-samples", type=_int_at_least(1), default=64, dest="n",
+                   help="samples to draw, for generators of images or points (default 64)")
+    p.add_argument("--output", help="file for the samples (generators write a PNG; default "
+                                    "samples.png in the run directory)")
 
 
 def _sample_run(args: argparse.Namespace) -> int:
@@ -568,7 +587,8 @@ def _sample_run(args: argparse.Namespace) -> int:
         raise UsageError(f"model {spec.name!r} has no sampler; models with one: "
                          f"{', '.join(with_sampler) or 'none'}")
     opts.extra = {"prime": args.prime, "length": args.length, "temperature": args.temperature,
-                  "top_k": args.top_k, "seed": args.sample_seed}
+                  "top_k": args.top_k, "seed": args.sample_seed, "n": args.n,
+                  "output": args.output}
     resolve_function(spec.sample)(spec, opts)
     return 0
 
@@ -648,7 +668,8 @@ COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
     "list": ("list the zoo's models", _list_arguments, _list_run),
     "train": ("train a model on its embedded default data", _train_arguments, _train_run),
     "eval": ("evaluate a trained model's checkpoint", _eval_arguments, _eval_run),
-    "sample": ("generate text from a trained model's checkpoint", _sample_arguments,
+    "sample": ("generate text, points or images from a trained model's checkpoint",
+               _sample_arguments,
                _sample_run),
     "gradients": ("per-layer gradient norms at init (vanishing / exploding gradients)",
                   _gradients_arguments, _gradients_run),

@@ -112,3 +112,30 @@ def test_gradients_command_writes_figure_and_table(tmp_path, capsys):
     assert all(len(v) == 3 for v in table.values())
     assert (out / "gradient_norms.png").read_bytes()[:4] == b"\x89PNG"
     assert "relu/normal" in capsys.readouterr().out
+
+
+def test_data_options_reach_the_loader_and_bad_ones_exit_2(capsys):
+    args = cli.build_parser().parse_args(
+        ["train", "gan", "--data-option", "n_train=300", "--data-option", "std=0.1",
+         "--data-option", "path=some file.txt"])
+    _, opts = cli._resolve(args)
+    # JSON values keep their types; anything else stays text; registry options are kept.
+    assert opts.dataset_options == {"n_train": 300, "std": 0.1, "path": "some file.txt"}
+    with pytest.raises(SystemExit) as e:
+        cli.main(["train", "gan", "--data-option", "no equals sign"])
+    assert e.value.code == 2
+    assert "KEY=VALUE" in capsys.readouterr().err
+
+
+def test_gan_sample_command_writes_a_grid(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main(["train", "gan", "--epochs", "1", "--batch-size", "128", "--quiet",
+                     "--data-option", "n_train=256", "--data-option", "n_test=128",
+                     "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert {"test_loss", "modes_covered", "high_quality"} <= set(summary)
+    png = tmp_path / "grid.png"
+    assert cli.main(["sample", "gan", "--checkpoint", str(out), "-n", "10",
+                     "--output", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "wrote 10 samples" in capsys.readouterr().out
