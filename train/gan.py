@@ -7,6 +7,7 @@ what needs the host: shuffling, the loop, progress, PNG sample grids from a fixe
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass
@@ -171,19 +172,34 @@ def save_samples(samples: np.ndarray, path: str, *, reference: np.ndarray | None
 # ----------------------------------------------------------------------------- the zoo command
 
 def _gan_data(spec, opts):
-    """Training samples for a GAN entry: 2-D points as they are, images scaled to [-1, 1]."""
+    """Training samples for a GAN entry: 2-D points as they are; images scaled to [-1, 1] and,
+    when their side is not a power of two (MNIST's 28), padded with the background value -1
+    to the next one (32), since the DCGAN doubles a 2x2 map at each stage."""
     from train.cli import data_info, load_data
 
     ds = load_data(opts.dataset, opts.dataset_options)
-    cfg = spec.make_config(data_info(ds))
     x = np.asarray(ds.x_train, np.float32)
-    if cfg.kind == "dcgan":
-        if tuple(x.shape[1:]) != tuple(cfg.data_shape):
-            raise ValueError(f"zoo train {spec.name}: expected images of shape "
-                             f"{cfg.data_shape}, got {x.shape[1:]}")
-        lo, hi = float(x.min()), float(x.max())
-        x = 2.0 * (x - lo) / max(hi - lo, 1e-12) - 1.0
-    return ds, cfg, x
+    info = data_info(ds)
+    if x.ndim == 4:
+        x = pad_images(scale_images(x, ds.x_train))
+        info = dataclasses.replace(info, input_shape=tuple(x.shape[1:]))
+    return ds, spec.make_config(info), x
+
+
+def scale_images(x, reference) -> np.ndarray:
+    """Map images to [-1, 1] by the (min, max) of ``reference`` (the training images)."""
+    lo, hi = float(np.min(reference)), float(np.max(reference))
+    return (2.0 * (np.asarray(x, np.float32) - lo) / max(hi - lo, 1e-12) - 1.0).astype(np.float32)
+
+
+def pad_images(x: np.ndarray) -> np.ndarray:
+    """Pad ``<f32>[n, h, w, c]`` images in [-1, 1] with -1 to a square power-of-two side >= 8."""
+    side = max(8, 1 << (max(x.shape[1], x.shape[2]) - 1).bit_length())
+    if (x.shape[1], x.shape[2]) == (side, side):
+        return x
+    top, left = (side - x.shape[1]) // 2, (side - x.shape[2]) // 2
+    pads = ((0, 0), (top, side - x.shape[1] - top), (left, side - x.shape[2] - left), (0, 0))
+    return np.pad(x, pads, constant_values=-1.0)
 
 
 def _gan_optimizers(opts, cfg, n_train):
@@ -287,10 +303,9 @@ def evaluate_gan(state: gan.GANState, cfg: gan.Config, ds, *, key: jax.Array,
     """
     out = {}
     x_test = np.asarray(ds.x_test, np.float32) if ds.x_test is not None else None
+    if x_test is not None and x_test.ndim == 4:
+        x_test = pad_images(scale_images(x_test, ds.x_train))
     if x_test is not None and tuple(x_test.shape[1:]) == tuple(cfg.data_shape):
-        if cfg.kind == "dcgan":
-            lo, hi = float(np.min(ds.x_train)), float(np.max(ds.x_train))
-            x_test = 2.0 * (x_test - lo) / max(hi - lo, 1e-12) - 1.0
         fake = gan.sample(state.params, state.model_state, key, len(x_test), cfg)
         d = state.params["discriminator"], state.model_state["discriminator"]
         real_logits, _ = gan.discriminate(*d, jnp.asarray(x_test), cfg)

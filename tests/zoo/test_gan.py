@@ -1,5 +1,7 @@
 """GANs: losses against direct NumPy formulas, player separation, gradients, a short run."""
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -171,3 +173,38 @@ def test_cli_train_resume_and_sample(tmp_path, monkeypatch):
     sample_opts.extra = {"n": 16, "output": str(out_png)}
     cli_sample(spec, sample_opts)
     assert out_png.stat().st_size > 0
+
+
+def test_pad_images_to_a_power_of_two():
+    from train.gan import pad_images
+
+    x = np.zeros((2, 28, 28, 1), np.float32)
+    y = pad_images(x)
+    assert y.shape == (2, 32, 32, 1)
+    # The 2-pixel border is background (-1); the original pixels sit in the middle.
+    np.testing.assert_array_equal(y[:, 2:30, 2:30], x)
+    assert (y[:, :2] == -1).all() and (y[:, 30:] == -1).all()
+    assert pad_images(np.zeros((1, 8, 8, 3), np.float32)).shape == (1, 8, 8, 3)
+
+
+@pytest.mark.slow  # about 40 s of compilation for the 32x32 DCGAN
+def test_dcgan_trains_on_mnist_idx_files(tmp_path):
+    """`zoo train dcgan --dataset mnist` on tiny IDX files written here (28x28 -> 32x32)."""
+    import struct
+
+    from train import cli
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 64), ("t10k", 16)):
+        images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        labels = rng.integers(0, 10, n, dtype=np.uint8)
+        (tmp_path / f"{split}-images-idx3-ubyte").write_bytes(
+            struct.pack(">HBB3I", 0, 8, 3, n, 28, 28) + images.tobytes())
+        (tmp_path / f"{split}-labels-idx1-ubyte").write_bytes(
+            struct.pack(">HBBI", 0, 8, 1, n) + labels.tobytes())
+    out = tmp_path / "run"
+    assert cli.main(["train", "dcgan", "--dataset", "mnist", "--data-option",
+                     f"path={tmp_path}", "--epochs", "1", "--batch-size", "32", "--quiet",
+                     "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 2 and np.isfinite(summary["test_loss"])
