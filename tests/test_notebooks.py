@@ -33,7 +33,7 @@ def _load(name):
 
 
 def test_there_are_notebooks():
-    assert len(NOTEBOOKS) >= 1, [p.name for p in NOTEBOOKS]
+    assert len(NOTEBOOKS) >= 5, [p.name for p in NOTEBOOKS]
     sources = sorted(p.stem for p in (COLAB / "src").glob("[0-9][0-9]_*.py"))
     assert sources == [p.stem for p in NOTEBOOKS]
 
@@ -87,6 +87,8 @@ def test_notebook_runs_in_smoke_mode(path, monkeypatch):
     print(f"{path.name}: {elapsed:.1f} s in smoke mode")
     setup_out = "".join(o.get("text", "") for o in nb.cells[1].outputs)
     assert "backend" in setup_out, setup_out
+    # the notebook imported this checkout's packages, not another installed copy
+    assert f"jaxzoo from {ROOT}" in setup_out, setup_out
 
 
 def test_every_notebook_is_listed_with_a_colab_badge():
