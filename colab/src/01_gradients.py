@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from jax import lax
 
+from functional import schedules
 from functional.losses import half_sse
 from train.datasets import standardize
 
@@ -297,6 +298,12 @@ plt.legend()
 plt.title("SGD, lr 0.03")
 plt.show()
 assert decay_runs["decay_rate = 1"] < 0.3 * decay_runs["constant"]
+
+# The same decay as a reusable schedule (a function of the step count; notebook 03):
+# with first_epoch=0 it is the rate used in epoch e above.
+decay_fn = schedules.inverse_time_decay(0.03, 1.0, steps_per_epoch=N_EXAMPLES, first_epoch=0)
+for e in range(3):
+    np.testing.assert_allclose(decay_fn(e * N_EXAMPLES + 5), 0.03 / (1 + e), rtol=1e-6)
 
 # %% [markdown]
 # **Summary.** The gradient is the direction of steepest ascent, so descent steps against it.
