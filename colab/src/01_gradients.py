@@ -67,7 +67,7 @@ for ax, (name, (f, point, _)) in zip(axes, examples.items(), strict=True):
     gap = jnp.abs(jnp.angle(jnp.exp(1j * (best - steepest))))  # wrap to [0, pi]
     print(f"{name:8s}: best angle {np.degrees(best):7.2f} deg, -grad at "
           f"{np.degrees(steepest):7.2f} deg")
-    assert gap <= 2 * jnp.pi / N_ANGLES, (name, gap)
+    assert gap < np.radians(0.5), (name, gap)  # float32 rounding and the eps^2 term
     ax.plot(np.degrees(angles), decrease / eps)
     ax.axvline(np.degrees(steepest), color="C3", ls="--", label="direction of -grad")
     ax.set(title=f"f = {name}", xlabel="direction (degrees)", ylabel="decrease / eps")
