@@ -234,11 +234,11 @@ deep = {}
 for act, w_init in [("sigmoid", "notes_other"), ("relu", "notes_relu")]:
     deep_cfg = mlp.Config(n_in=64, hidden=(64,) * 9, n_out=10, activation=act, w_init=w_init)
     res = fit(partial(mlp.loss, cfg=deep_cfg), mlp.init(jax.random.key(2), deep_cfg),
-              optim.sgd(0.05, momentum=0.9), train_data, key=0, epochs=DEEP_EPOCHS,
+              optim.sgd(0.01, momentum=0.9), train_data, key=0, epochs=DEEP_EPOCHS,
               batch_size=32, fast_path="scan", progress=False)
     deep[act] = test_accuracy(res.state.params, deep_cfg)
     print(f"10 layers, {act:7s} ({w_init}): test accuracy {deep[act]:.3f}")
-assert deep["sigmoid"] < 0.3 and deep["relu"] > (0.5 if SMOKE else 0.9)
+assert deep["sigmoid"] < 0.3 and deep["relu"] > (0.7 if SMOKE else 0.9)
 
 # %% [markdown]
 # **Summary.** Initialize randomly (symmetry), at the scale the activation needs (the notes'
