@@ -15,7 +15,6 @@ import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
-
 from jax.flatten_util import ravel_pytree
 
 from functional import backprop, gradcheck

@@ -46,8 +46,13 @@ train_data = {"x": ds.x_train, "y": ds.y_train}
 test_data = {"x": ds.x_test, "y": ds.y_test}
 
 
+@partial(jax.jit, static_argnames="cfg")  # one compiled call instead of op-by-op dispatch
+def _test_accuracy(params, cfg):
+    return accuracy(mlp.apply(params, ds.x_test, cfg), ds.y_test)
+
+
 def test_accuracy(params, cfg):
-    return float(accuracy(mlp.apply(params, ds.x_test, cfg), ds.y_test))
+    return float(_test_accuracy(params, cfg))
 
 
 # %% [markdown]
@@ -136,7 +141,7 @@ assert test_accuracy(trained["random (notes_tanh)"], sym_cfg) > test_accuracy(c,
 
 # %%
 batch = {"x": ds.x_train[:64], "y": ds.y_train[:64]}
-g = jax.grad(lambda p: mlp.loss(p, {}, batch, None, sym_cfg)[0])(trained["constant 0.1"])
+g = jax.jit(jax.grad(lambda p: mlp.loss(p, {}, batch, None, sym_cfg)[0]))(trained["constant 0.1"])
 g1 = np.asarray(g["fc1"]["w"])
 print("gradient columns identical:", np.allclose(g1, g1[:, :1]), "| norm", np.linalg.norm(g1))
 assert np.allclose(g1, g1[:, :1], atol=1e-7) and np.linalg.norm(g1) > 1e-4
@@ -147,11 +152,11 @@ assert np.allclose(g1, g1[:, :1], atol=1e-7) and np.linalg.norm(g1) > 1e-4
 # Random weights, but at which scale? The notes (seed 004 section 5.4) give one rule per
 # activation, in NumPy:
 #
-# | activation | notes | variance | known as | `functional.init` |
+# | activation | notes (`W = randn(fan_in, fan_out) / d`) | variance | known as | `init.` |
 # | --- | --- | --- | --- | --- |
-# | ReLU | `randn(fan_in, fan_out) / sqrt(fan_in / 2)` | `2 / fan_in` | He | `notes_relu` |
-# | tanh | `randn(fan_in, fan_out) / sqrt(fan_in)` | `1 / fan_in` | LeCun | `notes_tanh` |
-# | other | `randn(...) / sqrt((fan_in + fan_out) / 2)` | `2 / (fan_in + fan_out)` | Glorot | `notes_other` |
+# | ReLU | `d = sqrt(fan_in / 2)` | `2 / fan_in` | He | `notes_relu` |
+# | tanh | `d = sqrt(fan_in)` | `1 / fan_in` | LeCun | `notes_tanh` |
+# | other | `d = sqrt((fan_in + fan_out) / 2)` | `2 / (fan_in + fan_out)` | Glorot | `notes_other` |
 #
 # The aim is that each layer keeps the variance of its signal: a unit sums `fan_in` products,
 # so the weights' variance must be about `1 / fan_in`, doubled for ReLU which zeroes half its
