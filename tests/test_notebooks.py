@@ -82,7 +82,7 @@ def _execute(path):
 
 
 @pytest.fixture(scope="module")
-def smoke_runs():
+def smoke_runs(request):
     """Executes every notebook once, JAXZOO_NOTEBOOK_WORKERS at a time (default 2: XLA
     compilation, most of a smoke run, is single-threaded, so two kernels use both CI cores).
     Returns {path: (notebook, seconds) or the exception raised}."""
@@ -95,8 +95,11 @@ def smoke_runs():
         mp.setenv("MPLBACKEND", "Agg")
         mp.setenv("PYTHONPATH", os.pathsep.join(
             [str(ROOT)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])))
+        # only the notebooks whose tests were selected (pytest -k 02_backprop runs one)
+        selected = [item.callspec.params["path"] for item in request.session.items
+                    if item.originalname == "test_notebook_runs_in_smoke_mode"]
         with ThreadPoolExecutor(max(1, workers)) as pool:
-            futures = {path: pool.submit(_execute, path) for path in NOTEBOOKS}
+            futures = {path: pool.submit(_execute, path) for path in selected}
             results = {}
             for path, future in futures.items():
                 try:
