@@ -306,6 +306,46 @@ for e in range(3):
     np.testing.assert_allclose(decay_fn(e * N_EXAMPLES + 5), 0.03 / (1 + e), rtol=1e-6)
 
 # %% [markdown]
+# ## 5. A slip in the notes' training loop
+#
+# The notes' NumPy loop for a sigmoid unit (seed 004 section 5.1) accumulates
+# `del_w += learnrate * error_term * x` over the records but then applies
+# `weights += np.dot(error_term, x)`: only the **last** record's term, with the learning rate
+# dropped, and, since its `error = output - y`, with the sign of gradient *ascent*. The
+# intended update is `weights -= del_w / n_records`. Transcribed both ways:
+
+# %%
+def sigmoid_np(z):
+    return 1 / (1 + np.exp(-z))
+
+
+feat = rng.normal(size=(200, 3))
+targ = (feat @ np.array([1.5, -2.0, 0.5]) + 0.3 * rng.normal(size=200) > 0).astype(float)
+
+
+def notes_loop(fixed, epochs=100, learnrate=0.5):
+    weights = np.random.default_rng(42).normal(scale=1 / 3 ** 0.5, size=3)
+    losses = []
+    for _ in range(epochs):
+        del_w = np.zeros(3)
+        for x, y in zip(feat, targ, strict=True):
+            output = sigmoid_np(np.dot(x, weights))
+            error_term = (output - y) * output * (1 - output)
+            del_w += learnrate * error_term * x
+        if fixed:
+            weights -= del_w / len(feat)  # descend along the mean gradient
+        else:
+            weights += np.dot(error_term, x)  # as printed
+        losses.append(np.mean((sigmoid_np(feat @ weights) - targ) ** 2))
+    return np.array(losses)
+
+
+as_printed, corrected = notes_loop(fixed=False), notes_loop(fixed=True)
+print(f"MSE after 100 epochs: as printed {as_printed[-1]:.3f}, corrected {corrected[-1]:.3f}")
+assert corrected[-1] < 0.1 < as_printed[-1]
+assert np.all(np.diff(corrected) < 0)
+
+# %% [markdown]
 # **Summary.** The gradient is the direction of steepest ascent, so descent steps against it.
 # How many examples a step looks at trades smoothness against speed; feature scaling makes the
 # error surface round so one learning rate suits every direction; the rate must stay below
