@@ -1,59 +1,648 @@
-"""The ``zoo`` command.
+"""The ``zoo`` command: list the zoo, train a model on its embedded default data, evaluate it.
 
-Until the zoo registry lands this trains the smallest real model there is: softmax
-regression on scikit-learn's bundled 8x8 digits, by full-batch gradient descent.
+    zoo list
+    zoo train NAME [--dataset D] [--optimizer O] [--lr X] [--batch-size B] [--epochs E]
+                   [--seed S] [--out DIR] [--resume] [--quiet]
+    zoo eval NAME --checkpoint DIR
+    zoo sample NAME --checkpoint DIR [--prime TEXT] [--length N] [--temperature T]
+                    [--top-k K] [--seed S]
+    zoo gradients [--out DIR]
+
+``zoo train`` writes into ``--out`` (default ``runs/NAME``): ``summary.json`` (final train and
+test metrics: ``test_loss`` always, ``test_accuracy`` for classifiers), ``metrics.jsonl`` (one
+line per epoch), ``loss.png`` (the loss curve), ``checkpoints/`` (``train.checkpoint``, one per
+epoch, the last three kept), ``run.json`` (the options, read back by ``zoo eval`` and
+``--resume``) and ``manifest.json`` (versions, config, parameter hash; ``train.manifest``).
+
+Bad input (an unknown model, dataset or optimizer, a negative learning rate, ...) prints one
+line ``zoo: error: ...`` (with the closest names for a misspelling) and exits with status 2.
+
+Extending: a registry entry may name its own ``train`` / ``evaluate`` / ``sample`` functions
+(``zoo.registry.ModelSpec``), called as ``function(spec, options)`` with the
+:class:`RunOptions` below; new subcommands are one ``(add_arguments, run)`` pair in
+:data:`COMMANDS`. The helpers :func:`load_data`, :func:`make_optimizer`, :func:`evaluate`,
+:func:`train_model` and :func:`write_run_files` are public so custom functions can reuse them.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import difflib
+import importlib
+import json
+import math
+import os
+import shutil
 import sys
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+__all__ = ["RunOptions", "OPTIMIZERS", "COMMANDS", "main", "build_parser", "load_data",
+           "data_info", "make_optimizer", "evaluate", "train_model", "evaluate_model",
+           "write_run_files", "resolve_function"]
+
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta", "adam", "nadam",
+              "adamw", "adamax", "lamb")
+RUN_FILE = "run.json"
+SUMMARY_FILE = "summary.json"
+HISTORY_FILE = "metrics.jsonl"
+CURVE_FILE = "loss.png"
+CHECKPOINT_DIR = "checkpoints"
 
 
-def _train_softmax_regression(epochs: int, lr: float, seed: int) -> dict:
+class UsageError(ValueError):
+    """A bad command-line value; ``main`` prints it and exits with status 2."""
+
+
+@dataclasses.dataclass
+class RunOptions:
+    """Resolved options of one ``zoo`` invocation (command-line values over registry defaults).
+
+    Attributes:
+        name: model name in ``zoo.registry``.
+        dataset: dataset name; ``dataset_options`` apply to it.
+        dataset_options: loader options (the registry's, when the dataset is the default).
+        optimizer, lr, batch_size, epochs, seed: training settings (batch_size None = full
+            batch).
+        out: output directory.
+        resume: continue from the latest checkpoint in ``out``.
+        quiet: no progress bar and no summary table.
+        checkpoint: run directory (or its ``checkpoints/``) for ``zoo eval`` / ``zoo sample``.
+        extra: further subcommand-specific values (e.g. for ``zoo sample``).
+    """
+
+    name: str
+    dataset: str
+    dataset_options: Mapping[str, Any]
+    optimizer: str
+    lr: float
+    batch_size: int | None
+    epochs: int
+    seed: int = 0
+    out: str | None = None
+    resume: bool = False
+    quiet: bool = False
+    checkpoint: str | None = None
+    extra: dict = dataclasses.field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["dataset_options"] = dict(self.dataset_options)
+        return d
+
+
+# --------------------------------------------------------------------------------------------
+# Building blocks (public: custom train / evaluate functions reuse them)
+
+
+def resolve_function(path: str) -> Callable:
+    """Import ``'package.module:function'``."""
+    module, _, attr = path.partition(":")
+    if not module or not attr:
+        raise ValueError(f"resolve_function: expected 'package.module:function', got {path!r}")
+    return getattr(importlib.import_module(module), attr)
+
+
+def load_data(name: str, options: Mapping[str, Any] | None = None):
+    """``train.datasets.load(name, **options)``, with unknown names as :class:`UsageError`."""
+    from train import datasets
+
+    if name not in datasets.names():
+        close = difflib.get_close_matches(name, datasets.names(), n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise UsageError(f"unknown dataset {name!r}.{hint} Known datasets: "
+                         f"{', '.join(datasets.names())}")
+    try:
+        return datasets.load(name, **dict(options or {}))
+    except (ValueError, TypeError, FileNotFoundError) as e:
+        raise UsageError(f"dataset {name!r}: {e}") from e
+
+
+def data_info(ds):
+    """``zoo.registry.DataInfo`` of a ``train.datasets.Dataset``."""
+    import numpy as np
+
+    from zoo.registry import DataInfo
+
+    y = np.asarray(ds.y_train) if ds.y_train is not None else None
+    n_classes = ds.meta.get("n_classes")
+    if n_classes is None and y is not None and np.issubdtype(y.dtype, np.integer):
+        n_classes = int(y.max()) + 1
+    n_targets = None
+    if n_classes is None and y is not None:
+        n_targets = 1 if y.ndim == 1 else int(np.prod(y.shape[1:]))
+    return DataInfo(input_shape=tuple(np.shape(ds.x_train)[1:]), n_classes=n_classes,
+                    n_targets=n_targets, name=str(ds.meta.get("name", "")))
+
+
+def make_optimizer(name: str, lr: float):
+    """A ``functional.optim`` optimizer by name with learning rate ``lr``."""
+    from functional import optim
+
+    if name not in OPTIMIZERS:
+        close = difflib.get_close_matches(name, OPTIMIZERS, n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise UsageError(f"unknown optimizer {name!r}.{hint} Known: {', '.join(OPTIMIZERS)}")
+    return getattr(optim, name)(lr)
+
+
+def _split(ds, which: str):
+    x, y = getattr(ds, f"x_{which}"), getattr(ds, f"y_{which}")
+    if x is None:
+        return None
+    return {"x": x} if y is None else {"x": x, "y": y}
+
+
+def evaluate(loss_fn: Callable, params, model_state, data: Mapping, *, key=None,
+             batch_size: int = 1024) -> dict:
+    """Exact weighted means of ``loss_fn``'s metrics over ``data`` (batches padded with weight 0).
+
+    Args:
+        loss_fn: ``loss_fn(params, model_state, batch, key) -> (loss, (state, metrics))``.
+        params, model_state: the model's.
+        data: ``{'x': [n, ...], 'y': [n, ...]}``.
+        key: PRNG key passed to ``loss_fn`` (default ``PRNGKey(0)``).
+        batch_size: evaluation batch size.
+
+    Returns:
+        ``{'loss': ..., <metrics>}`` as Python floats.
+    """
     import jax
     import jax.numpy as jnp
     import numpy as np
-    import optax
-    from sklearn.datasets import load_digits
 
-    x, y = load_digits(return_X_y=True)
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(x))
-    x, y = (x[order] / 16.0).astype(np.float32), y[order].astype(np.int32)
-    n_train = int(0.8 * len(x))
-    x_tr, y_tr, x_te, y_te = x[:n_train], y[:n_train], x[n_train:], y[n_train:]
+    from train.loop import make_eval_step
 
-    params = {"w": jnp.zeros((64, 10)), "b": jnp.zeros(10)}
+    n = int(np.shape(data["x"])[0])
+    bs = min(batch_size, n)
+    step = jax.jit(make_eval_step(loss_fn))
+    from train.loop import TrainState
 
-    def loss(p, xb, yb):
-        logits = xb @ p["w"] + p["b"]
-        return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean()
+    state = TrainState(params, (), model_state, jnp.zeros((), jnp.int32),
+                       jax.random.PRNGKey(0) if key is None else key)
+    sums, count = {}, 0.0
+    for start in range(0, n, bs):
+        idx = np.arange(start, start + bs)
+        weight = (idx < n).astype(np.float32)
+        idx = np.minimum(idx, n - 1)
+        batch = {k: jnp.asarray(np.asarray(v)[idx]) for k, v in data.items()}
+        batch["weight"] = jnp.asarray(weight)
+        m = jax.device_get(step(state, batch))
+        c = float(m.pop("count"))
+        for k, v in m.items():
+            sums[k] = sums.get(k, 0.0) + float(v) * c
+        count += c
+    return {k: v / count for k, v in sums.items()}
 
-    @jax.jit
-    def step(p):
-        g = jax.grad(loss)(p, x_tr, y_tr)
-        return jax.tree.map(lambda a, b: a - lr * b, p, g)
 
-    for _ in range(epochs):
-        params = step(params)
-    acc = float(jnp.mean(jnp.argmax(x_te @ params["w"] + params["b"], -1) == y_te))
-    return {"test_loss": float(loss(params, x_te, y_te)), "test_accuracy": acc}
+def _model_fns(spec, cfg):
+    module = spec.module
+
+    def loss_fn(params, model_state, batch, key):
+        return module.loss(params, model_state, batch, key, cfg, train=True)
+
+    def eval_loss_fn(params, model_state, batch, key):
+        return module.loss(params, model_state, batch, key, cfg, train=False)
+
+    return loss_fn, eval_loss_fn
+
+
+def _prepare(spec, opts: RunOptions):
+    import jax
+
+    ds = load_data(opts.dataset, opts.dataset_options)
+    try:
+        cfg = spec.make_config(data_info(ds))
+    except ValueError as e:
+        raise UsageError(f"model {spec.name!r} cannot use dataset {opts.dataset!r}: {e}") from e
+    k_init, k_fit = jax.random.split(jax.random.PRNGKey(opts.seed))
+    params = spec.module.init(k_init, cfg)
+    init_state = getattr(spec.module, "init_state", None)
+    model_state = init_state(cfg) if init_state is not None else {}
+    return ds, cfg, params, model_state, k_fit
+
+
+def write_run_files(out: str, *, opts: RunOptions, summary: dict, history, cfg, params,
+                    title: str = "") -> None:
+    """Write ``summary.json``, ``loss.png`` and ``manifest.json`` of a finished run."""
+    from train import plots
+    from train.manifest import write_manifest
+
+    with open(os.path.join(out, SUMMARY_FILE), "w") as f:
+        json.dump(summary, f, indent=2, sort_keys=True)
+        f.write("\n")
+    if history:
+        plots.plot_history(history, os.path.join(out, CURVE_FILE), title=title)
+    write_manifest(out, config=cfg, seed=opts.seed, params=params,
+                   extra={"options": opts.to_json(), "summary": summary})
+
+
+class _EpochSaver:
+    """fit callback: checkpoint every ``every`` epochs and after epoch ``last``, with the meta
+    that ``fit(resume=True)`` reads (next epoch, history, early-stopping state)."""
+
+    def __init__(self, directory: str, *, every: int, last: int):
+        from train.checkpoint import CheckpointManager
+
+        self.manager = CheckpointManager(directory, keep=3)
+        self.every, self.last = every, last
+        self.history: list[dict] = []
+
+    def on_epoch_end(self, epoch, state, logs) -> bool:
+        self.history.append(dict(logs))
+        if (epoch + 1) % self.every == 0 or epoch == self.last:
+            meta = {"next_epoch": epoch + 1, "next_batch": 0, "history": self.history,
+                    "early_stopping": {"best": None, "wait": 0}, "metrics": dict(logs)}
+            self.manager.save(int(logs["step"]), state, meta)
+        return False
+
+
+def _prefixed(prefix: str, metrics: Mapping) -> dict:
+    return {f"{prefix}_{k}": float(v) for k, v in metrics.items()}
+
+
+def train_model(spec, opts: RunOptions) -> dict:
+    """The standard ``zoo train``: ``train.loop.fit`` of ``spec.module.loss``, then run files.
+
+    Returns:
+        The summary dict (also written to ``summary.json``).
+    """
+    import jax
+
+    from train.loop import fit
+    from train.manifest import param_count
+
+    ds, cfg, params, model_state, k_fit = _prepare(spec, opts)
+    optimizer = make_optimizer(opts.optimizer, opts.lr)
+    loss_fn, eval_loss_fn = _model_fns(spec, cfg)
+    out = opts.out
+    os.makedirs(out, exist_ok=True)
+    ckpt_dir = os.path.join(out, CHECKPOINT_DIR)
+    if not opts.resume and os.path.isdir(ckpt_dir):
+        shutil.rmtree(ckpt_dir)     # a fresh run must not resume from an older one's steps
+    with open(os.path.join(out, RUN_FILE), "w") as f:
+        json.dump(opts.to_json(), f, indent=2, sort_keys=True)
+        f.write("\n")
+    train, test = _split(ds, "train"), _split(ds, "test")
+    val = _split(ds, "val") or test
+    # fit's own checkpointing saves every epoch (~0.1-0.3 s each with orbax here), which
+    # would dominate a 150-epoch MNIST-1D run; a fresh run saves through a callback every
+    # `every` epochs and at the end instead, in fit's format so that --resume (which lets fit
+    # restore, and then save every epoch) continues exactly.
+    every = max(1, opts.epochs // 5)
+    saver = None if opts.resume else _EpochSaver(ckpt_dir, every=every, last=opts.epochs - 1)
+    t0 = time.perf_counter()
+    result = fit(loss_fn, params, optimizer, train, key=k_fit, epochs=opts.epochs,
+                 batch_size=opts.batch_size, model_state=model_state, eval_data=val,
+                 eval_loss_fn=eval_loss_fn, progress=not opts.quiet,
+                 fast_path=spec.extra.get("fast_path", "auto"),
+                 history_path=os.path.join(out, HISTORY_FILE),
+                 checkpoint_dir=ckpt_dir if opts.resume else None, resume=opts.resume,
+                 callbacks=() if saver is None else (saver,))
+    seconds = time.perf_counter() - t0
+    state = result.state
+    eval_key = jax.random.PRNGKey(opts.seed + 1)
+    summary = {"model": spec.name, "dataset": opts.dataset, "task": spec.task,
+               "epochs": len(result.history), "steps": int(jax.device_get(state.step)),
+               "param_count": param_count(state.params), "seconds": seconds,
+               "expected": spec.expected}
+    epoch_times = [t["seconds"] for t in result.timings if "epoch" in t]
+    if epoch_times:
+        summary["seconds_per_epoch"] = sum(epoch_times) / len(epoch_times)
+        summary["epoch_path"] = result.timings[-1].get("path")
+    summary.update(_prefixed("train", evaluate(eval_loss_fn, state.params, state.model_state,
+                                               train, key=eval_key)))
+    summary.update(_prefixed("test", evaluate(eval_loss_fn, state.params, state.model_state,
+                                              test, key=eval_key)))
+    write_run_files(out, opts=opts, summary=summary, history=result.history, cfg=cfg,
+                    params=state.params, title=f"zoo train {spec.name} ({opts.dataset})")
+    return summary
+
+
+def _find_run(checkpoint: str) -> tuple[str, str]:
+    """(run dir, checkpoints dir) from a run directory or its checkpoints directory."""
+    path = os.path.abspath(checkpoint)
+    if os.path.isfile(os.path.join(path, RUN_FILE)):
+        return path, os.path.join(path, CHECKPOINT_DIR)
+    parent = os.path.dirname(path)
+    if os.path.isfile(os.path.join(parent, RUN_FILE)):
+        return parent, path
+    raise UsageError(f"no {RUN_FILE} found in {checkpoint!r} or its parent; pass the --out "
+                     "directory of a 'zoo train' run")
+
+
+def evaluate_model(spec, opts: RunOptions) -> dict:
+    """The standard ``zoo eval``: restore the latest checkpoint, evaluate train and test sets.
+
+    Returns:
+        ``{'train_loss', 'train_<metric>', ..., 'test_loss', 'test_<metric>', 'step'}``.
+    """
+    import jax
+
+    from train.checkpoint import CheckpointManager
+    from train.loop import init_train_state
+
+    ds, cfg, params, model_state, k_fit = _prepare(spec, opts)
+    optimizer = make_optimizer(opts.optimizer, opts.lr)
+    _, ckpt_dir = _find_run(opts.checkpoint)
+    if not os.path.isdir(ckpt_dir):
+        raise UsageError(f"no checkpoints in {ckpt_dir!r}")
+    manager = CheckpointManager(ckpt_dir)
+    if manager.latest_step() is None:
+        raise UsageError(f"no complete checkpoint in {ckpt_dir!r}")
+    target = init_train_state(params, optimizer, key=jax.random.split(k_fit)[0],
+                              model_state=model_state)
+    state, _ = manager.restore(target)
+    _, eval_loss_fn = _model_fns(spec, cfg)
+    eval_key = jax.random.PRNGKey(opts.seed + 1)
+    metrics = {"step": int(jax.device_get(state.step))}
+    for which in ("train", "test"):
+        data = _split(ds, which)
+        metrics.update(_prefixed(which, evaluate(eval_loss_fn, state.params, state.model_state,
+                                                 data, key=eval_key)))
+    return metrics
+
+
+# --------------------------------------------------------------------------------------------
+# Argument parsing
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _int_at_least(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got "
+                                             f"{text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
+        return value
+    return parse
+
+
+def _batch_size(text: str):
+    if text.lower() in ("full", "all", "none"):
+        return "full"
+    return _int_at_least(1)(text)
+
+
+def _add_run_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", help="model name (see 'zoo list')")
+    p.add_argument("--dataset", help="dataset name (default: the model's)")
+    p.add_argument("--optimizer", help=f"one of {', '.join(OPTIMIZERS)}")
+    p.add_argument("--lr", type=_positive_float, help="learning rate")
+    p.add_argument("--batch-size", type=_batch_size, help="examples per step, or 'full'")
+    p.add_argument("--epochs", type=_int_at_least(0), help="number of epochs")
+    p.add_argument("--seed", type=_int_at_least(0), default=0, help="random seed (default 0)")
+
+
+def _resolve(args: argparse.Namespace, *, saved: Mapping | None = None) -> tuple[Any, RunOptions]:
+    """Registry defaults, then a saved run's options, then the command line."""
+    from zoo import registry
+
+    try:
+        spec = registry.get(args.name)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    base = {"dataset": spec.dataset, "optimizer": spec.optimizer, "lr": spec.lr,
+            "batch_size": spec.batch_size, "epochs": spec.epochs, "seed": 0}
+    if saved:
+        base.update({k: saved[k] for k in base if k in saved})
+    given = {k: getattr(args, k, None) for k in base}
+    values = {**base, **{k: v for k, v in given.items() if v is not None}}
+    if values["batch_size"] == "full":
+        values["batch_size"] = None
+    if saved and values["dataset"] == saved.get("dataset"):
+        options = dict(saved.get("dataset_options", {}))
+    else:
+        options = dict(spec.dataset_options) if values["dataset"] == spec.dataset else {}
+    if values["optimizer"] not in OPTIMIZERS:
+        make_optimizer(values["optimizer"], 1.0)      # raises with close matches
+    out = getattr(args, "out", None) or os.path.join("runs", spec.name)
+    opts = RunOptions(name=spec.name, dataset=values["dataset"], dataset_options=options,
+                      optimizer=values["optimizer"], lr=float(values["lr"]),
+                      batch_size=values["batch_size"], epochs=int(values["epochs"]),
+                      seed=int(values["seed"]), out=out,
+                      resume=bool(getattr(args, "resume", False)),
+                      quiet=bool(getattr(args, "quiet", False)),
+                      checkpoint=getattr(args, "checkpoint", None))
+    return spec, opts
+
+
+def _print_table(rows: list[list[str]], header: list[str], file=None) -> None:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+    print(line(header), file=file)
+    print("  ".join("-" * w for w in widths), file=file)
+    for r in rows:
+        print(line(r), file=file)
+
+
+def _format(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+# --- zoo list
+
+
+def _list_arguments(p: argparse.ArgumentParser) -> None:
+    del p
+
+
+def _list_run(args: argparse.Namespace) -> int:
+    from zoo import registry
+
+    rows = [[s.name, s.dataset, s.task, s.expected] for s in registry.specs()]
+    _print_table(rows, ["name", "dataset", "task", "expected result"])
+    return 0
+
+
+# --- zoo train
+
+
+def _train_arguments(p: argparse.ArgumentParser) -> None:
+    _add_run_arguments(p)
+    p.add_argument("--out", help="output directory (default runs/NAME)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the latest checkpoint in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or summary table")
+
+
+def _train_run(args: argparse.Namespace) -> int:
+    saved = None
+    if args.resume:
+        from zoo import registry
+        try:
+            name = registry.get(args.name).name
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+        run_file = os.path.join(args.out or os.path.join("runs", name), RUN_FILE)
+        if os.path.isfile(run_file):
+            with open(run_file) as f:
+                saved = json.load(f)
+    spec, opts = _resolve(args, saved=saved)
+    summary = (resolve_function(spec.train)(spec, opts) if spec.train
+               else train_model(spec, opts))
+    if not opts.quiet:
+        print(f"\nzoo train {spec.name} on {opts.dataset}: expected {spec.expected}")
+        _print_table([[k, _format(v)] for k, v in summary.items()
+                      if k not in ("model", "dataset", "expected")], ["summary", "value"])
+        print(f"files in {opts.out}")
+    return 0
+
+
+# --- zoo eval
+
+
+def _eval_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", help="model name (see 'zoo list')")
+    p.add_argument("--checkpoint", required=True,
+                   help="the --out directory of a 'zoo train' run (or its checkpoints/)")
+
+
+def _eval_run(args: argparse.Namespace) -> int:
+    run_dir, _ = _find_run(args.checkpoint)
+    with open(os.path.join(run_dir, RUN_FILE)) as f:
+        saved = json.load(f)
+    spec, opts = _resolve(args, saved=saved)
+    if saved.get("name") not in (None, spec.name):
+        raise UsageError(f"{args.checkpoint!r} holds a {saved['name']!r} run, not {spec.name!r}")
+    metrics = (resolve_function(spec.evaluate)(spec, opts) if spec.evaluate
+               else evaluate_model(spec, opts))
+    print(json.dumps(metrics, indent=2, sort_keys=True))
+    return 0
+
+
+# --- zoo sample
+
+
+def _nonnegative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def _sample_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", help="model name (see 'zoo list'; models with a sampler)")
+    p.add_argument("--checkpoint", required=True,
+                   help="the --out directory of a 'zoo train' run (or its checkpoints/)")
+    p.add_argument("--prime", help="priming text (default: the model's choice)")
+    p.add_argument("--length", type=_int_at_least(1), default=200,
+                   help="tokens to generate (default 200)")
+    p.add_argument("--temperature", type=_nonnegative_float, default=1.0,
+                   help="softmax temperature; 0 is greedy (default 1)")
+    p.add_argument("--top-k", type=_int_at_least(1), dest="top_k",
+                   help="sample among the K most likely tokens")
+    p.add_argument("--seed", type=_int_at_least(0), default=0, dest="sample_seed",
+                   help="sampling seed (default 0)")
+
+
+def _sample_run(args: argparse.Namespace) -> int:
+    run_dir, _ = _find_run(args.checkpoint)
+    with open(os.path.join(run_dir, RUN_FILE)) as f:
+        saved = json.load(f)
+    spec, opts = _resolve(args, saved=saved)
+    if saved.get("name") not in (None, spec.name):
+        raise UsageError(f"{args.checkpoint!r} holds a {saved['name']!r} run, not {spec.name!r}")
+    if not spec.sample:
+        with_sampler = [s.name for s in _registry_specs() if s.sample]
+        raise UsageError(f"model {spec.name!r} has no sampler; models with one: "
+                         f"{', '.join(with_sampler) or 'none'}")
+    opts.extra = {"prime": args.prime, "length": args.length, "temperature": args.temperature,
+                  "top_k": args.top_k, "seed": args.sample_seed}
+    resolve_function(spec.sample)(spec, opts)
+    return 0
+
+
+def _registry_specs():
+    from zoo import registry
+
+    return registry.specs()
+
+
+# --- zoo gradients
+
+
+def _gradients_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default=os.path.join("runs", "gradients"),
+                   help="output directory (default runs/gradients)")
+    p.add_argument("--depth", type=_int_at_least(2), default=10, help="dense layers")
+    p.add_argument("--seed", type=_int_at_least(0), default=0)
+
+
+def _gradients_run(args: argparse.Namespace) -> int:
+    import jax
+    import numpy as np
+
+    from train import plots
+    from zoo import gradients
+
+    study = gradients.gradient_norm_study(jax.random.PRNGKey(args.seed), depth=args.depth)
+    os.makedirs(args.out, exist_ok=True)
+    path = plots.plot_gradient_norms(study, os.path.join(args.out, "gradient_norms.png"))
+    table = {f"{a}/{i}": [float(v) for v in np.asarray(r["grad_norm"])]
+             for (a, i), r in study.items()}
+    with open(os.path.join(args.out, "gradient_norms.json"), "w") as f:
+        json.dump(table, f, indent=2)
+    rows = [[k, f"{v[0]:.3g}", f"{v[-1]:.3g}", f"{v[0] / v[-1]:.3g}"] for k, v in table.items()]
+    _print_table(rows, ["activation/init", "layer 1", f"layer {args.depth}", "ratio"])
+    print(f"figure: {path}")
+    return 0
+
+
+# name -> (help, add_arguments(parser), run(args) -> exit status)
+COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
+    "list": ("list the zoo's models", _list_arguments, _list_run),
+    "train": ("train a model on its embedded default data", _train_arguments, _train_run),
+    "eval": ("evaluate a trained model's checkpoint", _eval_arguments, _eval_run),
+    "sample": ("generate text from a trained model's checkpoint", _sample_arguments,
+               _sample_run),
+    "gradients": ("per-layer gradient norms at init (vanishing / exploding gradients)",
+                  _gradients_arguments, _gradients_run),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``zoo`` argument parser with one subparser per entry of :data:`COMMANDS`."""
+    parser = argparse.ArgumentParser(prog="zoo", description="Train and evaluate jaxzoo models.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (help_text, add_arguments, run) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        add_arguments(p)
+        p.set_defaults(_run=run)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="zoo", description="Train jaxzoo models.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    tr = sub.add_parser("train", help="train a model on its embedded default data")
-    tr.add_argument("name", choices=["softmax"])
-    tr.add_argument("--epochs", type=int, default=300)
-    tr.add_argument("--lr", type=float, default=0.5)
-    tr.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    summary = _train_softmax_regression(args.epochs, args.lr, args.seed)
-    print(f"{args.name}: test_loss={summary['test_loss']:.4f} "
-          f"test_accuracy={summary['test_accuracy']:.4f}")
-    return 0
+    """Entry point of the ``zoo`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)      # argparse exits with status 2 on bad syntax
+    try:
+        return int(args._run(args) or 0)
+    except UsageError as e:
+        print(f"zoo: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("zoo: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -1,0 +1,190 @@
+"""Experiment driver: grids, coarse-to-fine random search, tables and figures, and training
+several seeds at once with vmap."""
+
+import csv
+import math
+
+import numpy as np
+import pytest
+
+from train import experiments as ex
+from train.manifest import params_hash
+
+# --- a host-side experiment with a known answer ------------------------------------------------
+# Gradient descent on f(w) = a/2 * w^2 from w0 = 1: after T steps w_T = (1 - lr*a)^T, so the
+# loss is smallest at lr = 1/a (one step lands on the minimum) and diverges for lr > 2/a
+# (seed 004, 4.1.1.2: too large a learning rate overshoots).
+A, T = 4.0, 5
+
+
+def quadratic_experiment(config, seed):
+    w = 1.0 + 0.0 * seed
+    history = []
+    for epoch in range(1, T + 1):
+        w = w - config["lr"] * A * w
+        history.append({"epoch": epoch, "loss": 0.5 * A * w * w})
+    return history, {"w": np.asarray([w], np.float64)}
+
+
+def test_grid_is_the_cartesian_product_in_row_major_order():
+    g = ex.grid(optimizer=["sgd", "adam"], lr=[0.1, 0.01], batch_size=[None])
+    assert g == [{"optimizer": "sgd", "lr": 0.1, "batch_size": None},
+                 {"optimizer": "sgd", "lr": 0.01, "batch_size": None},
+                 {"optimizer": "adam", "lr": 0.1, "batch_size": None},
+                 {"optimizer": "adam", "lr": 0.01, "batch_size": None}]
+    with pytest.raises(TypeError, match="grid.*'lr'"):
+        ex.grid(lr=0.1)
+    with pytest.raises(TypeError, match="grid.*'optimizer'"):
+        ex.grid(optimizer="sgd")
+
+
+def test_regime_names_follow_the_notes():
+    assert [ex.regime(b) for b in (None, 1, 32)] == ["batch", "stochastic", "mini-batch"]
+
+
+def test_make_optimizer_matches_optax_aliases():
+    import jax.numpy as jnp
+    import optax
+
+    params = {"w": jnp.asarray([1.0, -2.0])}
+    grads = {"w": jnp.asarray([0.5, 0.25])}
+    for name, ref in [("sgd", optax.sgd(0.1)), ("momentum", optax.sgd(0.1, momentum=0.9)),
+                      ("adam", optax.adam(0.1)), ("rmsprop", optax.rmsprop(0.1))]:
+        opt = ex.make_optimizer(name, 0.1)
+        s, r = opt.init(params), ref.init(params)
+        for _ in range(3):
+            u, s = opt.update(grads, s, params)
+            v, r = ref.update(grads, r, params)
+        np.testing.assert_array_equal(u["w"], v["w"])
+    with pytest.raises(ValueError, match="make_optimizer.*'lbfgs2'"):
+        ex.make_optimizer("lbfgs2", 0.1)
+
+
+def test_run_grid_runs_every_config_and_seed_and_writes_csv(tmp_path):
+    configs = ex.grid(lr=[0.05, 0.25, 0.6])
+    seen = []
+    trials = ex.run_grid(quadratic_experiment, configs, seeds=[0, 1], out_dir=tmp_path,
+                         on_trial=seen.append)
+    assert [(t.config["lr"], t.seed) for t in trials] == [
+        (0.05, 0), (0.05, 1), (0.25, 0), (0.25, 1), (0.6, 0), (0.6, 1)]
+    assert seen == trials
+    for t in trials:  # the closed form, independently of the driver
+        assert t.final("loss") == pytest.approx(0.5 * A * (1 - t.config["lr"] * A) ** (2 * T))
+        assert t.params is None
+        assert t.params_hash == params_hash(quadratic_experiment(t.config, t.seed)[1])
+    with open(tmp_path / "results.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 6
+    assert list(rows[0])[:6] == ["lr", "seed", "round", "score", "epochs", "loss"]
+    for row, t in zip(rows, trials, strict=True):
+        assert float(row["lr"]) == t.config["lr"] and int(row["seed"]) == t.seed
+        assert float(row["loss"]) == t.final("loss")  # repr round-trips exactly
+        assert int(row["epochs"]) == T and row["params_hash"] == t.params_hash
+
+
+def test_run_grid_rejects_bad_experiment_output():
+    with pytest.raises(TypeError, match="run_grid.*history, params"):
+        ex.run_grid(lambda c, s: [], [{}])
+
+
+def test_log_uniform_sampling_is_uniform_per_decade():
+    rng = np.random.default_rng(0)
+    lrs = np.array([c["lr"] for c in ex.sample({"lr": ex.LogUniform(1e-4, 1.0)}, 4000, rng)])
+    assert lrs.min() >= 1e-4 and lrs.max() <= 1.0
+    per_decade = np.histogram(np.log10(lrs), bins=4, range=(-4, 0))[0] / len(lrs)
+    np.testing.assert_allclose(per_decade, 0.25, atol=0.03)
+    # A linear-uniform sampler would put ~90% in the top decade: the check can tell.
+    lin = np.random.default_rng(0).uniform(1e-4, 1.0, 4000)
+    assert abs(np.histogram(np.log10(lin), bins=4, range=(-4, 0))[0][-1] / 4000 - 0.25) > 0.5
+
+    betas = np.array([c["b"] for c in ex.sample({"b": ex.OneMinusLogUniform(0.9, 0.999)},
+                                                 3000, np.random.default_rng(1))])
+    frac = np.histogram(np.log10(1 - betas), bins=2, range=(-3, -1))[0] / len(betas)
+    np.testing.assert_allclose(frac, 0.5, atol=0.03)
+
+
+def test_sample_mixes_fixed_values_choices_and_integers():
+    space = {"optimizer": ex.Choice(("sgd", "adam")), "hidden": ex.LogUniform(8, 512, True),
+             "epochs": 3}
+    configs = ex.sample(space, 200, np.random.default_rng(2))
+    assert {c["optimizer"] for c in configs} == {"sgd", "adam"}
+    assert all(isinstance(c["hidden"], int) and 8 <= c["hidden"] <= 512 for c in configs)
+    assert all(c["epochs"] == 3 for c in configs)
+    # The same search seed gives the same configurations.
+    assert ex.sample(space, 5, np.random.default_rng(7)) == ex.sample(
+        space, 5, np.random.default_rng(7))
+
+
+def test_zoom_narrows_on_each_dimensions_scale():
+    space = {"lr": ex.LogUniform(1e-4, 1.0), "opt": ex.Choice(("sgd", "adam", "rmsprop")),
+             "beta": ex.OneMinusLogUniform(0.9, 0.999), "layers": ex.Uniform(1, 9, True)}
+    best = [{"lr": 1e-3, "opt": "adam", "beta": 0.99, "layers": 3},
+            {"lr": 1e-2, "opt": "adam", "beta": 0.99, "layers": 5}]
+    finer = ex.zoom(space, best, margin=0.25)
+    # lr in units of the 4 decades: 1e-3 -> 0.25, 1e-2 -> 0.5; widened by 0.25 (one decade)
+    assert finer["lr"].low == pytest.approx(1e-4) and finer["lr"].high == pytest.approx(1e-1)
+    assert finer["opt"] == ex.Choice(("adam",))
+    # 1 - 0.99 = 1e-2 sits in the middle of [1e-3, 1e-1]: half a decade each side.
+    assert 1 - finer["beta"].high == pytest.approx(10 ** -2.5)
+    assert 1 - finer["beta"].low == pytest.approx(10 ** -1.5)
+    assert (finer["layers"].low, finer["layers"].high) == (1, 7)
+    with pytest.raises(ValueError, match="zoom"):
+        ex.zoom(space, [])
+    with pytest.raises(ValueError, match="LogUniform"):
+        ex.LogUniform(0.0, 1.0)
+
+
+def test_coarse_to_fine_search_closes_in_on_the_known_optimum():
+    space = {"lr": ex.LogUniform(1e-3, 1.0)}
+    res = ex.random_search(quadratic_experiment, space, score="loss", n_trials=[12, 12],
+                           rounds=2, top_k=2, search_seed=0)
+    coarse = [t for t in res.trials if t.round == 0]
+    fine = [t for t in res.trials if t.round == 1]
+    assert len(coarse) == len(fine) == 12
+    best_coarse = min(coarse, key=lambda t: t.score)
+    opt = 1.0 / A
+    # The fine region holds the coarse best and is narrower, on the log scale.
+    lo, hi = res.spaces[1]["lr"].low, res.spaces[1]["lr"].high
+    assert lo <= best_coarse.config["lr"] <= hi
+    assert math.log(hi / lo) < math.log(1.0 / 1e-3)
+    # ...and the search ends nearer the optimum lr = 1/a than the coarse round did.
+    assert abs(math.log(res.best_config["lr"] / opt)) <= abs(
+        math.log(best_coarse.config["lr"] / opt))
+    assert abs(math.log(res.best_config["lr"] / opt)) < 0.05
+    assert res.best_score == min(t.score for t in res.trials)
+    # Scores are what the closed form says.
+    for t in res.trials:
+        assert t.score == pytest.approx(0.5 * A * (1 - t.config["lr"] * A) ** (2 * T))
+
+
+def test_random_search_maximizes_and_ranks_diverged_runs_last():
+    def exp(config, seed):
+        acc = -abs(math.log10(config["lr"]) + 2) if config["lr"] < 0.5 else math.nan
+        return [{"accuracy": acc}], {"w": np.zeros(1)}
+
+    res = ex.random_search(exp, {"lr": ex.LogUniform(1e-4, 1.0)}, score="accuracy",
+                           mode="max", n_trials=20, rounds=1, search_seed=3)
+    assert math.isfinite(res.best_score)
+    assert abs(math.log10(res.best_config["lr"]) + 2) < 0.3
+    with pytest.raises(KeyError, match="'val_loss'"):
+        ex.random_search(exp, {"lr": ex.LogUniform(1e-4, 1e-2)}, score="val_loss",
+                         n_trials=1, rounds=1)
+
+
+def test_plots_write_images_of_the_mean_curves(tmp_path):
+    trials = ex.run_grid(quadratic_experiment, ex.grid(lr=[0.05, 0.1]), seeds=[0, 1])
+    drawn = ex.plot_curves(trials, tmp_path / "lr.png", metric="loss", label_by=["lr"],
+                           title="learning rates")
+    assert [label for label, _, _ in drawn] == ["lr=0.05", "lr=0.1"]
+    label, epochs, values = drawn[0]
+    np.testing.assert_array_equal(epochs, np.arange(1, T + 1))
+    np.testing.assert_allclose(values.mean(0), [0.5 * A * 0.8 ** (2 * e) for e in epochs])
+    assert (tmp_path / "lr.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    res = ex.random_search(quadratic_experiment, {"lr": ex.LogUniform(1e-3, 1.0)},
+                           score="loss", n_trials=4, rounds=2, top_k=1)
+    points = ex.plot_search(res, tmp_path / "search.svg", param="lr")
+    assert sorted(points) == [0, 1] and len(points[1][0]) == 4
+    assert (tmp_path / "search.svg").read_text().lstrip().startswith("<?xml")
+    with pytest.raises(ValueError, match="plot_curves.*'accuracy'"):
+        ex.plot_curves(trials, tmp_path / "x.png", metric="accuracy")

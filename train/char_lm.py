@@ -1,0 +1,180 @@
+"""``zoo train / eval / sample`` for the character-level language model (``zoo.char_lm``).
+
+The standard ``zoo train`` shuffles mini-batches; a language model trained with stateful
+truncated BPTT needs batch c+1 to continue batch c, so the registry's char-lm entries name these
+functions instead (``ModelSpec.train / evaluate / sample``):
+
+- :func:`train_command`: the text (``train.datasets.load('tv_script')`` by default, or
+  ``--dataset text`` with a file) is cut into ``--batch-size`` contiguous streams of
+  ``Config.chunk`` steps (``zoo.char_lm.stream_batches``) and trained with
+  ``train.loop.fit(..., shuffle=False)``, the carry passing from batch to batch in the model
+  state. Gradients are clipped to a global norm (``spec.extra['clip_norm']``, char-rnn's 5).
+  The summary reports exact bits per character on the train and test text
+  (``zoo.char_lm.bits_per_char``) next to the corpus's entropy floor when it is known.
+- :func:`evaluate_command`: the same bits per character from the latest checkpoint.
+- :func:`sample_command`: ``zoo sample NAME --checkpoint DIR --prime TEXT --length N
+  [--temperature T] [--top-k K] [--seed S]`` prints the prime followed by the generated text.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import time
+
+import jax
+import optax
+
+from train import cli
+from zoo import char_lm
+
+__all__ = ["make_config", "make_optimizer", "train_command", "evaluate_command",
+           "sample_command", "load_trained", "sample_text"]
+
+
+def make_config(spec, opts: cli.RunOptions, ds) -> char_lm.Config:
+    """The spec's config for this dataset's vocabulary, with ``streams = opts.batch_size``."""
+    try:
+        cfg = spec.make_config(cli.data_info(ds))
+    except ValueError as e:
+        raise cli.UsageError(f"model {spec.name!r} cannot use dataset {opts.dataset!r}: "
+                             f"{e}") from e
+    if "vocab" not in ds.meta or ds.x_train is None or getattr(ds.x_train, "ndim", 0) != 1:
+        raise cli.UsageError(f"model {spec.name!r} needs a character stream (a dataset with "
+                             f"1-D ids and meta['vocab'], e.g. tv_script or text), got "
+                             f"{opts.dataset!r}")
+    streams = opts.batch_size or cfg.streams or 32
+    return dataclasses.replace(cfg, vocab_size=len(ds.meta["vocab"]), streams=int(streams))
+
+
+def make_optimizer(spec, opts: cli.RunOptions):
+    """Global-norm clipping (``spec.extra['clip_norm']``, default 5) then the named optimizer."""
+    clip = float(spec.extra.get("clip_norm", 5.0))
+    return optax.chain(optax.clip_by_global_norm(clip), cli.make_optimizer(opts.optimizer,
+                                                                           opts.lr))
+
+
+def _bpc_summary(params, cfg, ds) -> dict:
+    out = {"train_bits_per_char": char_lm.bits_per_char(params, cfg, ds.x_train, streams=16),
+           "test_bits_per_char": char_lm.bits_per_char(params, cfg, ds.x_test)}
+    floor = ds.meta.get("entropy_bits_per_char")
+    if floor:
+        out["entropy_bits_per_char"] = float(floor)
+        out["test_bpc_over_floor"] = out["test_bits_per_char"] / float(floor)
+    return out
+
+
+def train_command(spec, opts: cli.RunOptions) -> dict:
+    """``zoo train char-lm``: stateful truncated BPTT with ``train.loop.fit``; writes the run
+    directory like the standard command (run.json, metrics.jsonl, checkpoints/, summary.json,
+    loss.png, manifest.json) and returns the summary."""
+    from train.loop import fit
+    from train.manifest import param_count
+
+    ds = cli.load_data(opts.dataset, opts.dataset_options)
+    cfg = make_config(spec, opts, ds)
+    try:
+        data = char_lm.stream_batches(ds.x_train, cfg.streams, cfg.chunk)
+        val = char_lm.stream_batches(ds.x_test, min(cfg.streams, 8), cfg.chunk)
+    except ValueError as e:
+        raise cli.UsageError(f"{spec.name}: text too short: {e}") from e
+    k_init, k_fit = jax.random.split(jax.random.PRNGKey(opts.seed))
+    params = char_lm.init(k_init, cfg)
+    out = opts.out
+    os.makedirs(out, exist_ok=True)
+    ckpt_dir = os.path.join(out, cli.CHECKPOINT_DIR)
+    if not opts.resume and os.path.isdir(ckpt_dir):
+        shutil.rmtree(ckpt_dir)
+    with open(os.path.join(out, cli.RUN_FILE), "w") as f:
+        json.dump(opts.to_json(), f, indent=2, sort_keys=True)
+        f.write("\n")
+    t0 = time.perf_counter()
+    result = fit(lambda p, s, b, k: char_lm.loss(p, s, b, k, cfg, train=True), params,
+                 make_optimizer(spec, opts), data, key=k_fit, epochs=opts.epochs,
+                 batch_size=cfg.streams, shuffle=False, model_state=char_lm.init_state(cfg),
+                 eval_data=val,
+                 eval_loss_fn=lambda p, s, b, k: char_lm.loss(p, s, b, k, cfg, train=False),
+                 progress=not opts.quiet, fast_path=spec.extra.get("fast_path", "scan"),
+                 history_path=os.path.join(out, cli.HISTORY_FILE), checkpoint_dir=ckpt_dir,
+                 resume=opts.resume)
+    state = result.state
+    summary = {"model": spec.name, "dataset": opts.dataset, "task": spec.task,
+               "epochs": len(result.history), "steps": int(jax.device_get(state.step)),
+               "param_count": param_count(state.params),
+               "seconds": time.perf_counter() - t0, "expected": spec.expected}
+    summary.update(_bpc_summary(state.params, cfg, ds))
+    vocab = ds.meta["vocab"]
+    prime = ds.meta.get("text_test", "")[:1] or vocab.tokens[0]
+    summary["sample"] = prime + sample_text(state.params, cfg, vocab, prime, 200,
+                                            key=jax.random.PRNGKey(opts.seed),
+                                            temperature=0.8)
+    cli.write_run_files(out, opts=opts, summary=summary, history=result.history, cfg=cfg,
+                        params=state.params, title=f"zoo train {spec.name} ({opts.dataset})")
+    return summary
+
+
+def load_trained(spec, opts: cli.RunOptions):
+    """``(params, cfg, dataset)`` restored from the latest checkpoint of ``opts.checkpoint``."""
+    from train.checkpoint import CheckpointManager
+    from train.loop import init_train_state
+
+    ds = cli.load_data(opts.dataset, opts.dataset_options)
+    cfg = make_config(spec, opts, ds)
+    _, ckpt_dir = cli._find_run(opts.checkpoint)
+    manager = CheckpointManager(ckpt_dir) if os.path.isdir(ckpt_dir) else None
+    if manager is None or manager.latest_step() is None:
+        raise cli.UsageError(f"no complete checkpoint in {ckpt_dir!r}")
+    params = char_lm.init(jax.random.PRNGKey(0), cfg)
+    target = init_train_state(params, make_optimizer(spec, opts), key=jax.random.PRNGKey(0),
+                              model_state=char_lm.init_state(cfg))
+    state, _ = manager.restore(target)
+    return state.params, cfg, ds
+
+
+def evaluate_command(spec, opts: cli.RunOptions) -> dict:
+    """``zoo eval char-lm --checkpoint DIR``: exact train / test bits per character."""
+    params, cfg, ds = load_trained(spec, opts)
+    return _bpc_summary(params, cfg, ds)
+
+
+def sample_text(params, cfg: char_lm.Config, vocab, prime: str, length: int, *, key,
+                temperature: float = 1.0, top_k: int | None = None) -> str:
+    """Text generated after ``prime`` (the prime itself not included).
+
+    Args:
+        params, cfg: a trained ``zoo.char_lm`` model.
+        vocab: the dataset's ``Vocabulary`` (``meta['vocab']``).
+        prime: non-empty priming text; every character must be in ``vocab``.
+        length: characters to generate.
+        key, temperature, top_k: as in ``zoo.char_lm.sample``.
+    """
+    if not isinstance(prime, str) or not prime:
+        raise ValueError(f"sample_text: expected a non-empty prime string, got {prime!r}")
+    unknown = sorted({c for c in prime if c not in vocab})
+    if unknown:
+        raise ValueError(f"sample_text: prime characters {unknown} are not in the model's "
+                         f"vocabulary ({len(vocab)} characters: {''.join(vocab.tokens)!r})")
+    ids = char_lm.sample(params, cfg, vocab.encode(prime), length, key=key,
+                         temperature=temperature, top_k=top_k)
+    return vocab.decode(jax.device_get(ids))
+
+
+def sample_command(spec, opts: cli.RunOptions) -> None:
+    """``zoo sample``: prints the prime and ``length`` generated characters."""
+    params, cfg, ds = load_trained(spec, opts)
+    extra = opts.extra
+    prime = extra.get("prime")
+    if prime is None:
+        prime = ds.meta.get("text_test", "")[:1] or ds.meta["vocab"].tokens[0]
+    top_k = extra.get("top_k")
+    if top_k is not None and top_k > cfg.vocab_size:
+        raise cli.UsageError(f"--top-k {top_k} exceeds the vocabulary size {cfg.vocab_size}")
+    try:
+        text = sample_text(params, cfg, ds.meta["vocab"], prime, int(extra.get("length", 200)),
+                           key=jax.random.PRNGKey(int(extra.get("seed", 0))),
+                           temperature=float(extra.get("temperature", 1.0)), top_k=top_k)
+    except ValueError as e:
+        raise cli.UsageError(str(e)) from e
+    print(prime + text)

@@ -1,0 +1,225 @@
+"""Checkpoints with orbax-checkpoint: everything needed to continue a run exactly.
+
+A checkpoint is one directory ``<root>/step_<step>`` written by orbax's composite handler
+with two items: ``state`` (the train state pytree: params, optimizer state, model state, step,
+key) and ``meta`` (JSON: data position, history, early-stopping state, the epoch's metrics, and
+the shape and dtype of every state leaf). Orbax writes into a temporary directory and renames
+it when complete, so a run killed while saving leaves no half-written ``step_*`` directory.
+
+``CheckpointManager`` keeps the last ``keep`` checkpoints plus the best one by a metric, and
+restores the newest readable checkpoint, falling back to older ones (with a warning) when the
+newest is damaged. A checkpoint whose leaves do not match the target state raises
+``CheckpointMismatchError`` naming the first mismatching leaf.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import shutil
+import warnings
+
+import jax
+import numpy as np
+
+_STEP_DIR = re.compile(r"^step_(\d+)$")
+
+
+class CheckpointMismatchError(ValueError):
+    """The checkpoint's pytree does not match the structure, shapes or dtypes of the target."""
+
+
+def _checkpointer():
+    import orbax.checkpoint as ocp
+
+    return ocp.Checkpointer(ocp.CompositeCheckpointHandler())
+
+
+def leaf_specs(tree) -> dict:
+    """``{path: [shape, dtype]}`` for every leaf (path as ``jax.tree_util.keystr``)."""
+    flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return {jax.tree_util.keystr(p): [list(np.shape(x)), str(_dtype(x))] for p, x in flat}
+
+
+def _dtype(x) -> np.dtype:
+    return np.dtype(x.dtype) if hasattr(x, "dtype") else np.result_type(x)
+
+
+def _check_specs(saved: dict, target: dict, path: str) -> None:
+    for name, spec in target.items():
+        if name not in saved:
+            raise CheckpointMismatchError(
+                f"restore_checkpoint: leaf {name} of the target (shape {spec[0]}, {spec[1]}) is "
+                f"not in the checkpoint {path}")
+        if saved[name] != spec:
+            raise CheckpointMismatchError(
+                f"restore_checkpoint: leaf {name} has shape {saved[name][0]} {saved[name][1]} in "
+                f"the checkpoint {path} but the target expects shape {spec[0]} {spec[1]}")
+    extra = [k for k in saved if k not in target]
+    if extra:
+        raise CheckpointMismatchError(
+            f"restore_checkpoint: the checkpoint {path} has leaf {extra[0]} that the target "
+            f"lacks ({len(extra)} extra leaves)")
+
+
+def save_checkpoint(path: str, state, meta: dict | None = None) -> None:
+    """Write ``state`` (a pytree of arrays) and ``meta`` (JSON-able dict) atomically to ``path``.
+
+    Args:
+        path: the checkpoint directory (overwritten if it exists).
+        state: a pytree of ``jax.Array``s (sharded arrays are written as one logical array).
+        meta: JSON-serializable information stored next to the arrays.
+    """
+    import orbax.checkpoint as ocp
+
+    meta = dict(meta or {})
+    meta["leaves"] = leaf_specs(state)
+    _checkpointer().save(os.path.abspath(path), force=True,
+                         args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                                 meta=ocp.args.JsonSave(meta)))
+
+
+def read_meta(path: str) -> dict:
+    """The JSON ``meta`` item of the checkpoint at ``path``."""
+    import orbax.checkpoint as ocp
+
+    out = _checkpointer().restore(os.path.abspath(path),
+                                  args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+    return dict(out["meta"])
+
+
+def restore_checkpoint(path: str, target):
+    """Restore the checkpoint at ``path`` into the structure of ``target``.
+
+    Args:
+        path: a checkpoint directory written by ``save_checkpoint``.
+        target: a pytree with the expected structure (arrays or ``jax.ShapeDtypeStruct``s);
+            restored arrays take the targets' shardings where they have one.
+
+    Returns:
+        ``(state, meta)``.
+
+    Raises:
+        CheckpointMismatchError: a leaf is missing, extra, or has another shape or dtype (the
+            message names the leaf).
+    """
+    import orbax.checkpoint as ocp
+
+    meta = read_meta(path)
+    _check_specs(meta.get("leaves", {}), leaf_specs(target), path)
+
+    def abstract(x):
+        sharding = getattr(x, "sharding", None)
+        return jax.ShapeDtypeStruct(np.shape(x), _dtype(x), sharding=sharding)
+
+    out = _checkpointer().restore(
+        os.path.abspath(path),
+        args=ocp.args.Composite(state=ocp.args.StandardRestore(jax.tree.map(abstract, target))))
+    state = jax.tree.unflatten(jax.tree.structure(target), jax.tree.leaves(out["state"]))
+    return state, meta
+
+
+class CheckpointManager:
+    """Numbered checkpoints in one directory: keep the last ``keep`` and the best one.
+
+    Args:
+        directory: root directory (created if missing).
+        keep: how many of the most recent checkpoints to keep (>= 1).
+        best_metric: also keep the checkpoint whose ``meta['metrics'][best_metric]`` is best.
+        best_mode: ``'min'`` or ``'max'`` for ``best_metric``.
+    """
+
+    def __init__(self, directory: str, *, keep: int = 3, best_metric: str | None = None,
+                 best_mode: str | None = "min"):
+        if not isinstance(keep, (int, np.integer)) or keep < 1:
+            raise ValueError(f"CheckpointManager: keep must be an int >= 1, got {keep!r}")
+        if best_metric is not None and best_mode not in ("min", "max"):
+            raise ValueError(f"CheckpointManager: best_mode must be 'min' or 'max', "
+                             f"got {best_mode!r}")
+        self.directory = os.path.abspath(directory)
+        self.keep, self.best_metric, self.best_mode = int(keep), best_metric, best_mode
+        os.makedirs(self.directory, exist_ok=True)
+        self._metric: dict[int, float] = {}
+        if best_metric is not None:
+            for s in self.steps():
+                try:
+                    self._metric[s] = float(read_meta(self.path(s))["metrics"][best_metric])
+                except Exception:  # damaged or lacking the metric: never "best"
+                    pass
+
+    def path(self, step: int) -> str:
+        """Directory of the checkpoint of ``step``."""
+        return os.path.join(self.directory, f"step_{int(step):010d}")
+
+    def steps(self) -> list[int]:
+        """Steps of the complete checkpoints, oldest first (orbax temp dirs are ignored)."""
+        found = [_STEP_DIR.match(name) for name in os.listdir(self.directory)]
+        return sorted(int(m.group(1)) for m in found if m)
+
+    def latest_step(self) -> int | None:
+        """The newest checkpoint's step, or ``None`` if there is none."""
+        steps = self.steps()
+        return steps[-1] if steps else None
+
+    def best_step(self) -> int | None:
+        """The step of the best checkpoint by ``best_metric`` (``None`` without one)."""
+        sign = 1.0 if self.best_mode == "min" else -1.0
+        valid = {s: v for s, v in self._metric.items() if math.isfinite(v)}
+        return min(valid, key=lambda s: (sign * valid[s], s)) if valid else None
+
+    def save(self, step: int, state, meta: dict | None = None) -> str:
+        """Save ``state`` and ``meta`` as ``step``, then prune to the last ``keep`` + best.
+
+        Returns:
+            The checkpoint's directory.
+        """
+        path = self.path(step)
+        save_checkpoint(path, state, meta)
+        if self.best_metric is not None:
+            value = (meta or {}).get("metrics", {}).get(self.best_metric)
+            if value is not None:
+                self._metric[int(step)] = float(value)
+        self._prune()
+        return path
+
+    def _prune(self) -> None:
+        if jax.process_index() != 0:
+            return
+        steps = self.steps()
+        kept = set(steps[-self.keep:])
+        best = self.best_step()
+        if best is not None:
+            kept.add(best)
+        for s in steps:
+            if s not in kept:
+                shutil.rmtree(self.path(s), ignore_errors=True)
+                self._metric.pop(s, None)
+
+    def restore(self, target, step: int | None = None):
+        """Restore ``step`` (default: the newest readable checkpoint) into ``target``.
+
+        A checkpoint that cannot be read (damaged files) is skipped with a ``RuntimeWarning``
+        and the next older one is tried; a structure mismatch is raised at once.
+
+        Returns:
+            ``(state, meta)``.
+
+        Raises:
+            CheckpointMismatchError: the checkpoint does not fit ``target``.
+            FileNotFoundError: no readable checkpoint.
+        """
+        candidates = [step] if step is not None else self.steps()[::-1]
+        errors = []
+        for s in candidates:
+            try:
+                return restore_checkpoint(self.path(s), target)
+            except CheckpointMismatchError:
+                raise
+            except Exception as e:  # damaged: fall back to the previous one
+                errors.append(f"step {s}: {type(e).__name__}: {e}")
+                warnings.warn(f"CheckpointManager.restore: checkpoint {self.path(s)} could not "
+                              f"be read ({type(e).__name__}: {str(e)[:200]}); falling back to "
+                              "the previous one", RuntimeWarning, stacklevel=2)
+        raise FileNotFoundError(f"CheckpointManager.restore: no readable checkpoint in "
+                                f"{self.directory}" + (": " + "; ".join(errors) if errors else ""))

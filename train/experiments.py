@@ -1,0 +1,640 @@
+"""Experiments: grids over configurations and seeds, random search, tables and figures.
+
+The notes' experiments are comparisons: batch vs stochastic vs mini-batch gradient descent and
+the batch size (seed 004 section 4.4), learning rates (4.4.3), optimizers (momentum, RMSprop,
+Adam), initializers, activations and the number of hidden units (section 10.1), and the
+hyperparameter search of sections 9.3-9.4: sample at random rather than on a grid, on the
+right *scale* (a learning rate log-uniformly, a momentum ``beta`` through ``1 - beta``
+log-uniformly), then zoom in on the region of the best trials and sample it more densely
+("coarse to fine").
+
+An *experiment* here is any function ``experiment(config, seed) -> (history, params)``:
+``config`` a dict of hyperparameters, ``history`` a list of per-epoch metric dicts (what
+``train.loop.fit`` returns), ``params`` the final parameter pytree. :func:`fit_experiment`
+builds one from a model builder and ``train.loop.fit``; :func:`train_seeds_vmapped` trains
+several seeds of one configuration at once, vmapped inside one jit, and equals training them
+one by one.
+
+Results are :class:`Trial` records; :func:`write_csv` writes them as a table, and
+:func:`plot_curves` / :func:`plot_search` draw the notes' overlaid loss curves and the
+coarse-to-fine scatter (matplotlib, Agg backend: works without a display).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import itertools
+import math
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from train.manifest import params_hash
+
+# ---------------------------------------------------------------------------------------------
+# Optimizers and regimes by name
+# ---------------------------------------------------------------------------------------------
+
+_OPTIMIZERS = {
+    # name -> what the notes call it (the optax alias is picked in make_optimizer)
+    "sgd": "gradient descent",
+    "momentum": "SGD with momentum 0.9",
+    "nesterov": "SGD with Nesterov momentum 0.9",
+    "rmsprop": "RMSprop",
+    "adagrad": "Adagrad",
+    "adam": "Adam",
+    "adamw": "AdamW",
+}
+
+
+def make_optimizer(name: str | Callable, learning_rate, **options):
+    """An optax-compatible optimizer from a name used in experiment configs.
+
+    Args:
+        name: one of ``'sgd'``, ``'momentum'``, ``'nesterov'``, ``'rmsprop'``, ``'adagrad'``,
+            ``'adam'``, ``'adamw'``, or a callable ``f(learning_rate, **options)`` returning a
+            ``GradientTransformation`` (e.g. one of ``functional.optim``'s aliases).
+        learning_rate: a float or a schedule (function of the step count).
+        **options: passed to the optax alias (e.g. ``momentum=0.95``, ``b1=0.8``).
+
+    Returns:
+        An ``optax.GradientTransformation``.
+    """
+    import optax
+
+    if callable(name):
+        return name(learning_rate, **options)
+    if name == "sgd":
+        return optax.sgd(learning_rate, **options)
+    if name == "momentum":
+        return optax.sgd(learning_rate, **{"momentum": 0.9, **options})
+    if name == "nesterov":
+        return optax.sgd(learning_rate, **{"momentum": 0.9, "nesterov": True, **options})
+    if name in ("rmsprop", "adagrad", "adam", "adamw"):
+        return getattr(optax, name)(learning_rate, **options)
+    raise ValueError(f"make_optimizer: expected one of {sorted(_OPTIMIZERS)} or a callable, "
+                     f"got {name!r}")
+
+
+def regime(batch_size: int | None) -> str:
+    """The notes' name for a batch size: ``None`` batch GD, ``1`` stochastic, else mini-batch."""
+    if batch_size is None:
+        return "batch"
+    if batch_size == 1:
+        return "stochastic"
+    return "mini-batch"
+
+
+# ---------------------------------------------------------------------------------------------
+# Grids
+# ---------------------------------------------------------------------------------------------
+
+
+def grid(**axes: Sequence) -> list[dict]:
+    """All combinations of the given values, in row-major order (the last axis varies fastest).
+
+    >>> grid(optimizer=['sgd', 'adam'], lr=[0.1, 0.01])
+    [{'optimizer': 'sgd', 'lr': 0.1}, {'optimizer': 'sgd', 'lr': 0.01},
+     {'optimizer': 'adam', 'lr': 0.1}, {'optimizer': 'adam', 'lr': 0.01}]
+
+    Raises:
+        TypeError: if an axis is not a list or tuple (a bare string would silently become
+            its characters).
+    """
+    for name, values in axes.items():
+        if not isinstance(values, (list, tuple)) or not values:
+            raise TypeError(f"grid: expected a non-empty list or tuple of values for {name!r}, "
+                            f"got {values!r}")
+    names = list(axes)
+    return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*axes.values())]
+
+
+@dataclasses.dataclass
+class Trial:
+    """One run of an experiment.
+
+    Attributes:
+        config: the hyperparameters (a dict).
+        seed: the run's seed.
+        history: list of per-epoch metric dicts, oldest first.
+        params: the final parameters (None when not kept).
+        params_hash: :func:`train.manifest.params_hash` of the final parameters.
+        round: search round (0 for a grid, 0/1/... for coarse and finer rounds).
+        score: the value the search ranked by (None in a plain grid).
+    """
+
+    config: dict
+    seed: int
+    history: list
+    params: Any = None
+    params_hash: str = ""
+    round: int = 0
+    score: float | None = None
+
+    def final(self, key: str):
+        """The last recorded value of metric ``key`` (NaN if never recorded)."""
+        for row in reversed(self.history):
+            if key in row:
+                return row[key]
+        return math.nan
+
+
+Experiment = Callable[[dict, int], tuple]
+
+
+def _run_one(experiment: Experiment, config: dict, seed: int, keep_params: bool, rnd: int):
+    out = experiment(dict(config), int(seed))
+    if not (isinstance(out, tuple) and len(out) == 2):
+        raise TypeError(f"run_grid: an experiment must return (history, params), "
+                        f"got {type(out).__name__}")
+    history, params = out
+    history = [dict(row) for row in history]
+    return Trial(config=dict(config), seed=int(seed), history=history,
+                 params=params if keep_params else None, params_hash=params_hash(params),
+                 round=rnd)
+
+
+def run_grid(
+    experiment: Experiment,
+    configs: Sequence[Mapping],
+    seeds: Sequence[int] = (0,),
+    *,
+    keep_params: bool = False,
+    out_dir: str | os.PathLike | None = None,
+    on_trial: Callable[[Trial], None] | None = None,
+) -> list[Trial]:
+    """Run ``experiment`` for every configuration and every seed.
+
+    Args:
+        experiment: ``experiment(config, seed) -> (history, params)``; see the module doc.
+        configs: the configurations, e.g. from :func:`grid`.
+        seeds: seeds run for each configuration.
+        keep_params: keep each trial's final parameters in memory (hashes are always kept).
+        out_dir: if given, write ``results.csv`` there (rewritten after each trial, so an
+            interrupted sweep keeps what it finished).
+        on_trial: called with each finished :class:`Trial` (progress printing, logging).
+
+    Returns:
+        The trials, configuration-major then seed.
+    """
+    if not configs:
+        raise ValueError("run_grid: expected at least one configuration, got none")
+    if not seeds:
+        raise ValueError("run_grid: expected at least one seed, got none")
+    trials = []
+    for config in configs:
+        for seed in seeds:
+            trial = _run_one(experiment, config, seed, keep_params, 0)
+            trials.append(trial)
+            if on_trial is not None:
+                on_trial(trial)
+            if out_dir is not None:
+                write_csv(trials, os.path.join(out_dir, "results.csv"))
+    return trials
+
+
+# ---------------------------------------------------------------------------------------------
+# Random search on the right scale, coarse to fine (seed 004, sections 9.3-9.4)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class LogUniform:
+    """``exp(U(log low, log high))``: equal probability per decade (learning rates)."""
+
+    low: float
+    high: float
+    integer: bool = False
+
+    def __post_init__(self):
+        if not 0 < self.low < self.high:
+            raise ValueError(f"LogUniform: expected 0 < low < high, got {self.low}, {self.high}")
+
+    def to_unit(self, v):
+        return (math.log(v) - math.log(self.low)) / (math.log(self.high) - math.log(self.low))
+
+    def from_unit(self, u):
+        v = math.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low)))
+        return int(round(v)) if self.integer else v
+
+    def narrowed(self, lo_unit, hi_unit):
+        return dataclasses.replace(self, low=self.from_unit(lo_unit), high=self.from_unit(hi_unit))
+
+
+@dataclasses.dataclass(frozen=True)
+class OneMinusLogUniform:
+    """``1 - exp(U(log(1 - high), log(1 - low)))``: for averaging rates such as momentum's
+    ``beta`` in [0.9, 0.999], where 0.9 -> 0.9005 hardly matters but 0.999 -> 0.9995 halves
+    the averaging window (seed 004, section 9.4)."""
+
+    low: float
+    high: float
+
+    def __post_init__(self):
+        if not 0 <= self.low < self.high < 1:
+            raise ValueError(f"OneMinusLogUniform: expected 0 <= low < high < 1, "
+                             f"got {self.low}, {self.high}")
+
+    def _inner(self):
+        return LogUniform(1 - self.high, 1 - self.low)
+
+    def to_unit(self, v):
+        return 1 - self._inner().to_unit(1 - v)
+
+    def from_unit(self, u):
+        return 1 - self._inner().from_unit(1 - u)
+
+    def narrowed(self, lo_unit, hi_unit):
+        return dataclasses.replace(self, low=self.from_unit(lo_unit), high=self.from_unit(hi_unit))
+
+
+@dataclasses.dataclass(frozen=True)
+class Uniform:
+    """``U(low, high)`` on a linear scale (``integer=True`` rounds, e.g. layer counts)."""
+
+    low: float
+    high: float
+    integer: bool = False
+
+    def __post_init__(self):
+        if not self.low < self.high:
+            raise ValueError(f"Uniform: expected low < high, got {self.low}, {self.high}")
+
+    def to_unit(self, v):
+        return (v - self.low) / (self.high - self.low)
+
+    def from_unit(self, u):
+        v = self.low + u * (self.high - self.low)
+        return int(round(v)) if self.integer else v
+
+    def narrowed(self, lo_unit, hi_unit):
+        return dataclasses.replace(self, low=self.from_unit(lo_unit), high=self.from_unit(hi_unit))
+
+
+@dataclasses.dataclass(frozen=True)
+class Choice:
+    """One of a finite set of values, uniformly (optimizers, activations, initializers)."""
+
+    values: tuple
+
+    def __post_init__(self):
+        if not self.values:
+            raise ValueError("Choice: expected at least one value")
+
+
+Dimension = LogUniform | OneMinusLogUniform | Uniform | Choice
+
+
+def sample(space: Mapping[str, Any], n: int, rng: np.random.Generator) -> list[dict]:
+    """Draw ``n`` configurations from a search space.
+
+    Args:
+        space: name -> dimension (:class:`LogUniform`, :class:`OneMinusLogUniform`,
+            :class:`Uniform`, :class:`Choice`) or a fixed value (copied into every config).
+        n: number of configurations.
+        rng: a ``numpy.random.Generator`` (the search is host-side bookkeeping).
+
+    Returns:
+        ``n`` dicts with one value per name.
+    """
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"sample: expected a numpy.random.Generator, got {type(rng).__name__}")
+    configs = []
+    for _ in range(n):
+        config = {}
+        for name, dim in space.items():
+            if isinstance(dim, Choice):
+                config[name] = dim.values[int(rng.integers(len(dim.values)))]
+            elif hasattr(dim, "from_unit"):
+                config[name] = dim.from_unit(float(rng.uniform()))
+            else:
+                config[name] = dim
+        configs.append(config)
+    return configs
+
+
+def zoom(space: Mapping[str, Any], best: Sequence[Mapping], *, margin: float = 0.25) -> dict:
+    """The finer search space around the best configurations (the notes' coarse to fine).
+
+    For each continuous dimension, the new interval spans the best configurations' values on
+    that dimension's own scale (log for :class:`LogUniform`), widened by ``margin`` times the
+    old interval's width on each side and clipped to the old interval. A :class:`Choice`
+    keeps only the values that the best configurations used.
+
+    Args:
+        space: the coarse space.
+        best: the best few configurations of the coarse round (at least one).
+        margin: widening as a fraction of the coarse interval, per side.
+
+    Returns:
+        The finer space (same names).
+    """
+    if not best:
+        raise ValueError("zoom: expected at least one configuration to zoom around, got none")
+    if margin < 0:
+        raise ValueError(f"zoom: expected margin >= 0, got {margin}")
+    finer = {}
+    for name, dim in space.items():
+        if isinstance(dim, Choice):
+            kept = tuple(v for v in dim.values if any(b[name] == v for b in best))
+            finer[name] = Choice(kept)
+        elif hasattr(dim, "narrowed"):
+            units = [dim.to_unit(b[name]) for b in best]
+            lo, hi = max(0.0, min(units) - margin), min(1.0, max(units) + margin)
+            finer[name] = dim.narrowed(lo, hi) if hi > lo else dim
+        else:
+            finer[name] = dim
+    return finer
+
+
+def _score_fn(score):
+    if callable(score):
+        return score
+    if isinstance(score, str):
+        key = score
+
+        def final(history):
+            for row in reversed(history):
+                if key in row:
+                    return float(row[key])
+            raise KeyError(f"random_search: metric {key!r} not in the history "
+                           f"(keys: {sorted(history[-1]) if history else []})")
+
+        return final
+    raise TypeError(f"random_search: expected score as a metric name or a function of the "
+                    f"history, got {type(score).__name__}")
+
+
+@dataclasses.dataclass
+class SearchResult:
+    """What :func:`random_search` found.
+
+    Attributes:
+        trials: every trial of every round (score = mean over seeds, repeated per seed).
+        spaces: the space searched in each round (coarse first).
+        best_config: the configuration with the best mean score over seeds.
+        best_score: that score.
+    """
+
+    trials: list
+    spaces: list
+    best_config: dict
+    best_score: float
+
+
+def random_search(
+    experiment: Experiment,
+    space: Mapping[str, Any],
+    *,
+    score: str | Callable[[list], float],
+    n_trials: int | Sequence[int] = 16,
+    rounds: int = 2,
+    top_k: int = 3,
+    margin: float = 0.1,
+    seeds: Sequence[int] = (0,),
+    mode: str = "min",
+    search_seed: int = 0,
+    on_trial: Callable[[Trial], None] | None = None,
+) -> SearchResult:
+    """Random search on log scales with coarse-to-fine rounds (seed 004, sections 9.3-9.4).
+
+    Round 0 samples ``n_trials`` configurations from ``space``; each later round samples
+    from :func:`zoom` of the previous round's space around its ``top_k`` configurations.
+    A configuration's score is the mean over ``seeds`` of ``score(history)``; a non-finite
+    score (a diverged run) ranks last.
+
+    Args:
+        experiment: ``experiment(config, seed) -> (history, params)``.
+        space: the coarse space (see :func:`sample`).
+        score: a metric name (its last value in the history) or ``f(history) -> float``.
+        n_trials: configurations per round (an int, or one per round).
+        rounds: number of rounds (1 = plain random search).
+        top_k: how many best configurations define the next round's region.
+        margin: widening of the zoomed region (fraction of the old interval, per side).
+        seeds: seeds per configuration.
+        mode: ``'min'`` or ``'max'``.
+        search_seed: seeds the sampling of configurations (not the training).
+        on_trial: called with each finished trial.
+
+    Returns:
+        A :class:`SearchResult`.
+    """
+    if mode not in ("min", "max"):
+        raise ValueError(f"random_search: expected mode 'min' or 'max', got {mode!r}")
+    if rounds < 1 or top_k < 1:
+        raise ValueError(f"random_search: expected rounds >= 1 and top_k >= 1, "
+                         f"got {rounds}, {top_k}")
+    per_round = [n_trials] * rounds if isinstance(n_trials, int) else list(n_trials)
+    if len(per_round) != rounds or min(per_round) < 1:
+        raise ValueError(f"random_search: expected n_trials as a positive int or {rounds} "
+                         f"positive ints, got {n_trials!r}")
+    score_of = _score_fn(score)
+    rng = np.random.default_rng(search_seed)
+    sign = 1.0 if mode == "min" else -1.0
+    trials, spaces, ranked = [], [], []
+    current = dict(space)
+    for rnd in range(rounds):
+        if rnd:
+            current = zoom(current, [c for c, _ in ranked[:top_k]], margin=margin)
+        spaces.append(current)
+        scored = []
+        for config in sample(current, per_round[rnd], rng):
+            group = []
+            for seed in seeds:
+                trial = _run_one(experiment, config, seed, False, rnd)
+                trial.score = float(score_of(trial.history))
+                group.append(trial)
+                if on_trial is not None:
+                    on_trial(trial)
+            mean = float(np.mean([t.score for t in group]))
+            trials.extend(group)
+            scored.append((config, mean))
+        # Rank over every round so far: the fine round refines, it does not forget.
+        ranked = sorted(ranked + scored,
+                        key=lambda cs: sign * cs[1] if math.isfinite(cs[1]) else math.inf)
+    best_config, best_score = ranked[0]
+    return SearchResult(trials=trials, spaces=spaces, best_config=best_config,
+                        best_score=best_score)
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables and figures
+# ---------------------------------------------------------------------------------------------
+
+
+def _cell(value):
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, (np.floating, np.integer)):
+        return repr(value.item())
+    if callable(value):
+        return getattr(value, "__name__", repr(value))
+    return str(value)
+
+
+def table(trials: Sequence[Trial], metrics: Sequence[str] | None = None) -> list[dict]:
+    """Trials as flat rows: config keys, ``seed``, ``round``, ``score``, ``epochs`` run, the
+    final value of each metric, and ``params_hash``.
+
+    Args:
+        trials: the trials.
+        metrics: which metrics' final values to include (default: every key seen in the last
+            epoch of any trial, except ``'epoch'``).
+    """
+    if metrics is None:
+        seen = {}
+        for t in trials:
+            if t.history:
+                seen.update(dict.fromkeys(k for k in t.history[-1] if k != "epoch"))
+        metrics = list(seen)
+    config_keys = list(dict.fromkeys(k for t in trials for k in t.config))
+    rows = []
+    for t in trials:
+        row = {k: t.config.get(k) for k in config_keys}
+        row.update(seed=t.seed, round=t.round, score=t.score, epochs=len(t.history))
+        row.update({m: t.final(m) for m in metrics})
+        row["params_hash"] = t.params_hash
+        rows.append(row)
+    return rows
+
+
+def write_csv(trials: Sequence[Trial], path: str | os.PathLike,
+              metrics: Sequence[str] | None = None) -> list[dict]:
+    """Write :func:`table` of the trials to a CSV file (directories created); returns the rows.
+
+    Floats are written with ``repr`` so that reading the file back gives the same numbers.
+    """
+    rows = table(trials, metrics)
+    os.makedirs(os.path.dirname(os.fspath(path)) or ".", exist_ok=True)
+    fields = list(dict.fromkeys(k for row in rows for k in row))
+    tmp = os.fspath(path) + ".tmp"
+    with open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: _cell(v) for k, v in row.items()})
+    os.replace(tmp, path)
+    return rows
+
+
+def _label(config: Mapping, keys: Sequence[str] | None) -> str:
+    keys = list(config) if keys is None else keys
+    parts = []
+    for k in keys:
+        v = config.get(k)
+        v = f"{v:.3g}" if isinstance(v, float) else _cell(v)
+        parts.append(f"{k}={v}")
+    return ", ".join(parts)
+
+
+def curves(trials: Sequence[Trial], metric: str = "loss", *, label_by=None):
+    """Group trials by configuration and stack their curves of ``metric`` over seeds.
+
+    Returns:
+        A list of ``(label, epochs <i>[T], values <f64>[seeds, T])`` in first-seen order;
+        runs of different lengths (early stopping) are cut to the shortest.
+    """
+    groups: dict[str, list] = {}
+    for t in trials:
+        ys = [row[metric] for row in t.history if metric in row]
+        if ys:
+            groups.setdefault(_label(t.config, label_by), []).append(ys)
+    out = []
+    for label, runs in groups.items():
+        length = min(len(r) for r in runs)
+        values = np.asarray([r[:length] for r in runs], dtype=np.float64)
+        out.append((label, np.arange(1, length + 1), values))
+    return out
+
+
+def _pyplot():
+    import matplotlib
+
+    if matplotlib.get_backend().lower() != "agg":
+        matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_curves(
+    trials: Sequence[Trial],
+    path: str | os.PathLike,
+    *,
+    metric: str = "loss",
+    label_by: Sequence[str] | None = None,
+    title: str | None = None,
+    logy: bool = True,
+):
+    """Overlaid curves of one metric per configuration: the mean over seeds as a line, the
+    range over seeds shaded (the notes' optimizer and learning-rate comparisons).
+
+    Args:
+        trials: the trials (several seeds of a configuration are grouped).
+        path: image file to write (format from the suffix, e.g. ``.png``, ``.svg``).
+        metric: history key to plot against the epoch.
+        label_by: config keys used in the legend (default: all of them).
+        title: figure title.
+        logy: log-scale y axis (losses over many epochs).
+
+    Returns:
+        The curves drawn, as :func:`curves` returns them.
+    """
+    plt = _pyplot()
+    drawn = curves(trials, metric, label_by=label_by)
+    if not drawn:
+        raise ValueError(f"plot_curves: no trial recorded the metric {metric!r}")
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for label, epochs, values in drawn:
+        (line,) = ax.plot(epochs, values.mean(0), label=label)
+        if len(values) > 1:
+            ax.fill_between(epochs, values.min(0), values.max(0), color=line.get_color(),
+                            alpha=0.2, linewidth=0)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(metric)
+    if logy and all(np.all(v > 0) for _, _, v in drawn):
+        ax.set_yscale("log")
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.fspath(path)) or ".", exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return drawn
+
+
+def plot_search(result: SearchResult, path: str | os.PathLike, *, param: str = "lr",
+                logx: bool = True, title: str | None = None):
+    """Score against one hyperparameter, one colour per round (the coarse-to-fine picture).
+
+    Returns:
+        ``{round: (values, scores)}`` as plotted.
+    """
+    plt = _pyplot()
+    points: dict[int, tuple[list, list]] = {}
+    for t in result.trials:
+        xs, ys = points.setdefault(t.round, ([], []))
+        xs.append(t.config[param])
+        ys.append(t.score)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for rnd, (xs, ys) in sorted(points.items()):
+        ax.scatter(xs, ys, s=16, label="coarse" if rnd == 0 else f"fine {rnd}")
+    ax.axvline(result.best_config[param], color="k", linewidth=0.8, linestyle="--")
+    ax.set_xlabel(param)
+    ax.set_ylabel("score")
+    if logx:
+        ax.set_xscale("log")
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.fspath(path)) or ".", exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return points

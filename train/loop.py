@@ -1,0 +1,792 @@
+"""The train loop: a pure train step, jitted epochs, and ``fit``.
+
+Layout follows the Flax examples (``train_step(state, batch) -> (state, metrics)``, a train
+state pytree, metrics as sums plus a count normalized once per epoch) without their
+decorators: every function here is plain JAX, and ``fit`` does the jitting.
+
+A ``loss_fn`` has the contract of ``docs/architecture.md``::
+
+    loss_fn(params, model_state, batch, key) -> (loss, (model_state, metrics))
+
+where ``batch`` is a dict of arrays with a leading batch axis (``{'x': ..., 'y': ...}`` and
+optionally ``'weight': <f32>[batch]``, 0 for padding rows), ``loss`` is the weighted mean over
+the batch and ``metrics`` a dict of weighted-mean scalars.
+
+Regimes (seed note 004, "batch / stochastic / mini-batch gradient descent"): ``batch_size=None``
+is full-batch gradient descent, ``1`` is stochastic gradient descent and ``k`` is mini-batch
+gradient descent. Each epoch visits the training set in an order drawn from
+``fold_in(data_key, epoch)``, so a run is a pure function of its key (and a resumed run
+continues exactly).
+
+Two ways to run an epoch over data held on the device give bitwise the same result on CPU:
+
+- ``'scan'``: the whole epoch is one jitted ``lax.scan`` over batch indices, gathering each
+  batch inside; no Python per step. This removes dispatch cost, which dominates small models.
+- ``'loop'``: a Python loop calls the same jitted step body once per batch.
+
+Which is faster depends on the model: on the project's CPU an MLP ran about 1.9x faster in a
+scan while a small CNN ran about 4x slower (``/work/shared/perf-notes.md``). ``fast_path='auto'``
+therefore measures: the first epoch runs the loop, the second the scan, and the faster one is
+kept. Streaming data (an iterable or a callable returning batches) always uses the loop.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from train import sharding as shd
+
+NAN_POLICIES = ("stop", "skip", None)
+FAST_PATHS = ("auto", "scan", "loop")
+NORM_KEYS = ("grad_norm", "param_norm", "update_norm")
+# Keys of a step's metrics that are not weighted means of the batch.
+_SPECIAL_KEYS = ("count", "learning_rate", "nonfinite", "nonfinite_leaf", *NORM_KEYS)
+
+
+class TrainState(NamedTuple):
+    """Everything a training run carries from step to step (a pytree).
+
+    Attributes:
+        params: the model's parameters (nested dicts of arrays).
+        opt_state: the optimizer's state (``optimizer.init(params)``).
+        model_state: state updated outside gradients, e.g. batch-norm statistics (``{}`` if
+            none).
+        step: ``<i32>[]``, the number of steps taken (skipped non-finite steps included).
+        key: ``<u32>[2]``, the run's raw PRNG key; step ``t`` uses ``fold_in(key, t)``.
+    """
+
+    params: Any
+    opt_state: Any
+    model_state: Any
+    step: jax.Array
+    key: jax.Array
+
+
+class FitResult(NamedTuple):
+    """What ``fit`` returns.
+
+    Attributes:
+        state: the final ``TrainState``.
+        history: one dict per epoch (``epoch``, ``step``, epoch-mean training metrics,
+            ``val_``-prefixed evaluation metrics). Deterministic: no timings in it.
+        timings: one dict per epoch run in this call (``epoch``, ``seconds``, ``path``), and
+            the ``fast_path='auto'`` measurement if one was made.
+    """
+
+    state: TrainState
+    history: list
+    timings: list
+
+
+class NonFiniteError(FloatingPointError):
+    """Raised by ``fit`` under ``nan_policy='stop'`` when a step produced NaN or Inf.
+
+    Attributes:
+        step: the global step index whose update was non-finite.
+        leaf: the first non-finite leaf: ``'loss'``, ``'grads[...]'``, ``'params[...]'`` or
+            ``'model_state[...]'`` (paths as ``jax.tree_util.keystr`` writes them).
+        state: the last finite ``TrainState`` (the update of ``step`` was not applied).
+    """
+
+    def __init__(self, message: str, *, step: int, leaf: str, state: TrainState | None = None):
+        super().__init__(message)
+        self.step, self.leaf, self.state = step, leaf, state
+
+
+# ---------------------------------------------------------------------------------------------
+# State and steps
+
+
+def _as_raw_key(key, where: str) -> jax.Array:
+    """Accept an int seed, a typed key or a raw ``<u32>[2]`` key; return the raw key."""
+    if isinstance(key, (int, np.integer)):
+        return jax.random.PRNGKey(int(key))
+    if not hasattr(key, "dtype"):
+        raise TypeError(f"{where}: key must be a jax PRNG key or an int seed, "
+                        f"got {type(key).__name__}")
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        key = jax.random.key_data(key)
+    if key.dtype != jnp.uint32 or key.shape != (2,):
+        raise ValueError(f"{where}: expected a raw key <u32>[2] (jax.random.PRNGKey) or a typed "
+                         f"key, got {key.dtype}{list(key.shape)}")
+    return jnp.asarray(key)
+
+
+def init_train_state(params, optimizer: optax.GradientTransformation, *, key,
+                     model_state=None) -> TrainState:
+    """Build the initial ``TrainState``.
+
+    Args:
+        params: the model's initial parameters.
+        optimizer: any optax-compatible ``GradientTransformation`` (``init``/``update``).
+        key: the run's PRNG key (raw, typed, or an int seed); per-step keys derive from it.
+        model_state: state outside gradients (batch-norm statistics); ``{}`` when ``None``.
+
+    Returns:
+        ``TrainState(params, optimizer.init(params), model_state, step=0, key)``.
+    """
+    if not (hasattr(optimizer, "init") and hasattr(optimizer, "update")):
+        raise TypeError("init_train_state: optimizer must be an optax GradientTransformation "
+                        f"(with init and update), got {type(optimizer).__name__}")
+    return TrainState(params=params, opt_state=optimizer.init(params),
+                      model_state={} if model_state is None else model_state,
+                      step=jnp.zeros((), jnp.int32), key=_as_raw_key(key, "init_train_state"))
+
+
+def _inexact_leaves(tree) -> list:
+    return [x for x in jax.tree.leaves(tree) if jnp.issubdtype(jnp.result_type(x), jnp.inexact)]
+
+
+def _inexact_paths(tree, prefix: str) -> list[str]:
+    flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return [prefix + jax.tree_util.keystr(p) for p, x in flat
+            if jnp.issubdtype(jnp.result_type(x), jnp.inexact)]
+
+
+def nonfinite_leaf_names(state: TrainState) -> list[str]:
+    """Names of the leaves the NaN guard checks, in the order of ``metrics['nonfinite_leaf']``.
+
+    Args:
+        state: a ``TrainState`` (only the structure of params and model state is used).
+
+    Returns:
+        ``['loss', 'grads[...]', ..., 'params[...]', ..., 'model_state[...]', ...]``.
+    """
+    return (["loss"] + _inexact_paths(state.params, "grads")
+            + _inexact_paths(state.params, "params")
+            + _inexact_paths(state.model_state, "model_state"))
+
+
+def global_norm(tree) -> jax.Array:
+    """``<f32>[]``: the L2 norm of all leaves of ``tree`` taken together."""
+    leaves = _inexact_leaves(tree)
+    if not leaves:
+        return jnp.zeros((), jnp.float32)
+    return jnp.sqrt(sum(jnp.sum(jnp.square(x.astype(jnp.float32))) for x in leaves))
+
+
+def _weight_sum(batch) -> jax.Array:
+    if "weight" in batch:
+        return jnp.sum(batch["weight"]).astype(jnp.float32)
+    return jnp.asarray(jax.tree.leaves(batch)[0].shape[0], jnp.float32)
+
+
+def find_learning_rate(opt_state, new_opt_state=None):
+    """The learning rate an update applied, read from optimizer states, or ``None``.
+
+    Two conventions are recognized:
+
+    - optax keeps hyperparameters in the state only under ``optax.inject_hyperparams``; its
+      ``hyperparams['learning_rate']`` in the state *after* an update is the rate that update
+      used (read from ``new_opt_state`` when given);
+    - ``functional.optim`` keeps ``ScaleByLearningRateState.learning_rate``, the rate the
+      *next* update applies, so it is read from the state *before* the update
+      (``opt_state``).
+
+    Args:
+        opt_state: the optimizer state before the update.
+        new_opt_state: the state after it (optional).
+
+    Returns:
+        ``<f32>[]`` or ``None`` when neither state exposes a learning rate.
+    """
+    def search(tree, hyper: bool):
+        for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+            names = [getattr(k, "key", getattr(k, "name", None)) for k in path]
+            if not names or names[-1] != "learning_rate":
+                continue
+            if hyper == (len(names) >= 2 and names[-2] == "hyperparams"):
+                return jnp.asarray(leaf, jnp.float32)
+        return None
+
+    lr = search(opt_state if new_opt_state is None else new_opt_state, True)
+    return lr if lr is not None else search(opt_state, False)
+
+
+def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation, *,
+                    nan_policy: str | None = "stop") -> Callable:
+    """Make the pure, undecorated ``train_step(state, batch) -> (state, metrics)``.
+
+    The step's key is ``fold_in(state.key, state.step)``. Metrics (all scalars):
+
+    - ``loss`` and the model's own metrics (weighted means over the batch),
+    - ``count``: the batch's weight sum (number of real rows), so callers can form sums,
+    - ``grad_norm``, ``param_norm`` (after the update), ``update_norm``: global L2 norms,
+    - ``learning_rate`` when the optimizer state exposes one (``optax.inject_hyperparams``),
+    - with a NaN policy: ``nonfinite`` (1.0 if this step was not applied) and
+      ``nonfinite_leaf`` (``<i32>``, index into ``nonfinite_leaf_names(state)``, -1 if finite).
+
+    NaN guard (inside the step, no host sync): if the loss, any gradient, any updated parameter
+    or any model-state leaf is NaN/Inf, the step keeps the old params, optimizer and model
+    state and only advances ``step`` (policy ``'skip'``; ``fit`` stops at the epoch's end for
+    ``'stop'``). ``nan_policy=None`` applies every update unchecked.
+
+    Args:
+        loss_fn: ``loss_fn(params, model_state, batch, key) -> (loss, (model_state, metrics))``.
+        optimizer: any optax-compatible ``GradientTransformation``.
+        nan_policy: ``'stop'``, ``'skip'`` or ``None``.
+
+    Returns:
+        ``train_step(state, batch) -> (TrainState, dict[str, scalar])``.
+    """
+    if nan_policy not in NAN_POLICIES:
+        raise ValueError(f"make_train_step: nan_policy must be one of {NAN_POLICIES}, "
+                         f"got {nan_policy!r}")
+    if not callable(loss_fn):
+        raise TypeError(f"make_train_step: loss_fn must be callable, got {type(loss_fn).__name__}")
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+
+    def train_step(state: TrainState, batch) -> tuple[TrainState, dict]:
+        key = jax.random.fold_in(state.key, state.step)
+        (loss, (model_state, metrics)), grads = grad_fn(state.params, state.model_state,
+                                                        batch, key)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        out = {k: jnp.asarray(v, jnp.float32) for k, v in dict(metrics).items()}
+        out["loss"] = jnp.asarray(loss, jnp.float32)
+        out["count"] = _weight_sum(batch)
+        out["grad_norm"] = global_norm(grads)
+        out["param_norm"] = global_norm(params)
+        out["update_norm"] = global_norm(updates)
+        lr = find_learning_rate(state.opt_state, opt_state)
+        if lr is not None:
+            out["learning_rate"] = lr
+        new = TrainState(params, opt_state, model_state, state.step + 1, state.key)
+        if nan_policy is None:
+            return new, out
+        flags = [jnp.isfinite(loss)]
+        flags += [jnp.all(jnp.isfinite(g)) for g in _inexact_leaves(grads)]
+        flags += [jnp.all(jnp.isfinite(p)) for p in _inexact_leaves(params)]
+        flags += [jnp.all(jnp.isfinite(s)) for s in _inexact_leaves(model_state)]
+        flags = jnp.stack(flags)
+        ok = jnp.all(flags)
+        keep = lambda a, b: jax.tree.map(lambda x, y: jnp.where(ok, x, y), a, b)
+        new = TrainState(keep(params, state.params), keep(opt_state, state.opt_state),
+                         keep(model_state, state.model_state), state.step + 1, state.key)
+        out["nonfinite"] = 1.0 - ok.astype(jnp.float32)
+        out["nonfinite_leaf"] = jnp.where(ok, -1, jnp.argmin(flags)).astype(jnp.int32)
+        return new, out
+
+    return train_step
+
+
+def make_eval_step(loss_fn: Callable) -> Callable:
+    """Make the pure ``eval_step(state, batch) -> metrics``.
+
+    Args:
+        loss_fn: same contract as for ``make_train_step`` (typically the model's loss with
+            ``train=False`` bound). Its key is ``fold_in(state.key, state.step)``; the model
+            state it returns is discarded.
+
+    Returns:
+        ``eval_step(state, batch) -> {'loss', <model metrics>, 'count'}`` (weighted means plus
+        the batch's weight sum).
+    """
+    if not callable(loss_fn):
+        raise TypeError(f"make_eval_step: loss_fn must be callable, got {type(loss_fn).__name__}")
+
+    def eval_step(state: TrainState, batch) -> dict:
+        key = jax.random.fold_in(state.key, state.step)
+        loss, (_, metrics) = loss_fn(state.params, state.model_state, batch, key)
+        out = {k: jnp.asarray(v, jnp.float32) for k, v in dict(metrics).items()}
+        out["loss"] = jnp.asarray(loss, jnp.float32)
+        out["count"] = _weight_sum(batch)
+        return out
+
+    return eval_step
+
+
+# ---------------------------------------------------------------------------------------------
+# Metric accumulators: sums plus counts on the device, normalized once per epoch on the host.
+
+
+def _acc_init(metric_shapes: Mapping) -> dict:
+    z = lambda: jnp.zeros((), jnp.float32)
+    acc = {"sums": {k: z() for k in metric_shapes if k not in _SPECIAL_KEYS},
+           "norms": {k: z() for k in NORM_KEYS if k in metric_shapes},
+           "count": z(), "steps": z(), "skipped": z(),
+           "bad_step": jnp.full((), -1, jnp.int32), "bad_leaf": jnp.full((), -1, jnp.int32)}
+    if "learning_rate" in metric_shapes:
+        acc["learning_rate"] = z()
+    return acc
+
+
+def _acc_add(acc: dict, m: Mapping, step) -> dict:
+    """Add one step's metrics; ``step`` is the global index of the step they came from."""
+    count = m["count"]
+    new = {"sums": {k: acc["sums"][k] + m[k] * count for k in acc["sums"]},
+           "norms": {k: acc["norms"][k] + m[k] for k in acc["norms"]},
+           "count": acc["count"] + count, "steps": acc["steps"] + 1.0,
+           "skipped": acc["skipped"] + m.get("nonfinite", 0.0),
+           "bad_step": acc["bad_step"], "bad_leaf": acc["bad_leaf"]}
+    if "learning_rate" in acc:
+        new["learning_rate"] = m["learning_rate"]
+    if "nonfinite_leaf" in m:
+        first = (acc["bad_step"] < 0) & (m["nonfinite_leaf"] >= 0)
+        new["bad_step"] = jnp.where(first, step, acc["bad_step"]).astype(jnp.int32)
+        new["bad_leaf"] = jnp.where(first, m["nonfinite_leaf"], acc["bad_leaf"])
+    return new
+
+
+def _acc_normalize(acc: Mapping, prefix: str = "") -> dict:
+    acc = jax.device_get(acc)
+    count = float(acc["count"])
+    out = {prefix + k: float(v) / count if count else math.nan for k, v in acc["sums"].items()}
+    steps = float(acc.get("steps", 0.0))
+    for k, v in acc.get("norms", {}).items():
+        out[prefix + k] = float(v) / steps if steps else math.nan
+    if "learning_rate" in acc:
+        out[prefix + "learning_rate"] = float(acc["learning_rate"])
+    if "skipped" in acc and float(acc["skipped"]):
+        out[prefix + "skipped_steps"] = int(acc["skipped"])
+    out[prefix + "count"] = count
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Epoch plans: which examples form which batch.
+
+
+def epoch_plan(n: int, batch_size: int | None, *, epoch: int, data_key, shuffle: bool = True,
+               drop_last: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """Batch indices and row weights of one epoch.
+
+    Args:
+        n: number of training examples.
+        batch_size: ``None`` for the full batch (in dataset order), else examples per batch.
+        epoch: the epoch index; the order is ``jax.random.permutation(fold_in(data_key,
+            epoch), n)``.
+        data_key: raw PRNG key of the data order.
+        shuffle: whether mini-batch epochs are shuffled.
+        drop_last: drop the last partial batch instead of padding it.
+
+    Returns:
+        ``(idx, weight)``: ``idx`` ``<i32>[n_batches, batch]`` and ``weight``
+        ``<f32>[n_batches, batch]`` (1 for real rows, 0 for padding rows pointing at example 0),
+        or ``None`` when no batch is padded.
+    """
+    if batch_size is None:
+        return np.arange(n, dtype=np.int32)[None], None
+    order = (np.asarray(jax.random.permutation(jax.random.fold_in(data_key, epoch), n))
+             if shuffle else np.arange(n))
+    order = order.astype(np.int32)
+    if drop_last:
+        nb = n // batch_size
+        if nb == 0:
+            raise ValueError(f"fit: drop_last=True with batch_size={batch_size} > {n} examples "
+                             "leaves no batch")
+        return order[: nb * batch_size].reshape(nb, batch_size), None
+    nb = -(-n // batch_size)
+    pad = nb * batch_size - n
+    if pad == 0:
+        return order.reshape(nb, batch_size), None
+    idx = np.concatenate([order, np.zeros(pad, np.int32)]).reshape(nb, batch_size)
+    w = np.concatenate([np.ones(n, np.float32), np.zeros(pad, np.float32)])
+    return idx, w.reshape(nb, batch_size)
+
+
+def _gather(data: Mapping, idx, w):
+    batch = {k: v[idx] for k, v in data.items()}
+    if w is not None:
+        batch["weight"] = batch["weight"] * w if "weight" in batch else w
+    return batch
+
+
+class _Runner:
+    """Jitted epoch functions for one (train_step, mesh) pair, compiled once per fit."""
+
+    def __init__(self, train_step, mesh, policy):
+        self.mesh, self.policy = mesh, policy
+        self.compiled_scan = None
+
+        def body(state, acc, batch):
+            batch = shd.constrain_batch(batch, mesh)
+            new, m = train_step(state, batch)
+            acc = _acc_add(acc, m, state.step)
+            if policy == "stop":   # freeze everything after the first non-finite step
+                stopped = acc["bad_step"] >= 0
+                new = jax.tree.map(lambda a, b: jnp.where(stopped, a, b), state, new)
+            return new, acc
+
+        def step_at(state, acc, data, idx, w, b):
+            return body(state, acc, _gather(data, idx[b], None if w is None else w[b]))
+
+        def scan_epoch(state, acc, data, idx, w):
+            def f(carry, xs):
+                i, wi = xs
+                return body(*carry, _gather(data, i, wi)), None
+            return jax.lax.scan(f, (state, acc), (idx, w))[0]
+
+        self.step_at = jax.jit(step_at, donate_argnums=(0, 1))
+        self.scan_epoch = jax.jit(scan_epoch, donate_argnums=(0, 1))
+        self.stream_step = jax.jit(body, donate_argnums=(0, 1))
+
+    def loop(self, state, acc, data, idx, w, *, timed=False):
+        """Per-step loop over device data; with ``timed`` also seconds/step after step 0."""
+        t = None
+        for b in range(idx.shape[0]):
+            state, acc = self.step_at(state, acc, data, idx, w, np.int32(b))
+            if timed and b == 0:
+                jax.block_until_ready(acc)
+                t = time.perf_counter()
+        per = None
+        if timed and idx.shape[0] > 1:
+            jax.block_until_ready(acc)
+            per = (time.perf_counter() - t) / (idx.shape[0] - 1)
+        return state, acc, per
+
+    def compile_scan(self, state, acc, data, idx, w):
+        """Compile the scanned epoch ahead of time (so 'auto' can time its execution)."""
+        if self.compiled_scan is None:
+            self.compiled_scan = self.scan_epoch.lower(state, acc, data, idx, w).compile()
+
+    def scan(self, state, acc, data, idx, w):
+        self.compile_scan(state, acc, data, idx, w)
+        return self.compiled_scan(state, acc, data, idx, w)
+
+
+# ---------------------------------------------------------------------------------------------
+# Data handling
+
+
+def _as_data(data, where: str, name: str):
+    """Normalize device-resident data to a dict of arrays; None for streaming data."""
+    if isinstance(data, tuple) and len(data) == 2 and all(hasattr(a, "shape") for a in data):
+        data = {"x": data[0], "y": data[1]}
+    if isinstance(data, Mapping):
+        if not data:
+            raise ValueError(f"{where}: {name} is an empty dict")
+        sizes = {k: np.shape(v)[0] if np.ndim(v) else None for k, v in data.items()}
+        if len(set(sizes.values())) != 1 or None in sizes.values():
+            raise ValueError(f"{where}: every array of {name} needs the same leading (batch) "
+                             f"axis, got leading sizes {sizes}")
+        return dict(data)
+    return None
+
+
+def _is_streaming(data) -> bool:
+    return callable(data) or (isinstance(data, Iterable) and not isinstance(data, Mapping))
+
+
+def _stream_batches(data, epoch):
+    return data(epoch) if callable(data) else data
+
+
+def _guess_mode(metric: str) -> str:
+    return "max" if "acc" in metric else "min"
+
+
+def _parse_monitor(spec, where: str):
+    """``'val_loss'``, ``('val_loss', 'min')`` or ``(metric, patience[, mode])``."""
+    if spec is None:
+        return None
+    if isinstance(spec, str):
+        return {"metric": spec, "mode": _guess_mode(spec)}
+    spec = tuple(spec)
+    if not spec or not isinstance(spec[0], str):
+        raise ValueError(f"{where}: expected a metric name first, got {spec!r}")
+    out = {"metric": spec[0], "mode": _guess_mode(spec[0])}
+    for item in spec[1:]:
+        if item in ("min", "max"):
+            out["mode"] = item
+        elif isinstance(item, (int, np.integer)) and item >= 0:
+            out["patience"] = int(item)
+        else:
+            raise ValueError(f"{where}: expected a patience >= 0 or 'min'/'max', got {item!r}")
+    return out
+
+
+def _better(a: float, b: float | None, mode: str) -> bool:
+    if b is None or not math.isfinite(b):
+        return math.isfinite(a)
+    return a < b if mode == "min" else a > b
+
+
+def _all_finite(tree) -> bool:
+    leaves = _inexact_leaves(tree)
+    if not leaves:
+        return True
+    return bool(jax.device_get(jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))))
+
+
+def _evaluate(eval_fn, state, data, n, bs, mesh):
+    idx, w = epoch_plan(n, bs, epoch=0, data_key=None, shuffle=False)
+    acc = None
+    for b in range(idx.shape[0]):
+        acc = eval_fn(acc, state, data, idx, w, np.int32(b))
+    return _acc_normalize(acc, "val_")
+
+
+def _make_eval_fn(eval_step, mesh):
+    def f(acc, state, data, idx, w, b):
+        batch = shd.constrain_batch(_gather(data, idx[b], None if w is None else w[b]), mesh)
+        m = eval_step(state, batch)
+        if acc is None:
+            acc = {"sums": {k: jnp.zeros((), jnp.float32) for k in m if k != "count"},
+                   "count": jnp.zeros((), jnp.float32)}
+        return {"sums": {k: acc["sums"][k] + m[k] * m["count"] for k in acc["sums"]},
+                "count": acc["count"] + m["count"]}
+    return jax.jit(f)
+
+
+def _call_callbacks(callbacks, name, *args) -> bool:
+    stop = False
+    for cb in callbacks:
+        fn = getattr(cb, name, None)
+        if fn is None and name == "on_epoch_end" and callable(cb):
+            fn = cb
+        if fn is not None:
+            stop = bool(fn(*args)) or stop
+    return stop
+
+
+# ---------------------------------------------------------------------------------------------
+# fit
+
+
+def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, train_data, *,
+        key, epochs: int = 1, batch_size: int | None = None, model_state=None,
+        eval_data=None, eval_loss_fn: Callable | None = None,
+        eval_batch_size: int | None = None, drop_last: bool = False, shuffle: bool = True,
+        fast_path: str = "auto", nan_policy: str | None = "stop", early_stopping=None,
+        callbacks: Iterable = (), progress: bool = True, history_path: str | None = None,
+        checkpoint_dir: str | None = None, keep: int = 3, keep_best=None,
+        resume: bool = False, mesh=None) -> FitResult:
+    """Train ``params`` with ``optimizer`` on ``train_data`` for ``epochs`` epochs.
+
+    Args:
+        loss_fn: ``loss_fn(params, model_state, batch, key) -> (loss, (model_state, metrics))``
+            returning weighted means (rows with ``batch['weight'] == 0`` must not count).
+        params: initial parameters (not modified: the state works on a copy).
+        optimizer: any optax-compatible ``GradientTransformation``.
+        train_data: either data held on the device, a dict of arrays with a common leading
+            axis (``{'x': <f32>[n, ...], 'y': [n, ...]}``, an optional ``'weight': <f32>[n]``)
+            or an ``(x, y)`` pair; or streaming data: an iterable of batch dicts (iterated once
+            per epoch) or a callable ``train_data(epoch) -> iterable of batches``.
+        key: the run's PRNG key or int seed. ``split(key)`` gives the step key (per-step keys
+            ``fold_in(step_key, step)``) and the data-order key.
+        epochs: number of epochs to run (in total, counting those of a resumed run).
+        batch_size: ``None`` full-batch GD, ``1`` SGD, ``k`` mini-batch (device data only).
+        model_state: initial model state (batch-norm statistics), ``{}`` when ``None``.
+        eval_data: optional validation data (dict or ``(x, y)``) evaluated after each epoch;
+            its metrics enter the history as ``val_<name>``.
+        eval_loss_fn: loss used for evaluation (default ``loss_fn``; pass the model's loss
+            with ``train=False`` bound for dropout/batch norm).
+        eval_batch_size: evaluation batch (default: ``batch_size``, at least 1024 rows, at most
+            the whole evaluation set); padded rows carry weight 0 so means are exact.
+        drop_last: drop the last partial batch of an epoch; otherwise it is padded with
+            weight-0 rows so the epoch mean is exact.
+        shuffle: reshuffle mini-batches each epoch (``fold_in(data_key, epoch)``).
+        fast_path: ``'scan'`` (one jitted ``lax.scan`` per epoch), ``'loop'`` (jitted step per
+            batch) or ``'auto'``: with device data and more than one batch per epoch and at
+            least two epochs to run, the first epoch runs the loop and the second the scan,
+            each timed without compilation, and the faster path is kept. Both give bitwise
+            the same numbers on CPU, so the choice does not change results.
+        nan_policy: ``'stop'`` (raise ``NonFiniteError`` naming the step and the first
+            non-finite leaf; the state keeps the last finite values), ``'skip'`` (non-finite
+            updates are not applied and counted as ``skipped_steps``) or ``None`` (unchecked).
+        early_stopping: ``(metric, patience)`` or ``(metric, patience, 'min'|'max')``: stop
+            when ``metric`` (e.g. ``'val_loss'``) has not improved for ``patience`` epochs.
+            The mode defaults to ``'max'`` for names containing ``acc``, else ``'min'``.
+        callbacks: objects with optional ``on_epoch_end(epoch, state, logs) -> bool`` (True
+            stops training) and ``on_fit_end(state, history)``; a plain callable is used as
+            ``on_epoch_end``.
+        progress: show a ``tqdm.auto`` progress bar over epochs (False silences it).
+        history_path: write the history as JSONL, one line per epoch (rewritten on resume).
+        checkpoint_dir: save a checkpoint (``train.checkpoint``) after every epoch.
+        keep: number of most recent checkpoints kept.
+        keep_best: also keep the best checkpoint by this metric (``'val_loss'``, or
+            ``(metric, 'min'|'max')``).
+        resume: continue from the latest good checkpoint in ``checkpoint_dir`` if any.
+        mesh: ``None`` (one device), ``'auto'`` (all devices) or a ``jax.sharding.Mesh`` with
+            a ``'data'`` axis: data parallel training, batch split over ``'data'``, state
+            replicated. The global batch must divide by the number of devices.
+
+    Returns:
+        ``FitResult(state, history, timings)``.
+
+    Raises:
+        NonFiniteError: under ``nan_policy='stop'`` when a step is non-finite.
+        ValueError, TypeError: for bad arguments, before any compilation.
+    """
+    from tqdm.auto import tqdm
+
+    from train import checkpoint as ckpt_lib
+
+    where = "fit"
+    if fast_path not in FAST_PATHS:
+        raise ValueError(f"{where}: fast_path must be one of {FAST_PATHS}, got {fast_path!r}")
+    if nan_policy not in NAN_POLICIES:
+        raise ValueError(f"{where}: nan_policy must be one of {NAN_POLICIES}, got {nan_policy!r}")
+    if not isinstance(epochs, (int, np.integer)) or epochs < 0:
+        raise ValueError(f"{where}: epochs must be an int >= 0, got {epochs!r}")
+    if batch_size is not None and (not isinstance(batch_size, (int, np.integer))
+                                   or batch_size < 1):
+        raise ValueError(f"{where}: batch_size must be None or an int >= 1, got {batch_size!r}")
+    mesh = shd.make_mesh(mesh)
+    data = _as_data(train_data, where, "train_data")
+    if data is None and not _is_streaming(train_data):
+        raise TypeError(f"{where}: train_data must be a dict of arrays, an (x, y) pair, an "
+                        f"iterable of batches or a callable(epoch), got "
+                        f"{type(train_data).__name__}")
+    edata = _as_data(eval_data, where, "eval_data") if eval_data is not None else None
+    if eval_data is not None and edata is None:
+        raise TypeError(f"{where}: eval_data must be a dict of arrays or an (x, y) pair, got "
+                        f"{type(eval_data).__name__}")
+    es = _parse_monitor(early_stopping, where + " early_stopping")
+    if es is not None and "patience" not in es:
+        raise ValueError(f"{where}: early_stopping needs (metric, patience[, mode]), "
+                         f"got {early_stopping!r}")
+    best_spec = _parse_monitor(keep_best, where + " keep_best")
+    callbacks = tuple(callbacks)
+
+    n = bs = None
+    if data is not None:
+        n = int(np.shape(next(iter(data.values())))[0])
+        bs = n if batch_size is None else int(batch_size)
+        shd.check_batch_divisible(bs, mesh, where=where)
+        data = jax.device_put({k: jnp.asarray(v) for k, v in data.items()},
+                              shd.replicated(mesh))
+    if edata is not None:
+        n_eval = int(np.shape(next(iter(edata.values())))[0])
+        ebs = min(n_eval, max(bs or 0, 1024)) if eval_batch_size is None else eval_batch_size
+        ebs = -(-ebs // shd.data_size(mesh)) * shd.data_size(mesh)
+        edata = jax.device_put({k: jnp.asarray(v) for k, v in edata.items()},
+                               shd.replicated(mesh))
+
+    step_key, data_key = jax.random.split(_as_raw_key(key, where))
+    state = init_train_state(params, optimizer, key=step_key, model_state=model_state)
+    state = shd.replicate(state, mesh)
+    train_step = make_train_step(loss_fn, optimizer, nan_policy=nan_policy)
+    runner = _Runner(train_step, mesh, nan_policy)
+    eval_fn = _make_eval_fn(make_eval_step(eval_loss_fn or loss_fn), mesh) if edata else None
+    leaf_names = nonfinite_leaf_names(state)
+
+    history: list[dict] = []
+    es_state = {"best": None, "wait": 0}
+    start_epoch = 0
+    manager = None
+    if checkpoint_dir is not None:
+        manager = ckpt_lib.CheckpointManager(checkpoint_dir, keep=keep,
+                                             best_metric=best_spec and best_spec["metric"],
+                                             best_mode=best_spec and best_spec["mode"])
+        if resume and manager.latest_step() is not None:
+            state, meta = manager.restore(state)
+            start_epoch = int(meta["next_epoch"])
+            history = list(meta["history"])
+            es_state = dict(meta.get("early_stopping", es_state))
+    if history_path is not None:
+        os.makedirs(os.path.dirname(os.path.abspath(history_path)), exist_ok=True)
+        with open(history_path, "w") as f:
+            for row in history:
+                f.write(json.dumps(row) + "\n")
+
+    metric_shapes = None
+    timings: list[dict] = []
+    chosen = None if fast_path == "auto" else fast_path
+    measured: dict[str, float] = {}
+    bar = tqdm(total=epochs, initial=min(start_epoch, epochs), disable=not progress,
+               desc="fit", unit="epoch", leave=True)
+    stop = False
+    try:
+        for epoch in range(start_epoch, epochs):
+            t0 = time.perf_counter()
+            if data is not None:
+                idx, w = epoch_plan(n, batch_size, epoch=epoch, data_key=data_key,
+                                    shuffle=shuffle, drop_last=drop_last)
+                if metric_shapes is None:
+                    probe = _gather(data, idx[0], None if w is None else w[0])
+                    metric_shapes = jax.eval_shape(train_step, state, probe)[1]
+                acc = _acc_init(metric_shapes)
+                idx_d, w_d = jnp.asarray(idx), None if w is None else jnp.asarray(w)
+                path = chosen
+                if path is None:   # 'auto': time the loop, then the scan, keep the faster
+                    if idx.shape[0] < 2:
+                        chosen = path = "loop"   # one batch per epoch: nothing to fuse
+                    else:
+                        path = "loop" if "loop" not in measured else "scan"
+                if path == "scan":
+                    runner.compile_scan(state, acc, data, idx_d, w_d)
+                    t_run = time.perf_counter()
+                    state, acc = runner.scan(state, acc, data, idx_d, w_d)
+                    if chosen is None:
+                        jax.block_until_ready(acc)
+                        measured["scan"] = (time.perf_counter() - t_run) / idx.shape[0]
+                        chosen = min(measured, key=measured.get)
+                        timings.append({"auto_seconds_per_step": dict(measured),
+                                        "chosen": chosen})
+                else:
+                    state, acc, per = runner.loop(state, acc, data, idx_d, w_d,
+                                                  timed=chosen is None)
+                    if per is not None:
+                        measured["loop"] = per
+            else:
+                path = "loop"
+                acc = None
+                for batch in _stream_batches(train_data, epoch):
+                    batch = shd.shard_batch(dict(batch), mesh)
+                    if acc is None:
+                        if metric_shapes is None:
+                            metric_shapes = jax.eval_shape(train_step, state, batch)[1]
+                        acc = _acc_init(metric_shapes)
+                    state, acc = runner.stream_step(state, acc, batch)
+                if acc is None:
+                    raise ValueError(f"{where}: train_data yielded no batch in epoch {epoch}")
+            acc_host = jax.device_get(acc)
+            bad_step = int(acc_host["bad_step"])
+            if nan_policy == "stop" and bad_step >= 0:
+                leaf = leaf_names[int(acc_host["bad_leaf"])]
+                raise NonFiniteError(
+                    f"fit: non-finite value at step {bad_step} (epoch {epoch}): the first "
+                    f"non-finite leaf is {leaf}; training stopped and the returned state is the "
+                    f"last finite one (nan_policy='stop'; use 'skip' to skip such updates)",
+                    step=bad_step, leaf=leaf, state=state)
+            logs = {"epoch": epoch, "step": int(jax.device_get(state.step))}
+            logs.update(_acc_normalize(acc_host))
+            seconds = time.perf_counter() - t0
+            if edata is not None:
+                logs.update(_evaluate(eval_fn, state, edata, n_eval, ebs, mesh))
+            timings.append({"epoch": epoch, "seconds": seconds, "path": path})
+            history.append(logs)
+            if history_path is not None:
+                with open(history_path, "a") as f:
+                    f.write(json.dumps(logs) + "\n")
+            if es is not None:
+                value = logs.get(es["metric"])
+                if value is None:
+                    raise ValueError(f"{where}: early_stopping metric {es['metric']!r} is not "
+                                     f"in the epoch logs {sorted(logs)}")
+                if _better(value, es_state["best"], es["mode"]):
+                    es_state = {"best": value, "wait": 0}
+                else:
+                    es_state = {"best": es_state["best"], "wait": es_state["wait"] + 1}
+                    stop = es_state["wait"] > es["patience"]
+            stop = _call_callbacks(callbacks, "on_epoch_end", epoch, state, logs) or stop
+            if manager is not None:
+                if _all_finite(state):
+                    meta = {"next_epoch": epoch + 1, "next_batch": 0, "history": history,
+                            "early_stopping": es_state, "metrics": logs}
+                    manager.save(int(logs["step"]), state, meta)
+                else:
+                    warnings.warn(f"fit: epoch {epoch} ended with a non-finite state; "
+                                  "not checkpointed", RuntimeWarning, stacklevel=2)
+            bar.update(1)
+            bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items()
+                             if k in ("loss", "accuracy", "val_loss", "val_accuracy")})
+            if stop:
+                break
+    finally:
+        bar.close()
+    _call_callbacks(callbacks, "on_fit_end", state, history)
+    return FitResult(state, history, timings)

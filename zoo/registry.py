@@ -1,0 +1,362 @@
+"""One table of the zoo: every model's name, default data, default config and expected result.
+
+The CLI (``zoo list``, ``zoo train NAME``), the notebooks and the benchmarks all read this
+table, so a model is added in one place::
+
+    register(ModelSpec(name='mlp', module=mlp, config=lambda d: mlp.Config(...),
+                       dataset='mnist1d', task='classification', optimizer='adam', lr=1e-2,
+                       batch_size=100, epochs=150, expected='~68% test accuracy'))
+
+``config`` is either a model ``Config`` or a function ``DataInfo -> Config``: the latter lets
+``zoo train NAME --dataset OTHER`` size the model for another dataset (input shape, number of
+classes). Models whose training is not "minimize ``module.loss`` with one optimizer" (transfer
+learning here; GANs, seq2seq and samplers later) name their own functions as
+``'package.module:function'`` strings in ``train`` / ``evaluate`` / ``sample``; the CLI imports
+them lazily (so ``zoo/`` never imports ``train/``) and calls them with the spec and the
+command-line options.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+from collections.abc import Mapping
+from types import MappingProxyType, ModuleType
+from typing import Any
+
+from zoo import (
+    adding,
+    autoencoder,
+    char_lm,
+    cnn,
+    linear,
+    logistic,
+    mlp,
+    perceptron,
+    reber,
+    seq_classifier,
+    transfer,
+)
+
+__all__ = ["DataInfo", "ModelSpec", "TASKS", "register", "get", "names", "specs"]
+
+TASKS = ("classification", "regression", "reconstruction", "generation", "sequence",
+         "translation")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataInfo:
+    """What a config factory may know about a dataset.
+
+    Attributes:
+        input_shape: shape of one input example, e.g. ``(40,)`` or ``(8, 8, 1)``.
+        n_classes: number of classes (classification), else None.
+        n_targets: number of regression targets (1 for ``y: <f32>[n]``), else None.
+        name: the dataset's name.
+    """
+
+    input_shape: tuple[int, ...]
+    n_classes: int | None = None
+    n_targets: int | None = None
+    name: str = ""
+
+    @property
+    def n_features(self) -> int:
+        """``prod(input_shape)``: the input size once flattened."""
+        return math.prod(self.input_shape)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """One zoo entry.
+
+    Attributes:
+        name: the CLI name (lowercase, hyphens).
+        module: the model's module (with ``init``, ``apply``, ``loss``, optional
+            ``init_state``).
+        config: the model's ``Config`` or a factory ``DataInfo -> Config``.
+        dataset: default dataset name (``train.datasets.load``).
+        dataset_options: options for that dataset's loader.
+        task: one of :data:`TASKS`; 'classification' runs report ``test_accuracy``.
+        optimizer: default optimizer name (a ``functional.optim`` function: sgd, momentum,
+            adam, ...).
+        lr: default learning rate.
+        batch_size: default batch size; None means full-batch gradient descent.
+        epochs: default number of epochs.
+        expected: the result the defaults reach (shown by ``zoo list``).
+        description: one line on what the entry is.
+        train: optional ``'module:function'`` replacing the standard training command; called
+            as ``function(spec, options) -> summary dict`` (see ``train.cli``).
+        evaluate: optional ``'module:function'`` for ``zoo eval``:
+            ``function(spec, options) -> metrics dict``.
+        sample: optional ``'module:function'`` for ``zoo sample``:
+            ``function(spec, options) -> None`` (prints or writes samples).
+        extra: free-form options: ``'fast_path'`` ('scan', 'loop' or 'auto', default) is
+            passed to ``train.loop.fit`` (convolutions run faster per step than inside a
+            ``lax.scan`` on CPU); custom train / evaluate / sample functions read their own.
+    """
+
+    name: str
+    module: ModuleType
+    config: Any
+    dataset: str
+    dataset_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    task: str = "classification"
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    batch_size: int | None = 128
+    epochs: int = 10
+    expected: str = ""
+    description: str = ""
+    train: str | None = None
+    evaluate: str | None = None
+    sample: str | None = None
+    extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.task not in TASKS:
+            raise ValueError(f"ModelSpec {self.name!r}: task must be one of {TASKS}, "
+                             f"got {self.task!r}")
+        for field in ("init", "apply", "loss"):
+            if self.train is None and not hasattr(self.module, field):
+                raise ValueError(f"ModelSpec {self.name!r}: module {self.module.__name__} has "
+                                 f"no {field}()")
+        object.__setattr__(self, "dataset_options", MappingProxyType(dict(self.dataset_options)))
+        object.__setattr__(self, "extra", MappingProxyType(dict(self.extra)))
+
+    def make_config(self, info: DataInfo | None = None):
+        """The model config for a dataset: ``config(info)`` if ``config`` is a factory."""
+        if callable(self.config) and not dataclasses.is_dataclass(self.config):
+            if info is None:
+                raise ValueError(f"ModelSpec {self.name!r}: its config depends on the data; "
+                                 "pass a DataInfo")
+            return self.config(info)
+        return self.config
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register(spec: ModelSpec, *, replace: bool = False) -> ModelSpec:
+    """Add ``spec`` to the table (``replace=True`` to overwrite an entry of the same name)."""
+    if not isinstance(spec, ModelSpec):
+        raise TypeError(f"register: expected a ModelSpec, got {type(spec).__name__}")
+    if spec.name in _REGISTRY and not replace:
+        raise ValueError(f"register: a model named {spec.name!r} is already registered")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def names() -> list[str]:
+    """Registered model names, in registration order."""
+    return list(_REGISTRY)
+
+
+def specs() -> list[ModelSpec]:
+    """Registered specs, in registration order."""
+    return list(_REGISTRY.values())
+
+
+def get(name: str) -> ModelSpec:
+    """The spec registered as ``name``.
+
+    Raises:
+        ValueError: for an unknown name, listing the closest registered names.
+    """
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    close = difflib.get_close_matches(str(name), list(_REGISTRY), n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+    raise ValueError(f"unknown model {name!r}.{hint} Known models: {', '.join(_REGISTRY)}")
+
+
+# --------------------------------------------------------------------------------------------
+# The feed-forward zoo. Defaults were chosen (and the expected results measured) on the
+# project's 2-core CPU; MNIST-1D settings follow the MNIST-1D paper (Adam 1e-2, batch 100,
+# 6000 steps = 150 epochs of its 4000 training examples).
+
+
+def _classes(info: DataInfo) -> int:
+    if info.n_classes is None:
+        raise ValueError(f"dataset {info.name!r} has no classes; this model is a classifier")
+    return info.n_classes
+
+
+def _targets(info: DataInfo) -> int:
+    return info.n_targets or 1
+
+
+def _cnn_config(info: DataInfo):
+    if len(info.input_shape) == 1 or (len(info.input_shape) == 2 and info.input_shape[-1] == 1):
+        return cnn.mnist1d_config(n_out=_classes(info), length=info.input_shape[0])
+    if len(info.input_shape) == 3:
+        return cnn.lenet_config(info.input_shape, n_out=_classes(info))
+    raise ValueError(f"cnn: no CNN preset for inputs of shape {info.input_shape}")
+
+
+def _image_shape(info: DataInfo) -> tuple[int, int, int]:
+    if len(info.input_shape) != 3:
+        raise ValueError(f"autoencoder: needs images [height, width, channels], dataset "
+                         f"{info.name!r} has inputs of shape {info.input_shape}")
+    return tuple(info.input_shape)
+
+
+_ENTRIES = [
+    ModelSpec(
+        name="perceptron", module=perceptron, dataset="and", task="classification",
+        config=lambda d: perceptron.Config(n_in=d.n_features),
+        optimizer="sgd", lr=0.1, batch_size=None, epochs=100,
+        expected="100% on and / or; below 100% on xor (--dataset xor)",
+        description="step unit + perceptron rule (seed 004 s2)"),
+    ModelSpec(
+        name="linear", module=linear, dataset="linear", task="regression",
+        config=lambda d: linear.Config(n_in=d.n_features, n_out=_targets(d)),
+        optimizer="sgd", lr=0.1, batch_size=None, epochs=300,
+        expected="least-squares fit; test mse ~0.01 (noise 0.1)",
+        description="linear unit by gradient descent (seed 003 s1)"),
+    ModelSpec(
+        name="logistic", module=logistic, dataset="mnist1d", task="classification",
+        config=lambda d: logistic.Config(n_in=d.n_features, n_out=_classes(d)),
+        optimizer="adam", lr=1e-2, batch_size=100, epochs=150,
+        expected="~32% test accuracy (paper: 32%)", extra={"fast_path": "scan"},
+        description="softmax regression, the MNIST-1D linear baseline"),
+    ModelSpec(
+        name="logistic-binary", module=logistic, dataset="separable", task="classification",
+        config=lambda d: logistic.Config(n_in=d.n_features, n_out=1),
+        optimizer="adam", lr=0.1, batch_size=None, epochs=200,
+        expected=">=98% test accuracy",
+        description="single sigmoid unit (seed 004 s3)"),
+    ModelSpec(
+        name="mlp", module=mlp, dataset="mnist1d", task="classification",
+        config=lambda d: mlp.Config(n_in=d.n_features, hidden=(100, 100), n_out=_classes(d)),
+        optimizer="adam", lr=1e-2, batch_size=100, epochs=150,
+        expected="~68% test accuracy (paper: 68%)", extra={"fast_path": "scan"},
+        description="40-100-100-10 ReLU MLP"),
+    ModelSpec(
+        name="mlp-digits", module=mlp, dataset="digits", task="classification",
+        config=lambda d: mlp.Config(n_in=d.n_features, hidden=(128,), n_out=_classes(d)),
+        optimizer="adam", lr=1e-3, batch_size=32, epochs=40,
+        expected=">=97% test accuracy",
+        description="64-128-10 ReLU MLP on 8x8 digits"),
+    ModelSpec(
+        name="mlp-regression", module=mlp, dataset="diabetes", task="regression",
+        config=lambda d: mlp.Config(n_in=d.n_features, hidden=(32,), n_out=_targets(d),
+                                    activation="tanh", w_init="notes_tanh",
+                                    task="regression"),
+        optimizer="adam", lr=1e-3, batch_size=32, epochs=100,
+        expected="test mse ~0.5 (standardized target)",
+        description="MLP regressor (bike-sharing style) on diabetes"),
+    ModelSpec(
+        name="cnn", module=cnn, dataset="mnist1d", task="classification",
+        config=_cnn_config, optimizer="adam", lr=1e-2, batch_size=100, epochs=150,
+        expected="~94% test accuracy (paper: 94%)", extra={"fast_path": "loop"},
+        description="MNIST-1D paper's 1-D CNN, 5,210 params"),
+    ModelSpec(
+        name="cnn-digits", module=cnn, dataset="digits", task="classification",
+        config=_cnn_config, optimizer="adam", lr=1e-3, batch_size=32, epochs=30,
+        expected=">=98% test accuracy", extra={"fast_path": "loop"},
+        description="LeNet-style 2-D CNN on 8x8 digits"),
+    ModelSpec(
+        name="autoencoder", module=autoencoder, dataset="digits", task="reconstruction",
+        config=lambda d: autoencoder.Config(input_shape=_image_shape(d)),
+        optimizer="adam", lr=1e-2, batch_size=64, epochs=40,
+        expected="test pixel mse ~0.01", extra={"fast_path": "loop"},
+        description="conv autoencoder, transposed-conv decoder"),
+    ModelSpec(
+        name="denoising-autoencoder", module=autoencoder, dataset="digits",
+        task="reconstruction",
+        config=lambda d: autoencoder.Config(input_shape=_image_shape(d), noise_std=0.3),
+        optimizer="adam", lr=1e-2, batch_size=64, epochs=40,
+        expected="test pixel mse below the noisy input's", extra={"fast_path": "loop"},
+        description="the same, trained to remove Gaussian noise"),
+    ModelSpec(
+        name="transfer", module=transfer, dataset="digits", task="classification",
+        config=transfer.Config(), optimizer="adam", lr=1e-3, batch_size=32, epochs=30,
+        expected="fine-tuned 5-9 accuracy above from-scratch with 10 images per class",
+        description="CNN on digits 0-4 -> frozen features, new head on 5-9",
+        train="train.transfer:train_command", evaluate="train.transfer:evaluate_command",
+        extra={"source_classes": (0, 1, 2, 3, 4), "target_classes": (5, 6, 7, 8, 9),
+               "shots": 10, "fast_path": "loop"}),
+]
+
+for _spec in _ENTRIES:
+    register(_spec)
+
+
+# --------------------------------------------------------------------------------------------
+# The recurrent zoo (issue 7). Expected results measured on the project's 2-core CPU with
+# benchmarks/bench_recurrent.py. The char-lm entries train with stateful truncated BPTT
+# (batch c+1 continues batch c), which the standard shuffled ``zoo train`` cannot do, so they
+# name their own train / evaluate / sample functions in ``train.char_lm``.
+
+
+def _char_lm_config(cell: str):
+    def config(info: DataInfo):
+        return char_lm.Config(vocab_size=_classes(info), cell=cell, embed_dim=32, hidden=128,
+                              streams=32, chunk=64)
+    return config
+
+
+_CHAR_LM_FUNCTIONS = dict(train="train.char_lm:train_command",
+                          evaluate="train.char_lm:evaluate_command",
+                          sample="train.char_lm:sample_command")
+
+_RECURRENT_ENTRIES = [
+    ModelSpec(
+        name="char-lm", module=char_lm, dataset="tv_script", task="generation",
+        config=_char_lm_config("lstm"), optimizer="adam", lr=3e-3, batch_size=32, epochs=10,
+        expected="test ~0.47 bits/char vs entropy floor 0.44 (within 10%)",
+        description="char-level LSTM LM (TV script), stateful truncated BPTT, sampling",
+        extra={"clip_norm": 5.0, "fast_path": "scan"}, **_CHAR_LM_FUNCTIONS),
+    ModelSpec(
+        name="char-lm-gru", module=char_lm, dataset="tv_script", task="generation",
+        config=_char_lm_config("gru"), optimizer="adam", lr=3e-3, batch_size=32, epochs=10,
+        expected="test bits/char within ~10% of the entropy floor 0.44",
+        description="the same with a GRU",
+        extra={"clip_norm": 5.0, "fast_path": "scan"}, **_CHAR_LM_FUNCTIONS),
+    ModelSpec(
+        name="char-lm-rnn", module=char_lm, dataset="tv_script", task="generation",
+        config=_char_lm_config("rnn"), optimizer="adam", lr=3e-3, batch_size=32, epochs=10,
+        expected="test bits/char above the LSTM's",
+        description="the same with a vanilla tanh RNN",
+        extra={"clip_norm": 5.0, "fast_path": "scan"}, **_CHAR_LM_FUNCTIONS),
+    ModelSpec(
+        name="gru-mnist1d", module=seq_classifier, dataset="mnist1d", task="classification",
+        config=lambda d: seq_classifier.Config(n_in=1, hidden=64, n_classes=_classes(d),
+                                               cell="gru"),
+        optimizer="adam", lr=3e-3, batch_size=100, epochs=40,
+        expected=">=91% test accuracy (paper: 91%)", extra={"fast_path": "scan"},
+        description="GRU reading the 40 samples one by one, dense on the final state"),
+    ModelSpec(
+        name="adding-lstm", module=adding, dataset="adding", dataset_options={"T": 100},
+        task="regression", config=adding.Config(hidden=32, cell="lstm"),
+        optimizer="adam", lr=3e-3, batch_size=32, epochs=3,
+        expected="test solved (|err| < 0.04) -> ~100%, mse << Var(y) = 0.04",
+        extra={"fast_path": "scan"},
+        description="adding problem T=100 (Hochreiter & Schmidhuber 1997, exp. 4), LSTM"),
+    ModelSpec(
+        name="adding-rnn", module=adding, dataset="adding", dataset_options={"T": 100},
+        task="regression", config=adding.Config(hidden=32, cell="rnn"),
+        optimizer="adam", lr=3e-3, batch_size=32, epochs=3,
+        expected="stays near the constant baseline (mse ~0.04)",
+        extra={"fast_path": "scan"},
+        description="the same with a vanilla tanh RNN of the same size"),
+    ModelSpec(
+        name="reber-lstm", module=reber, dataset="reber", task="sequence",
+        config=lambda d: reber.Config(n_symbols=_classes(d), hidden=16, cell="lstm"),
+        optimizer="adam", lr=1e-2, batch_size=16, epochs=10,
+        expected="every legal next symbol on all test strings (string_accuracy 100%)",
+        extra={"fast_path": "scan"},
+        description="embedded Reber next-symbol predictor (1997, exp. 1), LSTM"),
+    ModelSpec(
+        name="reber-rnn", module=reber, dataset="reber", task="sequence",
+        config=lambda d: reber.Config(n_symbols=_classes(d), hidden=16, cell="rnn"),
+        optimizer="adam", lr=1e-2, batch_size=16, epochs=10,
+        expected="below the LSTM on whole strings (the long T/P dependency)",
+        extra={"fast_path": "scan"},
+        description="the same with a vanilla tanh RNN"),
+]
+
+for _spec in _RECURRENT_ENTRIES:
+    register(_spec)
