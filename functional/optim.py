@@ -353,12 +353,13 @@ def scale_by_learning_rate(
     _check_lr("scale_by_learning_rate", learning_rate)
     sign = -1 if flip_sign else 1
     schedule = learning_rate if callable(learning_rate) else None
-    dtype = lambda: jnp.result_type(float)  # noqa: E731  (read at call time: x64 may change)
 
     def init(params):
         count = jnp.zeros([], jnp.int32)
         lr = schedule(count) if schedule is not None else learning_rate
-        return ScaleByLearningRateState(count=count, learning_rate=jnp.asarray(lr, dtype()))
+        # The default float dtype, read at init time (float64 under x64).
+        lr = jnp.asarray(lr, jnp.result_type(float))
+        return ScaleByLearningRateState(count=count, learning_rate=lr)
 
     def update(updates, state, params=None):
         step = sign * state.learning_rate
@@ -771,8 +772,8 @@ def add_decayed_weights(
             raise ValueError("add_decayed_weights: update needs params, got params=None")
         if scheduled:
             s, state = weight_decay(state.count), WeightDecaySchedule(_safe_increment(state.count))
-        elif weight_decay == 0.0:
-            return updates, state
+        elif isinstance(weight_decay, int | float) and weight_decay == 0.0:
+            return updates, state  # a traced weight_decay cannot be tested for zero
         else:
             s = weight_decay
         return _apply_mask(lambda g, p: g + s * p, mask, updates, params), state

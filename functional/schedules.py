@@ -31,6 +31,8 @@ Schedule = Callable[[jax.Array], jax.Array]
 
 
 def _float(x) -> jax.Array:
+    # The default float dtype, read at call time: float64 under x64 (int32 / int would
+    # give float32 even there).
     return jnp.asarray(x, jnp.result_type(float))
 
 
@@ -163,7 +165,7 @@ def exponential_decay(
     clip = jnp.maximum if decay_rate < 1.0 else jnp.minimum
 
     def schedule(count):
-        steps = count - transition_begin
+        steps = _float(count) - transition_begin
         p = steps / transition_steps
         if staircase:
             p = jnp.floor(p)
@@ -282,7 +284,7 @@ def polynomial(
     _int("polynomial", "transition_begin", transition_begin, low=0)
 
     def schedule(count):
-        steps = jnp.clip(count - transition_begin, 0, transition_steps)
+        steps = jnp.clip(_float(count) - transition_begin, 0, transition_steps)
         frac = 1 - steps / transition_steps
         return _float((init_value - end_value) * frac**power + end_value)
 
@@ -381,7 +383,7 @@ def warmup(schedule: Schedule, warmup_steps: int, init_value: float = 0.0) -> Sc
 
     def ramp(count):
         peak = _float(schedule(jnp.zeros([], jnp.int32)))
-        frac = jnp.clip(count, 0, warmup_steps) / warmup_steps
+        frac = jnp.clip(_float(count), 0, warmup_steps) / warmup_steps
         return (peak - init_value) * frac + init_value
 
     return join([ramp, schedule], [warmup_steps])

@@ -213,6 +213,73 @@ def global_batch(local_batch, mesh: Mesh, *, axis: str = DATA_AXIS):
     return jax.tree.map(one, local_batch)
 
 
+def process_batches(data, batch_size: int | None, mesh: Mesh | None, *, key,
+                    shuffle: bool = True, drop_last: bool = False, axis: str = DATA_AXIS):
+    """Streaming ``train_data`` for ``train.loop.fit`` in which each process reads only its
+    share of every global batch.
+
+    The batches are those ``fit`` would cut from ``data`` itself (same order from the same
+    ``key``, same padding with weight-0 rows), so ``fit(..., process_batches(data, bs, mesh,
+    key=k), key=k)`` trains exactly like ``fit(..., data, key=k, batch_size=bs)``; but instead
+    of placing the whole dataset on every device, process ``p`` gathers only rows
+    ``idx[b][process_rows(bs, mesh)]`` of global batch ``b`` from its local ``data`` (which may
+    be a ``numpy.memmap`` or anything indexable by an integer array) and the global batch is
+    assembled by :func:`global_batch` (``jax.make_array_from_process_local_data``). This is how
+    a dataset too large for one host is fed.
+
+    Args:
+        data: dict of host arrays with a common leading axis (``{'x': [n, ...], 'y': [n]}``,
+            optional ``'weight': <f32>[n]``), or an ``(x, y)`` pair.
+        batch_size: ``None`` (full batch), ``1`` or ``k``; the global batch, which must divide
+            by the size of the mesh's ``axis``.
+        mesh: the global mesh (``None``: one process, batches go to the default device).
+        key: the run key given to ``fit`` (int seed or PRNG key): ``fit`` derives the data
+            order from ``split(key)[1]``, and so does this.
+        shuffle, drop_last: as for ``fit``.
+        axis: the data axis name.
+
+    Returns:
+        A callable ``epoch -> iterator of batch dicts`` (``fit``'s streaming form).
+    """
+    from train import loop as loop_lib
+
+    if isinstance(data, tuple) and len(data) == 2:
+        data = {"x": data[0], "y": data[1]}
+    if not isinstance(data, dict) or not data:
+        raise TypeError(f"process_batches: expected a non-empty dict of arrays or an (x, y) "
+                        f"pair, got {type(data).__name__}")
+    sizes = {k: int(np.shape(v)[0]) for k, v in data.items()}
+    if len(set(sizes.values())) != 1:
+        raise ValueError(f"process_batches: every array needs the same leading axis, "
+                         f"got {sizes}")
+    n = next(iter(sizes.values()))
+    global_bs = n if batch_size is None else int(batch_size)
+    rows = slice(0, global_bs) if mesh is None else process_rows(global_bs, mesh, axis=axis)
+    data_key = jax.random.split(_raw_key(key))[1]
+
+    def epoch_batches(epoch: int):
+        idx, w = loop_lib.epoch_plan(n, batch_size, epoch=epoch, data_key=data_key,
+                                     shuffle=shuffle, drop_last=drop_last)
+        for b in range(idx.shape[0]):
+            mine = idx[b, rows]
+            local = {k: np.asarray(v[mine]) for k, v in data.items()}
+            if w is not None:
+                local["weight"] = (local["weight"] * w[b, rows] if "weight" in local
+                                   else w[b, rows])
+            yield local if mesh is None else global_batch(local, mesh, axis=axis)
+
+    return epoch_batches
+
+
+def _raw_key(key):
+    """An int seed, typed key or raw key as the raw ``<u32>[2]`` key ``fit`` splits."""
+    if isinstance(key, (int, np.integer)):
+        return jax.random.PRNGKey(int(key))
+    if jax.numpy.issubdtype(key.dtype, jax.dtypes.prng_key):
+        return jax.random.key_data(key)
+    return key
+
+
 def replicate(tree, mesh: Mesh):
     """Place a pytree, identical on every process, on all devices of the mesh."""
     _check_mesh(mesh, mesh.axis_names[0], "replicate")

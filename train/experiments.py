@@ -197,6 +197,363 @@ def run_grid(
 
 
 # ---------------------------------------------------------------------------------------------
+# Model builders, fit, and several seeds at once
+# ---------------------------------------------------------------------------------------------
+
+
+def seed_keys(seed: int):
+    """The two keys a trial with ``seed`` uses: ``(init_key, run_key) = split(PRNGKey(seed))``.
+
+    ``init_key`` draws the initial parameters, ``run_key`` is ``fit``'s key (data order and
+    per-step keys). :func:`fit_experiment` and :func:`train_seeds_vmapped` both use this, so
+    a seed means the same run in both.
+    """
+    import jax
+
+    init_key, run_key = jax.random.split(jax.random.PRNGKey(int(seed)))
+    return init_key, run_key
+
+
+def _built(build, config, where):
+    out = build(dict(config))
+    if not (isinstance(out, tuple) and len(out) in (3, 4)):
+        raise TypeError(f"{where}: build(config) must return (init_fn, loss_fn, optimizer) or "
+                        f"(init_fn, loss_fn, optimizer, model_state), got {type(out).__name__}")
+    init_fn, loss_fn, optimizer = out[:3]
+    model_state = out[3] if len(out) == 4 else None
+    if not callable(init_fn) or not callable(loss_fn):
+        raise TypeError(f"{where}: build(config) must return callables init_fn(key) and "
+                        f"loss_fn(params, model_state, batch, key)")
+    return init_fn, loss_fn, optimizer, model_state
+
+
+def fit_experiment(build: Callable[[dict], tuple], train_data, *, eval_data=None,
+                   epochs: int | None = None, batch_size="config", **fit_options) -> Experiment:
+    """An experiment ``(config, seed) -> (history, params)`` that trains with ``train.loop.fit``.
+
+    Args:
+        build: ``build(config) -> (init_fn, loss_fn, optimizer[, model_state])`` with
+            ``init_fn(key) -> params`` and ``loss_fn`` in the ``fit`` contract. The builder
+            reads whatever it needs from the config (``lr``, ``optimizer``, ``hidden``,
+            ``activation``, ``init``, ...; :func:`make_optimizer` turns names into optax).
+        train_data, eval_data: passed to ``fit``.
+        epochs: epochs per trial (default: ``config['epochs']``).
+        batch_size: ``'config'`` reads ``config.get('batch_size')`` (``None`` = full batch),
+            else the value used for every trial.
+        **fit_options: more ``fit`` keywords (``fast_path``, ``nan_policy``, ``mesh``, ...).
+
+    Returns:
+        The experiment function, for :func:`run_grid` and :func:`random_search`.
+    """
+    from train import loop
+
+    def experiment(config: dict, seed: int):
+        init_fn, loss_fn, optimizer, model_state = _built(build, config, "fit_experiment")
+        n_epochs = config.get("epochs") if epochs is None else epochs
+        if n_epochs is None:
+            raise ValueError("fit_experiment: give epochs= or an 'epochs' entry in the config")
+        bs = config.get("batch_size") if batch_size == "config" else batch_size
+        init_key, run_key = seed_keys(seed)
+        options = {"progress": False, **fit_options}
+        res = loop.fit(loss_fn, init_fn(init_key), optimizer, train_data, key=run_key,
+                       epochs=int(n_epochs), batch_size=bs, model_state=model_state,
+                       eval_data=eval_data, **options)
+        return res.history, res.state.params
+
+    return experiment
+
+
+@dataclasses.dataclass
+class SeedRuns:
+    """Result of :func:`train_seeds_vmapped`.
+
+    Attributes:
+        seeds: the seeds, in order.
+        params: final parameters with a leading seed axis (``<f32>[seeds, ...]`` per leaf).
+        model_state: final model states, same layout.
+        histories: one history per seed (list of per-epoch dicts, as ``fit`` writes them).
+    """
+
+    seeds: list
+    params: Any
+    model_state: Any
+    histories: list
+
+    def params_of(self, i: int):
+        """The parameters of the ``i``-th seed (the seed axis indexed away)."""
+        import jax
+
+        return jax.tree.map(lambda a: a[i], self.params)
+
+
+def _acc_zero(metric_shapes):
+    import jax.numpy as jnp
+
+    return {k: jnp.zeros((), jnp.float32) for k in metric_shapes
+            if k not in ("nonfinite_leaf",)}
+
+
+_STEP_MEANS = ("grad_norm", "param_norm", "update_norm")
+
+
+def _acc_step(acc, m):
+    # Same reductions as fit: weighted means become sums of mean * count, norms are averaged
+    # over steps, the learning rate is the last one, non-finite steps are counted.
+    out = {}
+    for k, v in acc.items():
+        if k == "count":
+            out[k] = v + m["count"]
+        elif k == "steps":
+            out[k] = v + 1.0
+        elif k in _STEP_MEANS or k == "nonfinite":
+            out[k] = v + m[k]
+        elif k == "learning_rate":
+            out[k] = m[k]
+        else:
+            out[k] = v + m[k] * m["count"]
+    return out
+
+
+def _acc_logs(acc, prefix=""):
+    count, steps = float(acc["count"]), float(acc.get("steps", 0.0))
+    logs = {}
+    for k, v in acc.items():
+        v = float(v)
+        if k in ("count", "steps"):
+            continue
+        if k in _STEP_MEANS:
+            logs[prefix + k] = v / steps if steps else math.nan
+        elif k == "learning_rate":
+            logs[prefix + k] = v
+        elif k == "nonfinite":
+            if v:
+                logs[prefix + "skipped_steps"] = int(v)
+        else:
+            logs[prefix + k] = v / count if count else math.nan
+    return logs
+
+
+def _data_dict(data, where, name):
+    if isinstance(data, tuple) and len(data) == 2:
+        data = {"x": data[0], "y": data[1]}
+    if not isinstance(data, Mapping) or not data:
+        raise TypeError(f"{where}: {name} must be a dict of arrays or an (x, y) pair, "
+                        f"got {type(data).__name__}")
+    sizes = {k: int(np.shape(v)[0]) for k, v in data.items()}
+    if len(set(sizes.values())) != 1:
+        raise ValueError(f"{where}: every array of {name} needs the same leading axis, "
+                         f"got {sizes}")
+    return dict(data), next(iter(sizes.values()))
+
+
+def train_seeds_vmapped(
+    loss_fn: Callable,
+    init_fn: Callable,
+    optimizer,
+    train_data,
+    seeds: Sequence[int],
+    *,
+    epochs: int,
+    batch_size: int | None = None,
+    model_state=None,
+    eval_data=None,
+    eval_loss_fn: Callable | None = None,
+    shuffle: bool = True,
+    drop_last: bool = False,
+    nan_policy: str | None = None,
+    vmap: bool = True,
+) -> SeedRuns:
+    """Train one configuration from several seeds at once: ``vmap`` over seeds inside one jit.
+
+    Seed ``s`` is exactly the run ``fit(loss_fn, init_fn(init_key), optimizer, train_data,
+    key=run_key, epochs=epochs, batch_size=batch_size)`` with ``(init_key, run_key) =
+    seed_keys(s)``: same initial parameters, same per-epoch data order (``fit``'s epoch plan),
+    same step keys, same padded last batch. Each epoch is one jitted ``lax.scan`` over the
+    batches of ``vmap(train_step)`` across seeds, so S seeds cost one compilation and one
+    dispatch per epoch, and small models fill the machine's vector units instead of waiting on
+    dispatch. Everything has the same shapes for every seed, which is what makes this possible
+    (a grid over hidden sizes needs one call per size).
+
+    Args:
+        loss_fn: ``loss_fn(params, model_state, batch, key) -> (loss, (model_state,
+            metrics))`` (the ``fit`` contract).
+        init_fn: ``init_fn(key) -> params``.
+        optimizer: any optax-compatible ``GradientTransformation``.
+        train_data: dict of arrays ``{'x': [n, ...], 'y': [n, ...]}`` or an ``(x, y)`` pair,
+            shared by all seeds (held on the device once).
+        seeds: the seeds (ints).
+        epochs: number of epochs.
+        batch_size: ``None`` full batch, ``1`` SGD, ``k`` mini-batch, as in ``fit``.
+        model_state: initial model state shared by all seeds (``{}`` if None).
+        eval_data: optional evaluation set, evaluated after each epoch as one batch
+            (``val_``-prefixed metrics, as ``fit`` logs them).
+        eval_loss_fn: loss for evaluation (default ``loss_fn``).
+        shuffle, drop_last: as in ``fit``.
+        nan_policy: ``None`` (a diverging seed turns NaN; others are unaffected) or ``'skip'``
+            (non-finite updates are not applied, counted as ``skipped_steps``).
+        vmap: ``False`` runs the same jitted epoch one seed after another (for comparison).
+
+    Returns:
+        :class:`SeedRuns` with parameters stacked on a leading seed axis.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from train import loop
+
+    where = "train_seeds_vmapped"
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError(f"{where}: expected at least one seed, got none")
+    if not isinstance(epochs, (int, np.integer)) or epochs < 0:
+        raise ValueError(f"{where}: epochs must be an int >= 0, got {epochs!r}")
+    if batch_size is not None and (not isinstance(batch_size, (int, np.integer))
+                                   or batch_size < 1):
+        raise ValueError(f"{where}: batch_size must be None or an int >= 1, got {batch_size!r}")
+    if nan_policy not in (None, "skip"):
+        raise ValueError(f"{where}: nan_policy must be None or 'skip', got {nan_policy!r}")
+    data, n = _data_dict(train_data, where, "train_data")
+    data = {k: jnp.asarray(v) for k, v in data.items()}
+    edata = None
+    if eval_data is not None:
+        edata, _ = _data_dict(eval_data, where, "eval_data")
+        edata = {k: jnp.asarray(v) for k, v in edata.items()}
+
+    keys = [seed_keys(s) for s in seeds]
+    data_keys, states = [], []
+    for init_key, run_key in keys:
+        step_key, data_key = jax.random.split(run_key)  # fit's split of its key
+        data_keys.append(data_key)
+        states.append(loop.init_train_state(init_fn(init_key), optimizer, key=step_key,
+                                            model_state=model_state))
+    train_step = loop.make_train_step(loss_fn, optimizer, nan_policy=nan_policy)
+    eval_step = loop.make_eval_step(eval_loss_fn or loss_fn)
+
+    def gather(idx, w):
+        batch = {k: v[idx] for k, v in data.items()}
+        if w is not None:
+            batch["weight"] = batch["weight"] * w if "weight" in batch else w
+        return batch
+
+    idx0, w0 = loop.epoch_plan(n, batch_size, epoch=0, data_key=data_keys[0],
+                               shuffle=shuffle, drop_last=drop_last)
+    shapes = jax.eval_shape(train_step, states[0], gather(idx0[0], None if w0 is None
+                                                          else w0[0]))[1]
+    acc0 = {**_acc_zero(shapes), "steps": jnp.zeros((), jnp.float32)}
+
+    def epoch_one(state, idx, w):
+        """One seed's epoch: scan over its batches (idx <i32>[batches, batch])."""
+        def body(carry, xs):
+            st, acc = carry
+            i, wi = xs
+            st, m = train_step(st, gather(i, wi))
+            return (st, _acc_step(acc, m)), None
+
+        return jax.lax.scan(body, (state, acc0), (idx, w))[0]
+
+    def evaluate_one(state):
+        m = eval_step(state, edata)
+        return {k: v * m["count"] if k != "count" else v for k, v in m.items()}
+
+    if vmap:
+        run_epoch = jax.jit(jax.vmap(epoch_one, in_axes=(0, 0, None)), donate_argnums=(0,))
+        run_eval = jax.jit(jax.vmap(evaluate_one))
+        batched = [jax.tree.map(lambda *xs: jnp.stack(xs), *states)]
+    else:
+        run_epoch = jax.jit(epoch_one, donate_argnums=(0,))
+        run_eval = jax.jit(evaluate_one)
+        batched = states
+    histories = [[] for _ in seeds]
+    for epoch in range(int(epochs)):
+        plans = [loop.epoch_plan(n, batch_size, epoch=epoch, data_key=dk, shuffle=shuffle,
+                                 drop_last=drop_last) for dk in data_keys]
+        w = None if plans[0][1] is None else jnp.asarray(plans[0][1])  # same for every seed
+        if vmap:
+            idx = jnp.asarray(np.stack([p[0] for p in plans]))
+            state, acc = run_epoch(batched[0], idx, w)
+            batched = [state]
+            accs = [jax.tree.map(lambda a, i=i: a[i], jax.device_get(acc))
+                    for i in range(len(seeds))]
+            evals = None
+            if edata is not None:
+                ev = jax.device_get(run_eval(state))
+                evals = [jax.tree.map(lambda a, i=i: a[i], ev) for i in range(len(seeds))]
+        else:
+            accs, evals = [], [] if edata is not None else None
+            for i, (idx, _) in enumerate(plans):
+                batched[i], acc = run_epoch(batched[i], jnp.asarray(idx), w)
+                accs.append(jax.device_get(acc))
+                if edata is not None:
+                    evals.append(jax.device_get(run_eval(batched[i])))
+        steps = (epoch + 1) * int(plans[0][0].shape[0])
+        for i, acc in enumerate(accs):
+            logs = {"epoch": epoch, "step": steps, **_acc_logs(acc)}
+            if evals is not None:
+                logs.update(_acc_logs(evals[i], "val_"))
+            histories[i].append(logs)
+    if vmap:
+        final = batched[0]
+    else:
+        final = jax.tree.map(lambda *xs: jnp.stack(xs), *batched)
+    return SeedRuns(seeds=seeds, params=final.params, model_state=final.model_state,
+                    histories=histories)
+
+
+def run_grid_vmapped(
+    build: Callable[[dict], tuple],
+    configs: Sequence[Mapping],
+    seeds: Sequence[int],
+    train_data,
+    *,
+    epochs: int | None = None,
+    batch_size="config",
+    keep_params: bool = False,
+    out_dir: str | os.PathLike | None = None,
+    on_trial: Callable[[Trial], None] | None = None,
+    **options,
+) -> list[Trial]:
+    """:func:`run_grid` with all seeds of each configuration trained at once.
+
+    Each configuration runs :func:`train_seeds_vmapped`; trial ``(config, seed)`` equals what
+    ``run_grid(fit_experiment(build, train_data, ...), ...)`` gives for it.
+
+    Args:
+        build: ``build(config) -> (init_fn, loss_fn, optimizer[, model_state])``.
+        configs: the configurations.
+        seeds: seeds trained together for each configuration.
+        train_data: dict of arrays or ``(x, y)``.
+        epochs: epochs per trial (default ``config['epochs']``).
+        batch_size: ``'config'`` reads ``config.get('batch_size')``, else used for all.
+        keep_params, out_dir, on_trial: as in :func:`run_grid`.
+        **options: more :func:`train_seeds_vmapped` keywords (``eval_data``, ...).
+
+    Returns:
+        The trials, configuration-major then seed.
+    """
+    trials = []
+    for config in configs:
+        init_fn, loss_fn, optimizer, model_state = _built(build, config, "run_grid_vmapped")
+        n_epochs = config.get("epochs") if epochs is None else epochs
+        if n_epochs is None:
+            raise ValueError("run_grid_vmapped: give epochs= or an 'epochs' entry in the config")
+        bs = config.get("batch_size") if batch_size == "config" else batch_size
+        runs = train_seeds_vmapped(loss_fn, init_fn, optimizer, train_data, seeds,
+                                   epochs=int(n_epochs), batch_size=bs,
+                                   model_state=model_state, **options)
+        for i, seed in enumerate(runs.seeds):
+            params = runs.params_of(i)
+            trial = Trial(config=dict(config), seed=seed, history=runs.histories[i],
+                          params=params if keep_params else None,
+                          params_hash=params_hash(params))
+            trials.append(trial)
+            if on_trial is not None:
+                on_trial(trial)
+        if out_dir is not None:
+            write_csv(trials, os.path.join(out_dir, "results.csv"))
+    return trials
+
+
+# ---------------------------------------------------------------------------------------------
 # Random search on the right scale, coarse to fine (seed 004, sections 9.3-9.4)
 # ---------------------------------------------------------------------------------------------
 

@@ -360,3 +360,34 @@ _RECURRENT_ENTRIES = [
 
 for _spec in _RECURRENT_ENTRIES:
     register(_spec)
+
+
+# --- generative adversarial networks (zoo/gan.py; trained by train/gan.py's two-player loop)
+
+def _gan_config(info: DataInfo):
+    from zoo import gan
+
+    if len(info.input_shape) == 1:
+        return gan.Config(kind="mlp", latent_dim=2, data_shape=info.input_shape, hidden=256,
+                          depth=3)
+    return gan.Config(kind="dcgan", latent_dim=32, data_shape=info.input_shape,
+                      base_channels=64)
+
+
+def _register_gans():
+    from zoo import gan
+
+    for name, dataset, lr, batch, epochs, expected, description in [
+        ("gan", "gaussian_ring", 5e-4, 256, 100, "8 of 8 modes covered, >=80% high quality",
+         "MLP GAN on a ring of 8 Gaussians (Goodfellow et al. 2014)"),
+        ("dcgan", "digits", 2e-4, 64, 200, "digit-like 8x8 samples of every class",
+         "DCGAN on the 8x8 digits (Radford et al. 2016)"),
+    ]:
+        register(ModelSpec(
+            name=name, module=gan, config=_gan_config, dataset=dataset, task="generation",
+            optimizer="adam", lr=lr, batch_size=batch, epochs=epochs, expected=expected,
+            description=description, train="train.gan:cli_train",
+            evaluate="train.gan:cli_evaluate", sample="train.gan:cli_sample"))
+
+
+_register_gans()
