@@ -24,15 +24,17 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import itertools
 import math
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from train.manifest import params_hash
+from train.manifest import params_hash, write_manifest
 
 # ---------------------------------------------------------------------------------------------
 # Optimizers and regimes by name
@@ -152,9 +154,31 @@ def _run_one(experiment: Experiment, config: dict, seed: int, keep_params: bool,
                         f"got {type(out).__name__}")
     history, params = out
     history = [dict(row) for row in history]
-    return Trial(config=dict(config), seed=int(seed), history=history,
-                 params=params if keep_params else None, params_hash=params_hash(params),
-                 round=rnd)
+    trial = Trial(config=dict(config), seed=int(seed), history=history,
+                  params=params if keep_params else None, params_hash=params_hash(params),
+                  round=rnd)
+    return trial, params
+
+
+def save_trial(trial: Trial, params, out_dir: str | os.PathLike, index: int) -> str:
+    """Write one trial's outputs: ``<out_dir>/trial_<index>_seed<seed>/`` with
+    ``history.jsonl`` (one line per epoch) and ``manifest.json`` (:mod:`train.manifest`:
+    config, seed, versions, devices, hash of the final parameters, last epoch's metrics).
+
+    Returns:
+        The trial's directory.
+    """
+    import json
+
+    run_dir = os.path.join(os.fspath(out_dir), f"trial_{index:04d}_seed{trial.seed}")
+    os.makedirs(run_dir, exist_ok=True)
+    with open(os.path.join(run_dir, "history.jsonl"), "w") as fh:
+        for row in trial.history:
+            fh.write(json.dumps(row) + "\n")
+    write_manifest(run_dir, config=trial.config, seed=trial.seed, params=params,
+                   extra={"round": trial.round, "score": trial.score,
+                          "final": trial.history[-1] if trial.history else {}})
+    return run_dir
 
 
 def run_grid(
@@ -173,7 +197,8 @@ def run_grid(
         configs: the configurations, e.g. from :func:`grid`.
         seeds: seeds run for each configuration.
         keep_params: keep each trial's final parameters in memory (hashes are always kept).
-        out_dir: if given, write ``results.csv`` there (rewritten after each trial, so an
+        out_dir: if given, write each trial's :func:`save_trial` directory there, and
+            ``results.csv`` (rewritten after each trial, so an
             interrupted sweep keeps what it finished).
         on_trial: called with each finished :class:`Trial` (progress printing, logging).
 
@@ -187,11 +212,12 @@ def run_grid(
     trials = []
     for config in configs:
         for seed in seeds:
-            trial = _run_one(experiment, config, seed, keep_params, 0)
+            trial, params = _run_one(experiment, config, seed, keep_params, 0)
             trials.append(trial)
             if on_trial is not None:
                 on_trial(trial)
             if out_dir is not None:
+                save_trial(trial, params, out_dir, len(trials) - 1)
                 write_csv(trials, os.path.join(out_dir, "results.csv"))
     return trials
 
@@ -272,12 +298,15 @@ class SeedRuns:
         params: final parameters with a leading seed axis (``<f32>[seeds, ...]`` per leaf).
         model_state: final model states, same layout.
         histories: one history per seed (list of per-epoch dicts, as ``fit`` writes them).
+        epoch_seconds: wall time of each epoch for all seeds together (the first includes
+            compilation); kept out of the histories so those stay deterministic.
     """
 
     seeds: list
     params: Any
     model_state: Any
     histories: list
+    epoch_seconds: list = dataclasses.field(default_factory=list)
 
     def params_of(self, i: int):
         """The parameters of the ``i``-th seed (the seed axis indexed away)."""
@@ -346,6 +375,50 @@ def _data_dict(data, where, name):
     return dict(data), next(iter(sizes.values()))
 
 
+def _orders(data_keys, epoch, n: int):
+    import jax
+
+    fold = lambda k: jax.random.permutation(jax.random.fold_in(k, epoch), n)
+    return jax.vmap(fold)(data_keys)
+
+
+@functools.cache
+def _orders_jit():
+    import jax
+
+    return jax.jit(_orders, static_argnums=2)
+
+
+def _seed_plans(n, batch_size, epoch, data_keys, shuffle, drop_last):
+    """``train.loop.epoch_plan`` for several data keys at once: ``idx <i32>[seeds, batches,
+    batch]`` and the shared ``weight <f32>[batches, batch]`` or None.
+
+    Same orders as ``epoch_plan`` (``permutation(fold_in(data_key, epoch), n)``), drawn for all
+    seeds in one jitted call: the eager permutation costs milliseconds per call, which per
+    seed and per epoch would rival the training itself for small models.
+    """
+    seeds = int(data_keys.shape[0])
+    if batch_size is None:
+        return np.broadcast_to(np.arange(n, dtype=np.int32), (seeds, 1, n)), None
+    if shuffle:
+        order = np.asarray(_orders_jit()(data_keys, np.int32(epoch), int(n))).astype(np.int32)
+    else:
+        order = np.broadcast_to(np.arange(n, dtype=np.int32), (seeds, n))
+    if drop_last:
+        nb = n // batch_size
+        if nb == 0:
+            raise ValueError(f"train_seeds_vmapped: drop_last=True with batch_size={batch_size} "
+                             f"> {n} examples leaves no batch")
+        return order[:, : nb * batch_size].reshape(seeds, nb, batch_size), None
+    nb = -(-n // batch_size)
+    pad = nb * batch_size - n
+    if pad == 0:
+        return order.reshape(seeds, nb, batch_size), None
+    idx = np.concatenate([order, np.zeros((seeds, pad), np.int32)], axis=1)
+    w = np.concatenate([np.ones(n, np.float32), np.zeros(pad, np.float32)])
+    return idx.reshape(seeds, nb, batch_size), w.reshape(nb, batch_size)
+
+
 def train_seeds_vmapped(
     loss_fn: Callable,
     init_fn: Callable,
@@ -362,17 +435,19 @@ def train_seeds_vmapped(
     drop_last: bool = False,
     nan_policy: str | None = None,
     vmap: bool = True,
+    fast_path: str = "scan",
 ) -> SeedRuns:
     """Train one configuration from several seeds at once: ``vmap`` over seeds inside one jit.
 
-    Seed ``s`` is exactly the run ``fit(loss_fn, init_fn(init_key), optimizer, train_data,
+    Seed ``s`` is the run ``fit(loss_fn, init_fn(init_key), optimizer, train_data,
     key=run_key, epochs=epochs, batch_size=batch_size)`` with ``(init_key, run_key) =
     seed_keys(s)``: same initial parameters, same per-epoch data order (``fit``'s epoch plan),
     same step keys, same padded last batch. Each epoch is one jitted ``lax.scan`` over the
     batches of ``vmap(train_step)`` across seeds, so S seeds cost one compilation and one
-    dispatch per epoch, and small models fill the machine's vector units instead of waiting on
-    dispatch. Everything has the same shapes for every seed, which is what makes this possible
-    (a grid over hidden sizes needs one call per size).
+    dispatch per epoch, and the per-step work is done on S-times larger arrays. Parameters
+    agree with ``fit`` to about 1e-7 (vmap batches the matmuls differently); with
+    ``vmap=False`` they are bitwise equal on CPU. Every seed must have the same shapes, which
+    is what makes this possible (a grid over hidden sizes needs one call per size).
 
     Args:
         loss_fn: ``loss_fn(params, model_state, batch, key) -> (loss, (model_state,
@@ -391,7 +466,14 @@ def train_seeds_vmapped(
         shuffle, drop_last: as in ``fit``.
         nan_policy: ``None`` (a diverging seed turns NaN; others are unaffected) or ``'skip'``
             (non-finite updates are not applied, counted as ``skipped_steps``).
-        vmap: ``False`` runs the same jitted epoch one seed after another (for comparison).
+        vmap: ``False`` runs the same jitted epoch one seed after another. On XLA's CPU
+            backend prefer it for convolutional nets: vmapping a convolution over seeds
+            turns it into a grouped convolution, which ran about 2.5x slower than the seeds
+            in turn in ``benchmarks/bench_loop.py`` (the MNIST-1D CNN, 8 seeds).
+        fast_path: ``'scan'`` (each epoch one jitted ``lax.scan``) or ``'loop'`` (a jitted,
+            vmapped step called per batch from Python). Same numbers; the loop is faster for
+            convolutional models on XLA's CPU backend, where convolutions inside loops are
+            slow (see ``benchmarks/bench_loop.py``).
 
     Returns:
         :class:`SeedRuns` with parameters stacked on a leading seed axis.
@@ -412,6 +494,8 @@ def train_seeds_vmapped(
         raise ValueError(f"{where}: batch_size must be None or an int >= 1, got {batch_size!r}")
     if nan_policy not in (None, "skip"):
         raise ValueError(f"{where}: nan_policy must be None or 'skip', got {nan_policy!r}")
+    if fast_path not in ("scan", "loop"):
+        raise ValueError(f"{where}: fast_path must be 'scan' or 'loop', got {fast_path!r}")
     data, n = _data_dict(train_data, where, "train_data")
     data = {k: jnp.asarray(v) for k, v in data.items()}
     edata = None
@@ -424,8 +508,10 @@ def train_seeds_vmapped(
     for init_key, run_key in keys:
         step_key, data_key = jax.random.split(run_key)  # fit's split of its key
         data_keys.append(data_key)
+        # Each seed gets its own copy of the model state: the epochs donate their input.
+        own_state = None if model_state is None else jax.tree.map(jnp.copy, model_state)
         states.append(loop.init_train_state(init_fn(init_key), optimizer, key=step_key,
-                                            model_state=model_state))
+                                            model_state=own_state))
     train_step = loop.make_train_step(loss_fn, optimizer, nan_policy=nan_policy)
     eval_step = loop.make_eval_step(eval_loss_fn or loss_fn)
 
@@ -435,8 +521,8 @@ def train_seeds_vmapped(
             batch["weight"] = batch["weight"] * w if "weight" in batch else w
         return batch
 
-    idx0, w0 = loop.epoch_plan(n, batch_size, epoch=0, data_key=data_keys[0],
-                               shuffle=shuffle, drop_last=drop_last)
+    idx0, w0 = _seed_plans(n, batch_size, 0, jnp.stack(data_keys[:1]), shuffle, drop_last)
+    idx0 = idx0[0]
     shapes = jax.eval_shape(train_step, states[0], gather(idx0[0], None if w0 is None
                                                           else w0[0]))[1]
     acc0 = {**_acc_zero(shapes), "steps": jnp.zeros((), jnp.float32)}
@@ -455,22 +541,42 @@ def train_seeds_vmapped(
         m = eval_step(state, edata)
         return {k: v * m["count"] if k != "count" else v for k, v in m.items()}
 
-    if vmap:
-        run_epoch = jax.jit(jax.vmap(epoch_one, in_axes=(0, 0, None)), donate_argnums=(0,))
-        run_eval = jax.jit(jax.vmap(evaluate_one))
-        batched = [jax.tree.map(lambda *xs: jnp.stack(xs), *states)]
+    def step_at(state, acc, idx, w, b):
+        """One batch ``b`` of an epoch, for the per-step loop."""
+        state, m = train_step(state, gather(idx[b], None if w is None else w[b]))
+        return state, _acc_step(acc, m)
+
+    wrap = (lambda f, axes: jax.vmap(f, in_axes=axes)) if vmap else (lambda f, axes: f)
+    if fast_path == "scan":
+        run_epoch = jax.jit(wrap(epoch_one, (0, 0, None)), donate_argnums=(0,))
     else:
-        run_epoch = jax.jit(epoch_one, donate_argnums=(0,))
-        run_eval = jax.jit(evaluate_one)
-        batched = states
+        run_step = jax.jit(wrap(step_at, (0, 0, 0, None, None)), donate_argnums=(0, 1))
+        acc_start = (jax.tree.map(lambda a: jnp.zeros((len(seeds),), a.dtype), acc0) if vmap
+                     else acc0)
+
+        def run_epoch(state, idx, w):
+            acc = jax.tree.map(jnp.copy, acc_start)
+            for b in range(idx.shape[-2]):
+                state, acc = run_step(state, acc, idx, w, np.int32(b))
+            return state, acc
+
+    run_eval = jax.jit(wrap(evaluate_one, 0))
+    batched = [jax.tree.map(lambda *xs: jnp.stack(xs), *states)] if vmap else states
     histories = [[] for _ in seeds]
+    epoch_seconds = []
+    stacked_keys = jnp.stack(data_keys)
     for epoch in range(int(epochs)):
-        plans = [loop.epoch_plan(n, batch_size, epoch=epoch, data_key=dk, shuffle=shuffle,
-                                 drop_last=drop_last) for dk in data_keys]
-        w = None if plans[0][1] is None else jnp.asarray(plans[0][1])  # same for every seed
+        t0 = time.perf_counter()
+        idx_all, w = _seed_plans(n, batch_size, epoch, stacked_keys, shuffle, drop_last)
+        if epoch == 0:  # the batched plan must be fit's plan (train.loop.epoch_plan)
+            ref_idx, ref_w = loop.epoch_plan(n, batch_size, epoch=0, data_key=data_keys[0],
+                                             shuffle=shuffle, drop_last=drop_last)
+            if not (np.array_equal(ref_idx, idx_all[0]) and (ref_w is None) == (w is None)):
+                raise RuntimeError(f"{where}: the batched epoch plan no longer matches "
+                                     "train.loop.epoch_plan; update _seed_plans")
+        w = None if w is None else jnp.asarray(w)
         if vmap:
-            idx = jnp.asarray(np.stack([p[0] for p in plans]))
-            state, acc = run_epoch(batched[0], idx, w)
+            state, acc = run_epoch(batched[0], jnp.asarray(idx_all), w)
             batched = [state]
             accs = [jax.tree.map(lambda a, i=i: a[i], jax.device_get(acc))
                     for i in range(len(seeds))]
@@ -480,12 +586,13 @@ def train_seeds_vmapped(
                 evals = [jax.tree.map(lambda a, i=i: a[i], ev) for i in range(len(seeds))]
         else:
             accs, evals = [], [] if edata is not None else None
-            for i, (idx, _) in enumerate(plans):
-                batched[i], acc = run_epoch(batched[i], jnp.asarray(idx), w)
+            for i in range(len(seeds)):
+                batched[i], acc = run_epoch(batched[i], jnp.asarray(idx_all[i]), w)
                 accs.append(jax.device_get(acc))
                 if edata is not None:
                     evals.append(jax.device_get(run_eval(batched[i])))
-        steps = (epoch + 1) * int(plans[0][0].shape[0])
+        epoch_seconds.append(time.perf_counter() - t0)
+        steps = (epoch + 1) * int(idx_all.shape[1])
         for i, acc in enumerate(accs):
             logs = {"epoch": epoch, "step": steps, **_acc_logs(acc)}
             if evals is not None:
@@ -496,7 +603,7 @@ def train_seeds_vmapped(
     else:
         final = jax.tree.map(lambda *xs: jnp.stack(xs), *batched)
     return SeedRuns(seeds=seeds, params=final.params, model_state=final.model_state,
-                    histories=histories)
+                    histories=histories, epoch_seconds=epoch_seconds)
 
 
 def run_grid_vmapped(
@@ -548,6 +655,8 @@ def run_grid_vmapped(
             trials.append(trial)
             if on_trial is not None:
                 on_trial(trial)
+            if out_dir is not None:
+                save_trial(trial, params, out_dir, len(trials) - 1)
         if out_dir is not None:
             write_csv(trials, os.path.join(out_dir, "results.csv"))
     return trials
@@ -801,7 +910,7 @@ def random_search(
         for config in sample(current, per_round[rnd], rng):
             group = []
             for seed in seeds:
-                trial = _run_one(experiment, config, seed, False, rnd)
+                trial, _ = _run_one(experiment, config, seed, False, rnd)
                 trial.score = float(score_of(trial.history))
                 group.append(trial)
                 if on_trial is not None:

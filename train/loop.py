@@ -520,24 +520,60 @@ def _all_finite(tree) -> bool:
     return bool(jax.device_get(jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))))
 
 
-def _evaluate(eval_fn, state, data, n, bs, mesh):
-    idx, w = epoch_plan(n, bs, epoch=0, data_key=None, shuffle=False)
-    acc = None
-    for b in range(idx.shape[0]):
-        acc = eval_fn(acc, state, data, idx, w, np.int32(b))
-    return _acc_normalize(acc, "val_")
+class _Evaluator:
+    """A jitted evaluation pass (padded batches, weighted sums) for one loss and mesh."""
+
+    def __init__(self, loss_fn, mesh):
+        eval_step = make_eval_step(loss_fn)
+
+        def f(acc, state, data, idx, w, b):
+            batch = _gather(data, idx[b], None if w is None else w[b])
+            m = eval_step(state, shd.constrain_batch(batch, mesh))
+            if acc is None:
+                acc = {"sums": {k: jnp.zeros((), jnp.float32) for k in m if k != "count"},
+                       "count": jnp.zeros((), jnp.float32)}
+            return {"sums": {k: acc["sums"][k] + m[k] * m["count"] for k in acc["sums"]},
+                    "count": acc["count"] + m["count"]}
+
+        self.mesh, self.fn = mesh, jax.jit(f)
+
+    def batch_size(self, n: int, batch_size: int | None) -> int:
+        bs = min(n, 1024) if batch_size is None else int(batch_size)
+        k = shd.data_size(self.mesh)
+        return -(-bs // k) * k   # round up to the device count; padding rows weigh 0
+
+    def __call__(self, state, data, batch_size, prefix=""):
+        n = int(np.shape(next(iter(data.values())))[0])
+        idx, w = epoch_plan(n, self.batch_size(n, batch_size), epoch=0, data_key=None,
+                            shuffle=False)
+        acc = None
+        for b in range(idx.shape[0]):
+            acc = self.fn(acc, state, data, idx, w, np.int32(b))
+        return _acc_normalize(acc, prefix)
 
 
-def _make_eval_fn(eval_step, mesh):
-    def f(acc, state, data, idx, w, b):
-        batch = shd.constrain_batch(_gather(data, idx[b], None if w is None else w[b]), mesh)
-        m = eval_step(state, batch)
-        if acc is None:
-            acc = {"sums": {k: jnp.zeros((), jnp.float32) for k in m if k != "count"},
-                   "count": jnp.zeros((), jnp.float32)}
-        return {"sums": {k: acc["sums"][k] + m[k] * m["count"] for k in acc["sums"]},
-                "count": acc["count"] + m["count"]}
-    return jax.jit(f)
+def evaluate(loss_fn: Callable, state: TrainState, data, *, batch_size: int | None = None,
+             mesh=None, prefix: str = "") -> dict:
+    """Weighted-mean metrics of ``loss_fn`` over a whole dataset (e.g. the test set).
+
+    Args:
+        loss_fn: ``loss_fn(params, model_state, batch, key) -> (loss, (model_state, metrics))``
+            (bind ``train=False`` for dropout and batch norm).
+        state: a ``TrainState`` (``fit(...).state``).
+        data: a dict of arrays with a common leading axis, or an ``(x, y)`` pair.
+        batch_size: rows per evaluation batch (default ``min(n, 1024)``); the last batch is
+            padded with weight-0 rows, so the means are exact.
+        mesh: as in ``fit``.
+        prefix: prepended to every metric name.
+
+    Returns:
+        ``{'loss': float, <model metrics>: float, 'count': float}`` with the prefix.
+    """
+    mesh = shd.make_mesh(mesh)
+    data = _as_data(data, "evaluate", "data")
+    if data is None:
+        raise TypeError("evaluate: data must be a dict of arrays or an (x, y) pair")
+    return _Evaluator(loss_fn, mesh)(state, shd.put_data(data, mesh), batch_size, prefix)
 
 
 def _call_callbacks(callbacks, name, *args) -> bool:
@@ -583,8 +619,8 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
             its metrics enter the history as ``val_<name>``.
         eval_loss_fn: loss used for evaluation (default ``loss_fn``; pass the model's loss
             with ``train=False`` bound for dropout/batch norm).
-        eval_batch_size: evaluation batch (default: ``batch_size``, at least 1024 rows, at most
-            the whole evaluation set); padded rows carry weight 0 so means are exact.
+        eval_batch_size: evaluation batch (default ``min(n_eval, 1024)``, rounded up to a
+            multiple of the device count); padded rows carry weight 0 so means are exact.
         drop_last: drop the last partial batch of an epoch; otherwise it is padded with
             weight-0 rows so the epoch mean is exact.
         shuffle: reshuffle mini-batches each epoch (``fold_in(data_key, epoch)``).
@@ -597,7 +633,9 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
             non-finite leaf; the state keeps the last finite values), ``'skip'`` (non-finite
             updates are not applied and counted as ``skipped_steps``) or ``None`` (unchecked).
         early_stopping: ``(metric, patience)`` or ``(metric, patience, 'min'|'max')``: stop
-            when ``metric`` (e.g. ``'val_loss'``) has not improved for ``patience`` epochs.
+            once ``metric`` (e.g. ``'val_loss'``) has not improved on its best for
+            ``patience`` consecutive epochs (Keras' rule; the best state is the best
+            checkpoint when ``keep_best`` names the same metric).
             The mode defaults to ``'max'`` for names containing ``acc``, else ``'min'``.
         callbacks: objects with optional ``on_epoch_end(epoch, state, logs) -> bool`` (True
             stops training) and ``on_fit_end(state, history)``; a plain callable is used as
@@ -656,21 +694,16 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
         n = int(np.shape(next(iter(data.values())))[0])
         bs = n if batch_size is None else int(batch_size)
         shd.check_batch_divisible(bs, mesh, where=where)
-        data = jax.device_put({k: jnp.asarray(v) for k, v in data.items()},
-                              shd.replicated(mesh))
+        data = shd.put_data(data, mesh)
     if edata is not None:
-        n_eval = int(np.shape(next(iter(edata.values())))[0])
-        ebs = min(n_eval, max(bs or 0, 1024)) if eval_batch_size is None else eval_batch_size
-        ebs = -(-ebs // shd.data_size(mesh)) * shd.data_size(mesh)
-        edata = jax.device_put({k: jnp.asarray(v) for k, v in edata.items()},
-                               shd.replicated(mesh))
+        edata = shd.put_data(edata, mesh)
 
     step_key, data_key = jax.random.split(_as_raw_key(key, where))
     state = init_train_state(params, optimizer, key=step_key, model_state=model_state)
     state = shd.replicate(state, mesh)
     train_step = make_train_step(loss_fn, optimizer, nan_policy=nan_policy)
     runner = _Runner(train_step, mesh, nan_policy)
-    eval_fn = _make_eval_fn(make_eval_step(eval_loss_fn or loss_fn), mesh) if edata else None
+    evaluator = _Evaluator(eval_loss_fn or loss_fn, mesh) if edata is not None else None
     leaf_names = nonfinite_leaf_names(state)
 
     history: list[dict] = []
@@ -756,7 +789,7 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
             logs.update(_acc_normalize(acc_host))
             seconds = time.perf_counter() - t0
             if edata is not None:
-                logs.update(_evaluate(eval_fn, state, edata, n_eval, ebs, mesh))
+                logs.update(evaluator(state, edata, eval_batch_size, "val_"))
             timings.append({"epoch": epoch, "seconds": seconds, "path": path})
             history.append(logs)
             if history_path is not None:
@@ -771,7 +804,7 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
                     es_state = {"best": value, "wait": 0}
                 else:
                     es_state = {"best": es_state["best"], "wait": es_state["wait"] + 1}
-                    stop = es_state["wait"] > es["patience"]
+                    stop = es_state["wait"] >= es["patience"]
             stop = _call_callbacks(callbacks, "on_epoch_end", epoch, state, logs) or stop
             if manager is not None:
                 if _all_finite(state):

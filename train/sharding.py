@@ -85,6 +85,19 @@ def replicate(tree, mesh: Mesh | None):
     return jax.device_put(tree, replicated(mesh))
 
 
+def put_data(data, mesh: Mesh | None):
+    """Put a whole dataset (dict of arrays) on the devices, replicated over ``mesh``.
+
+    Used for data that fits in device memory: the jitted epoch gathers each batch from it and
+    ``constrain_batch`` splits the gathered batch over ``'data'``, so each device computes
+    only its share. Every process of a multi-process run passes the same arrays.
+    """
+    import jax.numpy as jnp
+
+    data = {k: jnp.asarray(v) for k, v in data.items()}
+    return jax.device_put(data, replicated(mesh)) if mesh is not None else data
+
+
 def shard_batch(batch, mesh: Mesh | None):
     """Put a host batch (dict of arrays with a leading batch axis) on the devices.
 

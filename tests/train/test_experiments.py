@@ -2,6 +2,7 @@
 several seeds at once with vmap."""
 
 import csv
+import json
 import math
 
 import numpy as np
@@ -80,6 +81,14 @@ def test_run_grid_runs_every_config_and_seed_and_writes_csv(tmp_path):
         assert float(row["lr"]) == t.config["lr"] and int(row["seed"]) == t.seed
         assert float(row["loss"]) == t.final("loss")  # repr round-trips exactly
         assert int(row["epochs"]) == T and row["params_hash"] == t.params_hash
+    # Each trial has its own directory with its history and a manifest.
+    for k, t in enumerate(trials):
+        run_dir = tmp_path / f"trial_{k:04d}_seed{t.seed}"
+        lines = (run_dir / "history.jsonl").read_text().splitlines()
+        assert [json.loads(line) for line in lines] == t.history
+        manifest = json.loads((run_dir / "manifest.json").read_text())
+        assert manifest["params_hash"] == t.params_hash and manifest["seed"] == t.seed
+        assert manifest["config"] == t.config and manifest["extra"]["final"] == t.history[-1]
 
 
 def test_run_grid_rejects_bad_experiment_output():
@@ -251,18 +260,21 @@ def seed_runs():
     kw = dict(epochs=3, batch_size=16, eval_data=val)
     vm = ex.train_seeds_vmapped(loss_fn, init_fn, opt, data, seeds, **kw)
     seq = ex.train_seeds_vmapped(loss_fn, init_fn, opt, data, seeds, vmap=False, **kw)
+    vm_loop = ex.train_seeds_vmapped(loss_fn, init_fn, opt, data, seeds, fast_path="loop", **kw)
     experiment = ex.fit_experiment(build_mlp, data, eval_data=val, fast_path="scan")
     one_by_one = [experiment(config, s) for s in seeds]
-    return config, data, seeds, vm, seq, one_by_one
+    return config, data, seeds, vm, seq, one_by_one, vm_loop
 
 
 def test_vmapped_seeds_equal_running_the_seeds_one_by_one(seed_runs):
-    _, _, seeds, vm, seq, one_by_one = seed_runs
+    _, _, seeds, vm, seq, one_by_one, vm_loop = seed_runs
     for i, (history, params) in enumerate(one_by_one):
         # Same parameters as fit, seed by seed: bitwise without vmap; vmap batches the
         # matmuls differently, which moves the last bit (seen: 1.8e-7), hence 1e-6.
         assert _close_trees(seq.params_of(i), params, 0.0), f"seed {seeds[i]}"
         assert _close_trees(vm.params_of(i), params, 1e-6), f"seed {seeds[i]}"
+        assert _close_trees(vm_loop.params_of(i), params, 1e-6), f"seed {seeds[i]}"
+        assert vm_loop.histories[i][-1]["loss"] == pytest.approx(history[-1]["loss"], rel=1e-5)
         assert len(vm.histories[i]) == len(history) == 3
         for got, ref in zip(vm.histories[i], history, strict=True):
             assert got["epoch"] == ref["epoch"] and got["step"] == ref["step"]
@@ -274,7 +286,7 @@ def test_vmapped_seeds_equal_running_the_seeds_one_by_one(seed_runs):
 
 
 def test_run_grid_vmapped_matches_run_grid_with_fit(seed_runs, tmp_path):
-    config, data, seeds, vm, _, one_by_one = seed_runs
+    config, data, seeds, vm, _, one_by_one, _ = seed_runs
     trials = ex.run_grid_vmapped(build_mlp, [config], seeds, data, keep_params=True,
                                  out_dir=tmp_path)
     assert [t.seed for t in trials] == seeds
@@ -300,3 +312,24 @@ def test_grid_over_the_notes_axes_with_fit_and_figures(tmp_path):
     assert len(drawn) == 4
     rows = ex.write_csv(trials, tmp_path / "t.csv")
     assert [ex.regime(r["batch_size"]) for r in rows] == ["batch"] * 2 + ["mini-batch"] * 2
+
+
+@pytest.mark.parametrize("batch_size, shuffle, drop_last", [
+    (None, True, False), (16, True, False), (16, True, True), (20, True, False),
+    (16, False, False), (1, True, False)])
+def test_batched_epoch_plans_equal_fits_plan_per_seed(batch_size, shuffle, drop_last):
+    import jax
+    import jax.numpy as jnp
+
+    from train import loop
+
+    keys = [jax.random.split(ex.seed_keys(s)[1])[1] for s in (0, 5, 9)]
+    for epoch in (0, 3):
+        idx, w = ex._seed_plans(N_TRAIN, batch_size, epoch, jnp.stack(keys), shuffle, drop_last)
+        for i, k in enumerate(keys):
+            ref_idx, ref_w = loop.epoch_plan(N_TRAIN, batch_size, epoch=epoch, data_key=k,
+                                             shuffle=shuffle, drop_last=drop_last)
+            np.testing.assert_array_equal(idx[i], ref_idx)
+            assert (w is None) == (ref_w is None)
+            if w is not None:
+                np.testing.assert_array_equal(w, ref_w)

@@ -327,13 +327,16 @@ def test_early_stopping_callbacks_and_history_file(tmp_path):
     best, wait, expected = np.inf, 0, None
     for i, v in enumerate(vals):      # the rule written out: stop after `patience` misses
         best, wait = (v, 0) if v < best else (best, wait + 1)
-        if wait > 2:
+        if wait >= 2:
             expected = i + 1
             break
     assert expected is not None and len(vals) == expected
     assert seen[-1] == ("end", expected) and len(seen) == expected + 1
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     assert rows == res.history
+    # evaluate() on the final state reproduces the last validation numbers
+    again = loop.evaluate(linear_loss, res.state, val, batch_size=6, prefix="val_")
+    np.testing.assert_allclose(again["val_loss"], res.history[-1]["val_loss"], rtol=1e-6)
     # a plain callable returning True stops at once
     res2 = loop.fit(linear_loss, params, optax.sgd(0.1), data, key=0, epochs=20,
                     callbacks=[lambda e, s, logs: e == 1], progress=False)

@@ -1,0 +1,217 @@
+"""Train-loop speed: fused (scanned) epochs vs a Flax-examples per-step loop; vmapped seeds.
+
+Issue 4's benchmark, in one run and side by side (the machines are shared and noisy: compare
+the ratios, not the absolute numbers):
+
+1. The MNIST-1D paper's MLP (40 -> 100 -> 100 -> 10, ReLU, 15,210 parameters) on
+   MNIST-1D-sized random data (4000 x 40, 10 classes), batch 100, Adam 1e-3:
+   - ``flax loop``: ``flax.linen`` model, ``flax.training.train_state.TrainState``, a jitted
+     step called from Python with NumPy batches (the Flax examples' layout);
+   - ``fit loop`` / ``fit scan``: ``train.loop.fit`` with ``fast_path='loop'`` / ``'scan'``
+     (the same model written with ``jax.numpy``), whole ``fit`` epochs timed after the first;
+   - ``fit auto``: what ``fit``'s measurement picks.
+2. The MNIST-1D paper's 5,210-parameter CNN (three stride-2 convolutions with 25 channels,
+   kernels 5, 3, 3, then a linear layer), same data and optimizer, same four rows: on this
+   CPU a conv net was measured 4x slower inside ``lax.scan`` (``/work/shared/perf-notes.md``),
+   so ``auto`` must pick the loop here.
+3. ``train.experiments.train_seeds_vmapped``: 8 seeds in one vmapped jit vs 1 seed (target:
+   8 seeds cost <= 3x one seed), and vs 8 seeds one after another, with each epoch as one
+   scan and as a per-step loop of the vmapped step.
+
+Every rate is the best epoch of several (each epoch is 40 steps, whole ``fit`` epochs
+including its per-epoch bookkeeping): on a shared machine the best epoch is the one least
+disturbed by other work, which makes the ratios far steadier than means or medians.
+
+Run: ``python benchmarks/bench_loop.py [--epochs 15] [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import optax  # noqa: E402
+
+from train import experiments, loop  # noqa: E402
+
+N, L, C, BATCH, LR = 4000, 40, 10, 100, 1e-3
+
+
+def make_data(seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(N, L)).astype(np.float32)
+    y = rng.integers(0, C, N).astype(np.int32)
+    return x, y
+
+
+# --- the models, in jax.numpy (for fit) ---------------------------------------------------------
+
+
+def mlp_init(key):
+    sizes = [L, 100, 100, C]
+    keys = jax.random.split(key, len(sizes) - 1)
+    return {f"fc{i}": {"w": jax.random.normal(k, (a, b)) * jnp.sqrt(2.0 / a),
+                       "b": jnp.zeros(b)}
+            for i, (k, a, b) in enumerate(zip(keys, sizes[:-1], sizes[1:], strict=True))}
+
+
+def mlp_apply(p, x):
+    h = jax.nn.relu(x @ p["fc0"]["w"] + p["fc0"]["b"])
+    h = jax.nn.relu(h @ p["fc1"]["w"] + p["fc1"]["b"])
+    return h @ p["fc2"]["w"] + p["fc2"]["b"]
+
+
+CNN_LAYERS = [(5, 1), (3, 25), (3, 25)]  # (kernel, in_channels); 25 out, stride 2, pad 1
+
+
+def cnn_init(key):
+    keys = jax.random.split(key, 4)
+    p = {}
+    for i, (k, (kw, cin)) in enumerate(zip(keys, CNN_LAYERS, strict=False)):
+        p[f"conv{i}"] = {"w": jax.random.normal(k, (kw, cin, 25)) * jnp.sqrt(2.0 / (kw * cin)),
+                         "b": jnp.zeros(25)}
+    p["out"] = {"w": jax.random.normal(keys[3], (125, C)) * jnp.sqrt(1.0 / 125),
+                "b": jnp.zeros(C)}
+    return p
+
+
+def cnn_apply(p, x):
+    h = x[..., None]  # <f32>[batch, 40, 1], channels last
+    for i in range(3):
+        h = jax.lax.conv_general_dilated(h, p[f"conv{i}"]["w"], (2,), [(1, 1)],
+                                         dimension_numbers=("NWC", "WIO", "NWC"))
+        h = jax.nn.relu(h + p[f"conv{i}"]["b"])
+    return h.reshape(h.shape[0], -1) @ p["out"]["w"] + p["out"]["b"]  # 5 * 25 = 125
+
+
+def make_loss(apply):
+    def loss_fn(params, model_state, batch, key):
+        logits = apply(params, batch["x"])
+        per = optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"])
+        w = batch.get("weight", jnp.ones_like(per))
+        return jnp.sum(per * w) / jnp.sum(w), (model_state, {})
+    return loss_fn
+
+
+# --- the Flax-examples loop ---------------------------------------------------------------------
+
+
+def flax_models():
+    import flax.linen as nn
+
+    class MLP(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            x = nn.relu(nn.Dense(100)(x))
+            x = nn.relu(nn.Dense(100)(x))
+            return nn.Dense(C)(x)
+
+    class CNN(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            x = x[..., None]
+            x = nn.relu(nn.Conv(25, (5,), strides=2, padding=[(1, 1)])(x))
+            x = nn.relu(nn.Conv(25, (3,), strides=2, padding=[(1, 1)])(x))
+            x = nn.relu(nn.Conv(25, (3,), strides=2, padding=[(1, 1)])(x))
+            return nn.Dense(C)(x.reshape(x.shape[0], -1))
+
+    return {"mlp": MLP(), "cnn": CNN()}
+
+
+def flax_loop(model, x, y, epochs):
+    """Steps/s of the Flax examples' loop: jitted step, NumPy batches sliced in Python."""
+    from flax.training import train_state
+
+    state = train_state.TrainState.create(
+        apply_fn=model.apply, params=model.init(jax.random.PRNGKey(0), x[:1])["params"],
+        tx=optax.adam(LR))
+
+    @jax.jit
+    def train_step(state, batch):
+        def loss_fn(params):
+            logits = state.apply_fn({"params": params}, batch["x"])
+            return optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"]).mean()
+        loss, grads = jax.value_and_grad(loss_fn)(state.params)
+        return state.apply_gradients(grads=grads), loss
+
+    rng = np.random.default_rng(0)
+    steps_per_epoch = N // BATCH
+    times = []
+    for epoch in range(epochs + 1):
+        perm = rng.permutation(N)
+        t0 = time.perf_counter()
+        for b in range(steps_per_epoch):
+            idx = perm[b * BATCH:(b + 1) * BATCH]
+            state, loss = train_step(state, {"x": x[idx], "y": y[idx]})
+        jax.block_until_ready(loss)
+        if epoch:  # epoch 0 compiles
+            times.append(time.perf_counter() - t0)
+    return steps_per_epoch / min(times)
+
+
+def fit_rate(init, apply, x, y, epochs, fast_path):
+    """Steps/s of ``fit`` (best epoch after the first two), and its path choice."""
+    res = loop.fit(make_loss(apply), init(jax.random.PRNGKey(0)), optax.adam(LR),
+                   {"x": x, "y": y}, key=0, epochs=epochs + 2, batch_size=BATCH,
+                   fast_path=fast_path, progress=False, nan_policy=None)
+    epochs_t = [t for t in res.timings if "epoch" in t]
+    chosen = [t["chosen"] for t in res.timings if "chosen" in t]
+    seconds = min(t["seconds"] for t in epochs_t[2:])
+    return (N // BATCH) / seconds, (chosen[0] if chosen else fast_path), epochs_t[-1]["path"]
+
+
+def seeds_seconds(init, apply, x, y, epochs, seeds, vmap, fast_path):
+    """Best seconds per epoch (all seeds together) after the first (compiling) epoch."""
+    runs = experiments.train_seeds_vmapped(
+        make_loss(apply), init, optax.adam(LR), {"x": x, "y": y}, list(range(seeds)),
+        epochs=epochs + 1, batch_size=BATCH, vmap=vmap, fast_path=fast_path)
+    return min(runs.epoch_seconds[1:])
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--epochs", type=int, default=15, help="timed epochs (40 steps each)")
+    ap.add_argument("--quick", action="store_true", help="3 timed epochs (smoke test)")
+    args = ap.parse_args(argv)
+    epochs = 3 if args.quick else args.epochs
+    x, y = make_data()
+    print(f"jax {jax.__version__}, backend {jax.default_backend()}, "
+          f"{jax.devices()[0].device_kind}, {os.cpu_count()} CPUs; data {N}x{L}, batch {BATCH}, "
+          f"{N // BATCH} steps/epoch, {epochs} timed epochs")
+    fl = flax_models()
+    rows = []
+    for name, init, apply in (("MLP", mlp_init, mlp_apply), ("CNN", cnn_init, cnn_apply)):
+        n_params = sum(a.size for a in jax.tree.leaves(init(jax.random.PRNGKey(0))))
+        base = flax_loop(fl[name.lower()], x, y, epochs)
+        rows.append((name, n_params, "flax loop (per-step, NumPy batches)", base, "", 1.0))
+        for path in ("loop", "scan", "auto"):
+            rate, chosen, _ = fit_rate(init, apply, x, y, epochs, path)
+            note = f"auto chose {chosen}" if path == "auto" else ""
+            rows.append((name, n_params, f"fit fast_path={path}", rate, note, rate / base))
+    print()
+    print(f"{'model':5} {'params':>7}  {'variant':38} {'steps/s':>9} {'vs flax':>8}  note")
+    for name, n_params, variant, rate, note, ratio in rows:
+        print(f"{name:5} {n_params:7d}  {variant:38} {rate:9.0f} {ratio:7.2f}x  {note}")
+
+    print()
+    print("seeds trained together (train_seeds_vmapped), milliseconds per epoch of 40 steps")
+    print(f"{'model':5} {'path':5} {'1 seed':>9} {'8 vmapped':>10} {'8 in turn':>10} "
+          f"{'vmapped/1':>10} {'in turn/vmapped':>16}")
+    for name, init, apply in (("MLP", mlp_init, mlp_apply), ("CNN", cnn_init, cnn_apply)):
+        for path in ("scan", "loop"):
+            one = seeds_seconds(init, apply, x, y, epochs, 1, True, path)
+            eight = seeds_seconds(init, apply, x, y, epochs, 8, True, path)
+            turn = seeds_seconds(init, apply, x, y, epochs, 8, False, path)
+            print(f"{name:5} {path:5} {one * 1e3:9.1f} {eight * 1e3:10.1f} {turn * 1e3:10.1f} "
+                  f"{eight / one:9.2f}x {turn / eight:15.2f}x")
+
+
+if __name__ == "__main__":
+    main()
