@@ -25,13 +25,25 @@ Two ways to run an epoch over data held on the device give bitwise the same resu
 - ``'loop'``: a Python loop calls the same jitted step body once per batch.
 
 Which is faster depends on the model: on the project's CPU an MLP ran about 1.9x faster in a
-scan while a small CNN ran about 4x slower (``/work/shared/perf-notes.md``). ``fast_path='auto'``
-therefore measures: the first epoch runs the loop, the second the scan, and the faster one is
-kept. Streaming data (an iterable or a callable returning batches) always uses the loop.
+scan while a small CNN ran about 4x slower (``/work/shared/perf-notes.md``). The cause: XLA's
+CPU backend runs a convolution with its fast Eigen kernel only in the canonical layout (input
+``N...C``, kernel ``...IO``), and its ConvCanonicalization pass, which transposes other layouts
+into that one, visits only the entry computation. The backward convolutions ``jax.grad`` emits
+(``b0f_0oi``, ``f0b_i0o``) therefore stay non-canonical inside a ``while`` body (``lax.scan``)
+and run as a generic loop nest; ``unroll`` does not help because the body stays a loop body.
+Writing the convolution's VJP with explicitly canonical backward convolutions (or as
+im2col + dot) makes the scanned CNN faster than the loop; see
+``benchmarks/bench_conv_in_scan.py``. ``fast_path='auto'`` measures instead of assuming: the
+first epoch runs the loop, the second the scan (compiled ahead, timed alone), and the faster
+is kept. Streaming data (an iterable or a callable returning batches) always uses the loop.
+
+Compiled steps are reused across ``fit`` calls that pass the same ``loss_fn`` and optimizer
+objects (a small LRU), so repeated runs over seeds, or a resume, do not recompile.
 """
 
 from __future__ import annotations
 
+import collections
 import json
 import math
 import os
@@ -339,6 +351,15 @@ def _acc_add(acc: dict, m: Mapping, step) -> dict:
     return new
 
 
+def _acc_to_json(acc_host: Mapping) -> dict:
+    """Host accumulator -> JSON (float32 values survive the float64 round trip exactly)."""
+    return jax.tree.map(lambda x: x.item(), acc_host)
+
+
+def _acc_from_json(template: Mapping, saved: Mapping) -> dict:
+    return jax.tree.map(lambda t, v: jnp.asarray(v, t.dtype), template, saved)
+
+
 def _acc_normalize(acc: Mapping, prefix: str = "") -> dict:
     acc = jax.device_get(acc)
     count = float(acc["count"])
@@ -408,7 +429,7 @@ class _Runner:
 
     def __init__(self, train_step, mesh, policy):
         self.mesh, self.policy = mesh, policy
-        self.compiled_scan = None
+        self.compiled_scan = {}   # chunk length -> AOT-compiled scanned chunk
 
         def body(state, acc, batch):
             batch = shd.constrain_batch(batch, mesh)
@@ -446,14 +467,45 @@ class _Runner:
             per = (time.perf_counter() - t) / (idx.shape[0] - 1)
         return state, acc, per
 
+    @staticmethod
+    def _signature(*args):
+        leaves, treedef = jax.tree.flatten(args)
+        return treedef, tuple((np.shape(x), str(x.dtype)) for x in leaves)
+
     def compile_scan(self, state, acc, data, idx, w):
-        """Compile the scanned epoch ahead of time (so 'auto' can time its execution)."""
-        if self.compiled_scan is None:
-            self.compiled_scan = self.scan_epoch.lower(state, acc, data, idx, w).compile()
+        """Compile the scan over ``idx.shape[0]`` batches ahead of time (so 'auto' can time
+        its execution alone); one executable per argument signature."""
+        sig = self._signature(state, acc, data, idx, w)
+        if sig not in self.compiled_scan:
+            self.compiled_scan[sig] = self.scan_epoch.lower(state, acc, data, idx, w).compile()
+        return self.compiled_scan[sig]
 
     def scan(self, state, acc, data, idx, w):
-        self.compile_scan(state, acc, data, idx, w)
-        return self.compiled_scan(state, acc, data, idx, w)
+        return self.compile_scan(state, acc, data, idx, w)(state, acc, data, idx, w)
+
+
+_CACHE: collections.OrderedDict = collections.OrderedDict()
+_CACHE_SIZE = 8
+
+
+def _cached(kind: str, build: Callable, objects: tuple, values: tuple):
+    """Reuse jitted functions across ``fit`` calls with the same loss, optimizer and mesh.
+
+    ``jax.jit`` caches executables per function object, so rebuilding the step closures in
+    every call would recompile; repeated runs (seeds, resumes, sweeps that share an
+    optimizer object) hit this small LRU instead. ``objects`` (functions, optimizers) compare
+    by identity, ``values`` (policy, mesh) by equality.
+    """
+    key = (kind, *map(id, objects), *values)
+    hit = _CACHE.get(key)
+    if hit is not None and all(a is b for a, b in zip(hit[0], objects, strict=True)):
+        _CACHE.move_to_end(key)
+        return hit[1]
+    value = build()
+    _CACHE[key] = (objects, value)
+    while len(_CACHE) > _CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    return value
 
 
 # ---------------------------------------------------------------------------------------------
@@ -598,7 +650,7 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
         fast_path: str = "auto", nan_policy: str | None = "stop", early_stopping=None,
         callbacks: Iterable = (), progress: bool = True, history_path: str | None = None,
         checkpoint_dir: str | None = None, keep: int = 3, keep_best=None,
-        resume: bool = False, mesh=None) -> FitResult:
+        checkpoint_every: int | None = None, resume: bool = False, mesh=None) -> FitResult:
     """Train ``params`` with ``optimizer`` on ``train_data`` for ``epochs`` epochs.
 
     Args:
@@ -646,7 +698,12 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
         keep: number of most recent checkpoints kept.
         keep_best: also keep the best checkpoint by this metric (``'val_loss'``, or
             ``(metric, 'min'|'max')``).
-        resume: continue from the latest good checkpoint in ``checkpoint_dir`` if any.
+        checkpoint_every: also checkpoint every this many steps inside an epoch (with the
+            epoch's partial metric sums, so a resumed run's history is unchanged); a scanned
+            epoch then runs as scans over chunks of this many batches.
+        resume: continue from the latest good checkpoint in ``checkpoint_dir`` if any, at
+            the saved epoch and batch (streamed data: the first batches of the resumed epoch
+            are drawn and skipped, so ``train_data(epoch)`` must be repeatable).
         mesh: ``None`` (one device), ``'auto'`` (all devices) or a ``jax.sharding.Mesh`` with
             a ``'data'`` axis: data parallel training, batch split over ``'data'``, state
             replicated. The global batch must divide by the number of devices.
@@ -687,6 +744,10 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
         raise ValueError(f"{where}: early_stopping needs (metric, patience[, mode]), "
                          f"got {early_stopping!r}")
     best_spec = _parse_monitor(keep_best, where + " keep_best")
+    if checkpoint_every is not None and (not isinstance(checkpoint_every, (int, np.integer))
+                                         or checkpoint_every < 1):
+        raise ValueError(f"{where}: checkpoint_every must be None or an int >= 1, "
+                         f"got {checkpoint_every!r}")
     callbacks = tuple(callbacks)
 
     n = bs = None
@@ -701,14 +762,19 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
     step_key, data_key = jax.random.split(_as_raw_key(key, where))
     state = init_train_state(params, optimizer, key=step_key, model_state=model_state)
     state = shd.replicate(state, mesh)
-    train_step = make_train_step(loss_fn, optimizer, nan_policy=nan_policy)
-    runner = _Runner(train_step, mesh, nan_policy)
-    evaluator = _Evaluator(eval_loss_fn or loss_fn, mesh) if edata is not None else None
+    train_step, runner = _cached(
+        "train", lambda: (lambda st: (st, _Runner(st, mesh, nan_policy)))(
+            make_train_step(loss_fn, optimizer, nan_policy=nan_policy)),
+        (loss_fn, optimizer), (nan_policy, mesh))
+    evaluator = None
+    if edata is not None:
+        evaluator = _cached("eval", lambda: _Evaluator(eval_loss_fn or loss_fn, mesh),
+                            (eval_loss_fn or loss_fn,), (mesh,))
     leaf_names = nonfinite_leaf_names(state)
 
     history: list[dict] = []
     es_state = {"best": None, "wait": 0}
-    start_epoch = 0
+    start_epoch, start_batch, resumed_acc = 0, 0, None
     manager = None
     if checkpoint_dir is not None:
         manager = ckpt_lib.CheckpointManager(checkpoint_dir, keep=keep,
@@ -717,6 +783,10 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
         if resume and manager.latest_step() is not None:
             state, meta = manager.restore(state)
             start_epoch = int(meta["next_epoch"])
+            start_batch = int(meta.get("next_batch", 0))
+            resumed_acc = meta.get("acc")
+            if meta.get("stopped"):   # early stopping or a callback ended that run
+                start_epoch = epochs
             history = list(meta["history"])
             es_state = dict(meta.get("early_stopping", es_state))
     if history_path is not None:
@@ -724,6 +794,35 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
         with open(history_path, "w") as f:
             for row in history:
                 f.write(json.dumps(row) + "\n")
+
+    def check_finite(acc_host, epoch):
+        bad_step = int(acc_host["bad_step"])
+        if nan_policy == "stop" and bad_step >= 0:
+            leaf = leaf_names[int(acc_host["bad_leaf"])]
+            raise NonFiniteError(
+                f"fit: non-finite value at step {bad_step} (epoch {epoch}): the first "
+                f"non-finite leaf is {leaf}; training stopped and the returned state is the "
+                f"last finite one (nan_policy='stop'; use 'skip' to skip such updates)",
+                step=bad_step, leaf=leaf, state=state)
+
+    def save(state, epoch, next_batch, acc_host=None, logs=None, stopped=False):
+        if not _all_finite(state):
+            warnings.warn(f"fit: the state at epoch {epoch} is non-finite; not checkpointed",
+                          RuntimeWarning, stacklevel=3)
+            return
+        meta = {"next_epoch": epoch + (next_batch == 0), "next_batch": next_batch,
+                "history": history, "early_stopping": es_state, "metrics": logs or {},
+                "acc": None if acc_host is None else _acc_to_json(acc_host),
+                "stopped": stopped}
+        manager.save(int(jax.device_get(state.step)), state, meta)
+
+    def start_acc():
+        nonlocal resumed_acc
+        acc = _acc_init(metric_shapes)
+        if resumed_acc is not None:   # resuming mid-epoch: the epoch's partial sums
+            acc = _acc_from_json(acc, resumed_acc)
+            resumed_acc = None
+        return acc
 
     metric_shapes = None
     timings: list[dict] = []
@@ -735,62 +834,74 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
     try:
         for epoch in range(start_epoch, epochs):
             t0 = time.perf_counter()
+            first, start_batch = start_batch, 0
+            paths = []
             if data is not None:
                 idx, w = epoch_plan(n, batch_size, epoch=epoch, data_key=data_key,
                                     shuffle=shuffle, drop_last=drop_last)
                 if metric_shapes is None:
                     probe = _gather(data, idx[0], None if w is None else w[0])
                     metric_shapes = jax.eval_shape(train_step, state, probe)[1]
-                acc = _acc_init(metric_shapes)
-                idx_d, w_d = jnp.asarray(idx), None if w is None else jnp.asarray(w)
-                path = chosen
-                if path is None:   # 'auto': time the loop, then the scan, keep the faster
-                    if idx.shape[0] < 2:
-                        chosen = path = "loop"   # one batch per epoch: nothing to fuse
+                acc = start_acc()
+                nb = idx.shape[0]
+                every = checkpoint_every if manager is not None and checkpoint_every else nb
+                if chosen is None and nb < 2:
+                    chosen = "loop"   # one batch per epoch: nothing to fuse
+                lo = first
+                while lo < nb:
+                    hi = min((lo // every + 1) * every, nb)
+                    i_d = jnp.asarray(idx[lo:hi])
+                    w_d = None if w is None else jnp.asarray(w[lo:hi])
+                    path = chosen or ("loop" if "loop" not in measured else "scan")
+                    if path == "scan":
+                        runner.compile_scan(state, acc, data, i_d, w_d)
+                        t_run = time.perf_counter()
+                        state, acc = runner.scan(state, acc, data, i_d, w_d)
+                        if chosen is None:
+                            jax.block_until_ready(acc)
+                            measured["scan"] = (time.perf_counter() - t_run) / (hi - lo)
+                            chosen = min(measured, key=measured.get)
+                            timings.append({"auto_seconds_per_step": dict(measured),
+                                            "chosen": chosen})
                     else:
-                        path = "loop" if "loop" not in measured else "scan"
-                if path == "scan":
-                    runner.compile_scan(state, acc, data, idx_d, w_d)
-                    t_run = time.perf_counter()
-                    state, acc = runner.scan(state, acc, data, idx_d, w_d)
-                    if chosen is None:
-                        jax.block_until_ready(acc)
-                        measured["scan"] = (time.perf_counter() - t_run) / idx.shape[0]
-                        chosen = min(measured, key=measured.get)
-                        timings.append({"auto_seconds_per_step": dict(measured),
-                                        "chosen": chosen})
-                else:
-                    state, acc, per = runner.loop(state, acc, data, idx_d, w_d,
-                                                  timed=chosen is None)
-                    if per is not None:
-                        measured["loop"] = per
+                        state, acc, per = runner.loop(state, acc, data, i_d, w_d,
+                                                      timed=chosen is None)
+                        if per is not None:
+                            measured["loop"] = per
+                    paths.append(path)
+                    lo = hi
+                    if hi < nb and manager is not None:   # a mid-epoch checkpoint
+                        acc_host = jax.device_get(acc)
+                        check_finite(acc_host, epoch)
+                        save(state, epoch, hi, acc_host)
             else:
-                path = "loop"
+                paths.append("loop")
                 acc = None
-                for batch in _stream_batches(train_data, epoch):
+                for b, batch in enumerate(_stream_batches(train_data, epoch)):
+                    if b < first:
+                        continue   # resuming mid-epoch: these batches were used already
+                    if (b > first and manager is not None and checkpoint_every
+                            and b % checkpoint_every == 0):
+                        acc_host = jax.device_get(acc)
+                        check_finite(acc_host, epoch)
+                        save(state, epoch, b, acc_host)
                     batch = shd.shard_batch(dict(batch), mesh)
                     if acc is None:
                         if metric_shapes is None:
                             metric_shapes = jax.eval_shape(train_step, state, batch)[1]
-                        acc = _acc_init(metric_shapes)
+                        acc = start_acc()
                     state, acc = runner.stream_step(state, acc, batch)
                 if acc is None:
                     raise ValueError(f"{where}: train_data yielded no batch in epoch {epoch}")
             acc_host = jax.device_get(acc)
-            bad_step = int(acc_host["bad_step"])
-            if nan_policy == "stop" and bad_step >= 0:
-                leaf = leaf_names[int(acc_host["bad_leaf"])]
-                raise NonFiniteError(
-                    f"fit: non-finite value at step {bad_step} (epoch {epoch}): the first "
-                    f"non-finite leaf is {leaf}; training stopped and the returned state is the "
-                    f"last finite one (nan_policy='stop'; use 'skip' to skip such updates)",
-                    step=bad_step, leaf=leaf, state=state)
+            check_finite(acc_host, epoch)
             logs = {"epoch": epoch, "step": int(jax.device_get(state.step))}
             logs.update(_acc_normalize(acc_host))
             seconds = time.perf_counter() - t0
             if edata is not None:
                 logs.update(evaluator(state, edata, eval_batch_size, "val_"))
-            timings.append({"epoch": epoch, "seconds": seconds, "path": path})
+            timings.append({"epoch": epoch, "seconds": seconds,
+                            "path": "+".join(dict.fromkeys(paths))})
             history.append(logs)
             if history_path is not None:
                 with open(history_path, "a") as f:
@@ -807,13 +918,7 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
                     stop = es_state["wait"] >= es["patience"]
             stop = _call_callbacks(callbacks, "on_epoch_end", epoch, state, logs) or stop
             if manager is not None:
-                if _all_finite(state):
-                    meta = {"next_epoch": epoch + 1, "next_batch": 0, "history": history,
-                            "early_stopping": es_state, "metrics": logs}
-                    manager.save(int(logs["step"]), state, meta)
-                else:
-                    warnings.warn(f"fit: epoch {epoch} ended with a non-finite state; "
-                                  "not checkpointed", RuntimeWarning, stacklevel=2)
+                save(state, epoch, 0, logs=logs, stopped=stop)
             bar.update(1)
             bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items()
                              if k in ("loss", "accuracy", "val_loss", "val_accuracy")})

@@ -7,7 +7,6 @@ import re
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 import warnings
 
@@ -17,62 +16,73 @@ import numpy as np
 import optax
 import pytest
 
-from tests.train.test_loop import ROOT, class_data, leaves_equal, mlp_loss, mlp_params
+from tests.train.test_loop import ADAM, ROOT, class_data, leaves_equal, mlp_loss, mlp_params
 from train import checkpoint as ck
 from train import loop
 
-FIT_ARGS = "epochs={epochs}, batch_size=10, fast_path={fp!r}, progress=False"
+PRELUDE = """
+import os, sys
+sys.path.insert(0, {root!r})
+import numpy as np
+from tests.train.test_loop import ADAM, class_data, mlp_loss, mlp_params
+from tests.train.test_checkpoint import stream
+from train import loop
+"""
 
-KILLED_BY_CALLBACK = textwrap.dedent("""
-    import os, sys
-    sys.path.insert(0, {root!r})
-    import optax
-    from tests.train.test_loop import class_data, mlp_loss, mlp_params
-    from train import loop
-    def die(epoch, state, logs):
-        if epoch == 2:       # after epoch 2's update, before its checkpoint
-            os._exit(17)
-    loop.fit(mlp_loss, mlp_params(), optax.adam(1e-2), class_data(), key=3,
-             checkpoint_dir={ckdir!r}, keep=2, callbacks=[die], {args})
-""")
+# os._exit from a callback at the end of epoch 2, after its mid-epoch checkpoints (every 2
+# steps) but before its epoch-end checkpoint: resumes at epoch 2, batch 4, in a chunked scan.
+KILLED_BY_CALLBACK = PRELUDE + """
+def die(epoch, state, logs):
+    if epoch == 2:
+        os._exit(17)
+loop.fit(mlp_loss, mlp_params(), ADAM, class_data(), key=3, epochs=4,
+         batch_size=10, fast_path="scan", progress=False, checkpoint_dir={ckdir!r}, keep=2,
+         checkpoint_every=2, callbacks=[die])
+"""
 
-KILLED_FROM_OUTSIDE = textwrap.dedent("""
-    import sys
-    sys.path.insert(0, {root!r})
-    import optax
-    from tests.train.test_loop import class_data, mlp_loss, mlp_params
-    from train import loop
-    print("started", flush=True)
-    loop.fit(mlp_loss, mlp_params(), optax.adam(1e-2), class_data(), key=3,
-             checkpoint_dir={ckdir!r}, keep=2, {args})
-""")
+# SIGKILLed by the test once its checkpoint of step 15 exists: lands anywhere.
+KILLED_FROM_OUTSIDE = PRELUDE + """
+loop.fit(mlp_loss, mlp_params(), ADAM, class_data(), key=3, epochs={epochs},
+         batch_size=10, fast_path="loop", progress=False, checkpoint_dir={ckdir!r}, keep=2,
+         checkpoint_every=3)
+"""
+
+# Streamed data whose generator dies inside epoch 1 (batch 3, after the batch-2 checkpoint).
+KILLED_IN_STREAM = PRELUDE + """
+def dying(epoch):
+    for b, batch in enumerate(stream(epoch)):
+        if (epoch, b) == (1, 3):
+            os._exit(19)
+        yield batch
+loop.fit(mlp_loss, mlp_params(), ADAM, dying, key=3, epochs=3, progress=False,
+         checkpoint_dir={ckdir!r}, keep=2, checkpoint_every=2)
+"""
 
 
-def reference(epochs, fp):
-    return loop.fit(mlp_loss, mlp_params(), optax.adam(1e-2), class_data(), key=3,
-                    epochs=epochs, batch_size=10, fast_path=fp, progress=False)
+def stream(epoch):
+    """Five batches of 10 in an order drawn from the epoch (repeatable)."""
+    data = class_data()
+    order = np.random.default_rng(epoch).permutation(50)
+    for s in range(0, 50, 10):
+        yield {k: v[order[s:s + 10]] for k, v in data.items()}
 
 
-def resume(ckdir, epochs, fp):
-    return loop.fit(mlp_loss, mlp_params(), optax.adam(1e-2), class_data(), key=3,
-                    epochs=epochs, batch_size=10, fast_path=fp, progress=False,
-                    checkpoint_dir=ckdir, keep=2, resume=True)
+def run_fit(data, epochs, fp="loop", **kw):
+    return loop.fit(mlp_loss, mlp_params(), ADAM, data, key=3, epochs=epochs,
+                    batch_size=None if callable(data) else 10, fast_path=fp, progress=False,
+                    **kw)
 
 
 def test_killed_runs_resume_bitwise(tmp_path):
-    cb_dir, out_dir = str(tmp_path / "cb"), str(tmp_path / "out")
-    epochs_out = 25
+    dirs = {k: str(tmp_path / k) for k in ("cb", "out", "stream")}
+    epochs_out = 12
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    by_callback = subprocess.Popen(
-        [sys.executable, "-c", KILLED_BY_CALLBACK.format(
-            root=ROOT, ckdir=cb_dir, args=FIT_ARGS.format(epochs=4, fp="scan"))],
-        cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
-    outside = subprocess.Popen(
-        [sys.executable, "-c", KILLED_FROM_OUTSIDE.format(
-            root=ROOT, ckdir=out_dir, args=FIT_ARGS.format(epochs=epochs_out, fp="loop"))],
-        cwd=ROOT, env=env, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    # SIGKILL the second run as soon as its 3rd checkpoint exists: the kill lands wherever
-    # the run happens to be (often inside the next epoch or the next save).
+    codes = {"cb": KILLED_BY_CALLBACK.format(root=ROOT, ckdir=dirs["cb"]),
+             "out": KILLED_FROM_OUTSIDE.format(root=ROOT, ckdir=dirs["out"], epochs=epochs_out),
+             "stream": KILLED_IN_STREAM.format(root=ROOT, ckdir=dirs["stream"])}
+    procs = {k: subprocess.Popen([sys.executable, "-c", c], cwd=ROOT, env=env,
+                                 stderr=subprocess.PIPE, text=True) for k, c in codes.items()}
+    outside, out_dir = procs["out"], dirs["out"]
     deadline = time.time() + 150
     while time.time() < deadline and outside.poll() is None:
         done = [int(n[5:]) for n in (os.listdir(out_dir) if os.path.isdir(out_dir) else ())
@@ -81,29 +91,43 @@ def test_killed_runs_resume_bitwise(tmp_path):
             outside.send_signal(signal.SIGKILL)
             break
         time.sleep(0.005)
-    outside.wait(timeout=60)
-    assert outside.returncode == -signal.SIGKILL, outside.stderr.read()[-2000:]
-    by_callback.wait(timeout=150)
-    assert by_callback.returncode == 17, by_callback.stderr.read()[-2000:]
+    codes = {k: p.wait(timeout=150) for k, p in procs.items()}
+    errors = {k: p.stderr.read()[-2000:] for k, p in procs.items()}
+    assert codes == {"cb": 17, "out": -signal.SIGKILL, "stream": 19}, errors
 
-    # The callback run died before epoch 2's checkpoint: it resumes at epoch 2.
-    assert ck.CheckpointManager(cb_dir).steps() == [5, 10]
-    res = resume(cb_dir, 4, "scan")
-    ref = reference(4, "scan")
+    # callback: the last checkpoints are epoch 2's mid-epoch ones (steps 12 and 14)
+    mgr = ck.CheckpointManager(dirs["cb"])
+    assert mgr.steps() == [12, 14]
+    assert {k: ck.read_meta(mgr.path(14))[k] for k in ("next_epoch", "next_batch")} == \
+        {"next_epoch": 2, "next_batch": 4}
+    res = run_fit(class_data(), 4, "scan", checkpoint_dir=dirs["cb"], keep=2,
+                  checkpoint_every=2, resume=True)
+    ref = run_fit(class_data(), 4, "scan")   # whole-epoch scans, no checkpoints
     assert leaves_equal(res.state, ref.state)
     assert res.history == ref.history
-    assert ck.CheckpointManager(cb_dir).steps() == [15, 20]
+    assert ck.CheckpointManager(dirs["cb"]).steps() == [19, 20]
 
+    # SIGKILL: wherever it landed, the latest complete checkpoint continues exactly
     killed_at = ck.CheckpointManager(out_dir).latest_step()
     assert 15 <= killed_at < 5 * epochs_out
-    res = resume(out_dir, epochs_out, "loop")
-    ref = reference(epochs_out, "loop")
+    res = run_fit(class_data(), epochs_out, checkpoint_dir=out_dir, keep=2, checkpoint_every=3,
+                  resume=True)
+    ref = run_fit(class_data(), epochs_out)
+    assert leaves_equal(res.state, ref.state)
+    assert res.history == ref.history
+
+    # streamed data: resumed at epoch 1, batch 2, skipping the batches already used
+    mgr = ck.CheckpointManager(dirs["stream"])
+    assert ck.read_meta(mgr.path(mgr.latest_step()))["next_batch"] == 2
+    res = run_fit(stream, 3, checkpoint_dir=dirs["stream"], keep=2, checkpoint_every=2,
+                  resume=True)
+    ref = run_fit(stream, 3)
     assert leaves_equal(res.state, ref.state)
     assert res.history == ref.history
 
 
 def small_state():
-    return loop.init_train_state(mlp_params(), optax.adam(1e-2), key=0)
+    return loop.init_train_state(mlp_params(), ADAM, key=0)
 
 
 def test_mismatched_restore_names_the_leaf(tmp_path):
@@ -118,7 +142,7 @@ def test_mismatched_restore_names_the_leaf(tmp_path):
     missing = {k: v for k, v in mlp_params().items() if k != "b2"}
     with pytest.raises(ck.CheckpointMismatchError, match=r"params\['b2'\]"):
         ck.restore_checkpoint(str(tmp_path / "c"),
-                              loop.init_train_state(missing, optax.adam(1e-2), key=0))
+                              loop.init_train_state(missing, ADAM, key=0))
     mgr = ck.CheckpointManager(str(tmp_path / "m"))
     mgr.save(1, state)
     with pytest.raises(ValueError, match=r"params\['w1'\]"):   # not silently skipped
@@ -168,8 +192,25 @@ def test_nonfinite_state_is_never_checkpointed(tmp_path):
             x[0] = np.nan
         yield {"x": x, "y": data["y"]}
 
-    with pytest.warns(RuntimeWarning, match="non-finite state"):
+    with pytest.warns(RuntimeWarning, match="non-finite; not checkpointed"):
         res = loop.fit(mlp_loss, mlp_params(), optax.sgd(0.1), batches, key=0, epochs=4,
                        nan_policy=None, checkpoint_dir=str(tmp_path), keep=10, progress=False)
     assert not np.isfinite(np.asarray(res.state.params["w1"])).all()
     assert ck.CheckpointManager(str(tmp_path)).steps() == [1, 2]
+
+
+def test_resuming_an_early_stopped_run_does_not_train_further(tmp_path):
+    from tests.train.test_loop import linear_data, linear_loss
+
+    data, params = linear_data()
+    val = {"x": data["x"], "y": -data["y"]}   # validation loss rises: stops early
+    kw = dict(key=0, epochs=20, eval_data=val, early_stopping=("val_loss", 1), progress=False,
+              checkpoint_dir=str(tmp_path), keep_best="val_loss")
+    sgd = optax.sgd(0.1)
+    first = loop.fit(linear_loss, params, sgd, data, **kw)
+    assert len(first.history) < 20
+    again = loop.fit(linear_loss, params, sgd, data, resume=True, **kw)
+    assert again.history == first.history and leaves_equal(again.state, first.state)
+    # the best checkpoint (lowest val_loss, the first epoch here) is kept beside the last
+    mgr = ck.CheckpointManager(str(tmp_path), best_metric="val_loss")
+    assert mgr.best_step() == 1 and mgr.steps()[0] == 1

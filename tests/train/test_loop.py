@@ -23,6 +23,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 # --------------------------------------------------------------------------- models and data
 
+ADAM = optax.adam(1e-2)   # one object, so fit's cache reuses compiled steps across tests
+
 
 def linear_loss(params, model_state, batch, key):
     """Weighted mean of 1/2 * squared error of a linear unit (seed note 003's E)."""
@@ -163,7 +165,7 @@ def test_epoch_plan_shapes_and_determinism():
 @functools.cache
 def fit_mlp(fast_path, key=7, epochs=3):
     """One cached MLP run (several tests compare against the same runs)."""
-    return loop.fit(mlp_loss, mlp_params(), optax.adam(1e-2), class_data(), key=key,
+    return loop.fit(mlp_loss, mlp_params(), ADAM, class_data(), key=key,
                     epochs=epochs, batch_size=8, fast_path=fast_path, progress=False)
 
 
@@ -247,6 +249,32 @@ def test_train_step_metrics_and_learning_rate():
     _, mp = jax.jit(step)(state, padded)
     np.testing.assert_allclose(mp["loss"], m["loss"], rtol=1e-6)
     assert float(mp["count"]) == 20.0
+
+
+def counting_loss(params, model_state, batch, key):
+    """Linear loss whose model state counts real rows and tracks a running input mean."""
+    loss, (_, metrics) = linear_loss(params, model_state, batch, key)
+    w = batch.get("weight", jnp.ones(batch["x"].shape[0]))
+    mean = jnp.sum(batch["x"] * w[:, None], 0) / jnp.sum(w)
+    new = {"seen": model_state["seen"] + jnp.sum(w),
+           "mean": 0.9 * model_state["mean"] + 0.1 * mean}
+    return loss, (new, metrics)
+
+
+def test_model_state_is_threaded_through_steps():
+    data, params = linear_data()
+    ms = {"seen": jnp.float32(0.0), "mean": jnp.zeros(3)}
+    res = loop.fit(counting_loss, params, optax.sgd(0.1), data, key=2, epochs=2, batch_size=7,
+                   model_state=ms, fast_path="scan", progress=False)
+    assert float(res.state.model_state["seen"]) == 40.0     # padding rows not counted
+    # the running mean by hand, following the same batches
+    data_key = jax.random.split(jax.random.PRNGKey(2))[1]
+    mean = np.zeros(3)
+    for epoch in range(2):
+        idx, w = loop.epoch_plan(20, 7, epoch=epoch, data_key=data_key)
+        for rows, wr in zip(idx, w, strict=True):
+            mean = 0.9 * mean + 0.1 * data["x"][rows[wr > 0]].astype(np.float64).mean(0)
+    np.testing.assert_allclose(np.asarray(res.state.model_state["mean"]), mean, rtol=1e-5)
 
 
 def test_eval_metrics_exact_with_padding():

@@ -7,26 +7,25 @@ import sys
 import textwrap
 
 import jax
-import optax
 import pytest
 from jax.sharding import Mesh
 
-from tests.train.test_loop import ROOT, class_data, leaves_equal, mlp_loss, mlp_params
+from tests.train.test_loop import ADAM, ROOT, class_data, leaves_equal, mlp_loss, mlp_params
 from train import loop
 from train import sharding as shd
 
 EIGHT_DEVICES = textwrap.dedent("""
     import json, os, sys, warnings
     sys.path.insert(0, {root!r})
-    import jax, numpy as np, optax
-    from tests.train.test_loop import class_data, mlp_loss, mlp_params
+    import jax, numpy as np
+    from tests.train.test_loop import ADAM, class_data, mlp_loss, mlp_params
     from train import loop, checkpoint as ck
     assert jax.device_count() == 8, jax.devices()
     data = class_data(n=48)
     out = {{}}
     runs = {{}}
     for name, mesh, fp in [("one", None, "loop"), ("eight_scan", "auto", "scan")]:
-        r = loop.fit(mlp_loss, mlp_params(), optax.adam(1e-2), data, key=1, epochs=3,
+        r = loop.fit(mlp_loss, mlp_params(), ADAM, data, key=1, epochs=3,
                      batch_size=16, mesh=mesh, fast_path=fp, progress=False,
                      eval_data=class_data(n=20, seed=9), eval_batch_size=8,
                      checkpoint_dir=os.path.join({tmp!r}, name))
@@ -35,9 +34,9 @@ EIGHT_DEVICES = textwrap.dedent("""
                      "history": r.history,
                      "devices": len(r.state.params["w1"].sharding.device_set)}}
     # full batch on 8 devices as well
-    r = loop.fit(mlp_loss, mlp_params(), optax.adam(1e-2), data, key=1, epochs=2,
+    r = loop.fit(mlp_loss, mlp_params(), ADAM, data, key=1, epochs=2,
                  mesh="auto", progress=False)
-    r1 = loop.fit(mlp_loss, mlp_params(), optax.adam(1e-2), data, key=1, epochs=2,
+    r1 = loop.fit(mlp_loss, mlp_params(), ADAM, data, key=1, epochs=2,
                   progress=False)
     out["full_batch_diff"] = max(float(np.abs(np.asarray(a) - np.asarray(b)).max())
                                  for a, b in zip(jax.tree.leaves(r.state.params),
@@ -46,7 +45,7 @@ EIGHT_DEVICES = textwrap.dedent("""
     def stream(epoch):
         for s in range(0, 48, 16):
             yield {{k: v[s:s + 16] for k, v in data.items()}}
-    r8, r1 = [loop.fit(mlp_loss, mlp_params(), optax.adam(1e-2), stream, key=1, epochs=2,
+    r8, r1 = [loop.fit(mlp_loss, mlp_params(), ADAM, stream, key=1, epochs=2,
                        mesh=m, progress=False) for m in ("auto", None)]
     out["stream_diff"] = max(float(np.abs(np.asarray(a) - np.asarray(b)).max())
                              for a, b in zip(jax.tree.leaves(r8.state.params),
@@ -60,7 +59,7 @@ EIGHT_DEVICES = textwrap.dedent("""
                                     jax.tree.leaves(runs["eight_scan"].state)))
     for bs, n in [(12, 48), (None, 50)]:
         try:
-            loop.fit(mlp_loss, mlp_params(), optax.adam(1e-2), class_data(n=n), key=1,
+            loop.fit(mlp_loss, mlp_params(), ADAM, class_data(n=n), key=1,
                      batch_size=bs, mesh="auto", progress=False)
             out[f"error_{{bs}}"] = None
         except ValueError as e:
@@ -98,8 +97,8 @@ def test_eight_devices_match_one(tmp_path):
 def test_one_device_mesh_is_a_no_op():
     data = class_data(n=24)
     kw = dict(key=4, epochs=2, batch_size=8, fast_path="scan", progress=False)
-    plain = loop.fit(mlp_loss, mlp_params(), optax.adam(1e-2), data, **kw)
-    meshed = loop.fit(mlp_loss, mlp_params(), optax.adam(1e-2), data, mesh="auto", **kw)
+    plain = loop.fit(mlp_loss, mlp_params(), ADAM, data, **kw)
+    meshed = loop.fit(mlp_loss, mlp_params(), ADAM, data, mesh="auto", **kw)
     assert leaves_equal(plain.state, meshed.state) and plain.history == meshed.history
 
 
