@@ -261,23 +261,23 @@ _ENTRIES = [
         name="autoencoder", module=autoencoder, dataset="digits", task="reconstruction",
         config=lambda d: autoencoder.Config(input_shape=_image_shape(d)),
         optimizer="adam", lr=1e-2, batch_size=64, epochs=40,
-        expected="test pixel mse ~0.01", extra={"fast_path": "loop"},
+        expected="test pixel mse ~0.019 (mean image: 0.074)", extra={"fast_path": "loop"},
         description="conv autoencoder, transposed-conv decoder"),
     ModelSpec(
         name="denoising-autoencoder", module=autoencoder, dataset="digits",
         task="reconstruction",
         config=lambda d: autoencoder.Config(input_shape=_image_shape(d), noise_std=0.3),
         optimizer="adam", lr=1e-2, batch_size=64, epochs=40,
-        expected="test pixel mse below the noisy input's", extra={"fast_path": "loop"},
+        expected="test pixel mse ~0.036 (noisy input: 0.052)", extra={"fast_path": "loop"},
         description="the same, trained to remove Gaussian noise"),
     ModelSpec(
         name="transfer", module=transfer, dataset="digits", task="classification",
-        config=transfer.Config(), optimizer="adam", lr=1e-3, batch_size=32, epochs=30,
-        expected="fine-tuned 5-9 accuracy above from-scratch with 10 images per class",
+        config=transfer.Config(), optimizer="adam", lr=1e-3, batch_size=32, epochs=15,
+        expected="5-9 from 10 images/class: frozen 0-4 features ~94%, scratch ~95%",
         description="CNN on digits 0-4 -> frozen features, new head on 5-9",
         train="train.transfer:train_command", evaluate="train.transfer:evaluate_command",
         extra={"source_classes": (0, 1, 2, 3, 4), "target_classes": (5, 6, 7, 8, 9),
-               "shots": 10, "fast_path": "loop"}),
+               "shots": 10, "finetune_epochs": 300, "fast_path": "loop"}),
 ]
 
 for _spec in _ENTRIES:

@@ -8,8 +8,12 @@ no I/O):
    ``reset='head'``) by a freshly initialized one sized for task B, e.g. the digits 5-9
    (:func:`replace_head`);
 3. train on B with the feature layers (``conv*``) **frozen**, so that only the new head
-   learns. With few examples of B this beats training the same network from scratch, because
-   the convolution filters learned on A (strokes, corners) are useful for B too.
+   learns. The hope is that filters learned on A (strokes, corners) serve B too, so that few
+   examples of B suffice. Measured on the 8x8 digits with 10 images per target class, frozen
+   0-4 features reach ~94% on 5-9 against ~95% for the same network trained from scratch on
+   those 50 images: these images are so small and easy that 50 examples already teach usable
+   filters, and features specialized to 0-4 help no more (an honest negative result; transfer
+   pays off on larger images and less related data budgets).
 
 Two ways to freeze, both here, and they give the same parameters:
 

@@ -1,0 +1,91 @@
+"""The registry's entries: names, defaults, and a short training run of each that beats chance."""
+
+import jax
+import pytest
+
+from train import cli, datasets
+from train.loop import fit
+from zoo import registry
+
+
+def test_names_and_close_matches():
+    names = registry.names()
+    assert len(names) == len(set(names))
+    assert {"perceptron", "linear", "logistic", "mlp", "cnn", "autoencoder",
+            "denoising-autoencoder", "transfer"} <= set(names)
+    with pytest.raises(ValueError, match="Did you mean 'cnn'"):
+        registry.get("cnnn")
+    with pytest.raises(ValueError, match="unknown model 'zzz'"):
+        registry.get("zzz")
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register(registry.get("mlp"))
+
+
+def test_every_default_dataset_exists_and_sizes_its_model():
+    known = set(datasets.names())
+    for spec in registry.specs():
+        assert spec.dataset in known, spec.name
+        assert spec.optimizer in cli.OPTIMIZERS, spec.name
+        assert spec.expected, spec.name
+        if spec.train is not None:      # custom entries name importable functions
+            assert callable(cli.resolve_function(spec.train))
+            continue
+        ds = datasets.load(spec.dataset, **spec.dataset_options)
+        cfg = spec.make_config(cli.data_info(ds))
+        # Shapes only (eval_shape traces without compiling); the short runs below execute.
+        module = spec.module
+        params = jax.eval_shape(lambda k, m=module, c=cfg: m.init(k, c), jax.random.PRNGKey(0))
+        batch = {"x": ds.x_train[:2], "y": ds.y_train[:2]}
+        loss, (_, metrics) = jax.eval_shape(
+            lambda p, b, m=module, c=cfg: m.loss(p, {}, b, jax.random.PRNGKey(1), c),
+            params, batch)
+        assert loss.shape == () and "loss" in metrics, spec.name
+
+
+def test_config_factory_follows_the_dataset():
+    spec = registry.get("mlp")
+    cfg = spec.make_config(registry.DataInfo(input_shape=(8, 8, 1), n_classes=10))
+    assert cfg.n_in == 64 and cfg.n_out == 10
+    cnn_cfg = registry.get("cnn").make_config(registry.DataInfo((8, 8, 1), n_classes=10))
+    assert cnn_cfg.input_shape == (8, 8, 1)          # 2-D LeNet for images
+    with pytest.raises(ValueError, match="no classes"):
+        spec.make_config(registry.DataInfo(input_shape=(10,), n_targets=1))
+
+
+def _mean_image_mse(ds):
+    mean = ds.x_train.mean(0, keepdims=True)
+    return float(((ds.x_test - mean) ** 2).mean())
+
+
+# name -> (epochs, check(summary, dataset)); chance is 10% for ten classes, 50% for two.
+SHORT_RUNS = {
+    "logistic-binary": (30, lambda s, ds: s["test_accuracy"] > 0.9),
+    "logistic": (3, lambda s, ds: s["test_accuracy"] > 0.2),
+    "mlp": (3, lambda s, ds: s["test_accuracy"] > 0.3),
+    "mlp-digits": (3, lambda s, ds: s["test_accuracy"] > 0.6),
+    "mlp-regression": (10, lambda s, ds: s["test_mse"] < 0.8 * float(ds.y_test.var())),
+    "cnn": (3, lambda s, ds: s["test_accuracy"] > 0.3),
+    "cnn-digits": (3, lambda s, ds: s["test_accuracy"] > 0.5),
+    # Reconstructions against the best constant guess (the mean training image); the
+    # denoiser must also beat its own noisy input.
+    "autoencoder": (8, lambda s, ds: s["test_mse"] < 0.7 * _mean_image_mse(ds)),
+    "denoising-autoencoder": (12, lambda s, ds: s["test_mse"] < min(
+        0.7 * _mean_image_mse(ds), 0.95 * s["test_noisy_mse"])),
+}
+
+
+@pytest.mark.parametrize("name", list(SHORT_RUNS))
+def test_short_run_beats_chance(name):
+    spec = registry.get(name)
+    epochs, check = SHORT_RUNS[name]
+    ds = datasets.load(spec.dataset, **spec.dataset_options)
+    cfg = spec.make_config(cli.data_info(ds))
+    params = spec.module.init(jax.random.PRNGKey(0), cfg)
+    loss = lambda p, s, b, k: spec.module.loss(p, s, b, k, cfg, train=True)
+    eval_loss = lambda p, s, b, k: spec.module.loss(p, s, b, k, cfg, train=False)
+    train = {"x": ds.x_train, "y": ds.y_train}
+    res = fit(loss, params, cli.make_optimizer(spec.optimizer, spec.lr), train, key=0,
+              epochs=epochs, batch_size=spec.batch_size, fast_path="loop", progress=False)
+    metrics = cli.evaluate(eval_loss, res.state.params, {}, {"x": ds.x_test, "y": ds.y_test})
+    summary = {f"test_{k}": v for k, v in metrics.items()}
+    assert check(summary, ds), (name, summary)

@@ -1,0 +1,164 @@
+"""The transfer-learning experiment behind ``zoo train transfer`` (see ``zoo.transfer``).
+
+1. Train the digits LeNet (``zoo.cnn``) on the source classes (default 0-4), all their
+   training images; save the params (``train.checkpoint``) under ``OUT/source``.
+2. Load them back, replace the head by a fresh 5-way layer, and fine-tune on only ``shots``
+   training images per target class (default 10 of each of 5-9), feature layers frozen --
+   once by optimizer masking and once by stop-gradient (the two must agree).
+3. Train the same network from scratch on the same few images, same optimizer and steps.
+4. Report test accuracy on all test images of the target classes for the three runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import jax
+import numpy as np
+
+from train.checkpoint import restore_checkpoint, save_checkpoint
+from train.loop import fit
+from zoo import transfer
+
+__all__ = ["few_shot", "run_experiment", "train_command", "evaluate_command"]
+
+
+def few_shot(x, y, shots: int, *, seed: int = 0):
+    """The first ``shots`` examples of each class after a seeded shuffle: (x, y) NumPy arrays."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(y))
+    keep = np.concatenate([order[y[order] == c][:shots] for c in np.unique(y)])
+    return np.asarray(x)[keep], np.asarray(y)[keep]
+
+
+def _loss(cfg):
+    return lambda p, s, b, k: transfer.loss(p, s, b, k, cfg, train=True)
+
+
+def _metrics(params, cfg, x, y) -> tuple[float, float]:
+    """(test loss, test accuracy) of the whole set in one batch (digits are small)."""
+    loss, (_, m) = transfer.loss(params, {}, {"x": x, "y": y}, None, cfg, train=False)
+    return float(loss), float(m["accuracy"])
+
+
+def run_experiment(ds, *, out: str, make_optimizer, seed: int = 0, epochs: int = 30,
+                   batch_size: int = 32, finetune_epochs: int = 100,
+                   source_classes=(0, 1, 2, 3, 4), target_classes=(5, 6, 7, 8, 9),
+                   shots: int = 10, progress: bool = False, return_params: bool = False):
+    """Pretrain on the source classes, save, load, fine-tune frozen features, compare.
+
+    Args:
+        ds: a ``train.datasets.Dataset`` of images (e.g. ``load('digits')``).
+        out: directory for the pretrained checkpoint (``out/source``) and ``transfer.json``.
+        make_optimizer: ``lr_free_factory() -> optax-compatible optimizer``.
+        seed: seed of initializations, data order and the few-shot draw.
+        epochs: pretraining epochs on the source classes.
+        batch_size: pretraining batch size (fine-tuning uses the full few-shot batch).
+        finetune_epochs: full-batch steps for fine-tuning and for the from-scratch baseline.
+        source_classes, target_classes: label values of the two tasks.
+        shots: training images per target class.
+        progress: show progress bars.
+        return_params: also return the fine-tuned (masked) params.
+
+    Returns:
+        ``{'source_test_accuracy', '<run>_test_accuracy', '<run>_test_loss' for run in mask,
+        stop_gradient, scratch, 'features_unchanged', 'mask_equals_stop_gradient', ...}``
+        (written to ``out/transfer.json``); with ``return_params`` a pair (that, params).
+    """
+    k_pre, k_head, k_scratch, k_fit = jax.random.split(jax.random.PRNGKey(seed), 4)
+    input_shape = tuple(np.shape(ds.x_train)[1:])
+    from zoo import cnn
+
+    base = cnn.lenet_config(input_shape, n_out=len(source_classes))
+    cfg = transfer.Config(cnn=base)
+    xs, ys = transfer.split_classes(ds.x_train, ds.y_train, source_classes)
+    xs_test, ys_test = transfer.split_classes(ds.x_test, ds.y_test, source_classes)
+    t0 = time.perf_counter()
+    pre = fit(_loss(cfg), transfer.init(k_pre, cfg), make_optimizer(), {"x": xs, "y": ys},
+              key=k_fit, epochs=epochs, batch_size=batch_size, fast_path="loop",
+              progress=progress)
+    _, source_acc = _metrics(pre.state.params, cfg, xs_test, ys_test)
+    path = os.path.join(os.path.abspath(out), "source")
+    save_checkpoint(path, pre.state.params, {"classes": list(source_classes)})
+
+    # Load: the template only fixes the tree's structure, shapes and dtypes.
+    template = transfer.init(jax.random.PRNGKey(0), cfg)
+    loaded, _ = restore_checkpoint(path, template)
+    new_params, new_cnn = transfer.replace_head(k_head, loaded, base, len(target_classes))
+    xt, yt = transfer.split_classes(ds.x_train, ds.y_train, target_classes)
+    xt, yt = few_shot(xt, yt, shots, seed=seed)
+    xt_test, yt_test = transfer.split_classes(ds.x_test, ds.y_test, target_classes)
+    few = {"x": xt, "y": yt}
+
+    runs = {}
+    masked_cfg = transfer.Config(cnn=new_cnn, freeze="mask")
+    opt = transfer.freeze_optimizer(make_optimizer(), new_params)
+    runs["mask"] = fit(_loss(masked_cfg), new_params, opt, few, key=k_fit,
+                       epochs=finetune_epochs, progress=progress).state.params
+    sg_cfg = transfer.Config(cnn=new_cnn, freeze="stop_gradient")
+    runs["stop_gradient"] = fit(_loss(sg_cfg), new_params, make_optimizer(), few, key=k_fit,
+                                epochs=finetune_epochs, progress=progress).state.params
+    scratch_cfg = transfer.Config(cnn=new_cnn, freeze="none")
+    runs["scratch"] = fit(_loss(scratch_cfg), transfer.init(k_scratch, scratch_cfg),
+                          make_optimizer(), few, key=k_fit, epochs=finetune_epochs,
+                          progress=progress).state.params
+    seconds = time.perf_counter() - t0
+
+    conv = [k for k in new_params if k.startswith("conv")]
+    same = lambda a, b: all(np.array_equal(x, y) for x, y in
+                            zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))
+    result = {
+        "source_classes": list(source_classes), "target_classes": list(target_classes),
+        "shots": shots, "finetune_examples": len(yt), "seconds": seconds,
+        "source_test_accuracy": source_acc,
+        "features_unchanged": all(same(runs[m][k], loaded[k]) for m in ("mask", "stop_gradient")
+                                  for k in conv),
+        "mask_equals_stop_gradient": same(runs["mask"], runs["stop_gradient"]),
+    }
+    for name, params in runs.items():
+        loss, acc = _metrics(params, transfer.Config(cnn=new_cnn), xt_test, yt_test)
+        result[f"{name}_test_loss"], result[f"{name}_test_accuracy"] = loss, acc
+    with open(os.path.join(out, "transfer.json"), "w") as f:
+        json.dump(result, f, indent=2)
+    return (result, runs["mask"]) if return_params else result
+
+
+def train_command(spec, opts) -> dict:
+    """``zoo train transfer``: :func:`run_experiment` with the CLI options, plus run files."""
+    from train import cli
+
+    ds = cli.load_data(opts.dataset, opts.dataset_options)
+    if np.ndim(ds.x_train) != 4:
+        raise cli.UsageError(f"transfer needs image data [n, h, w, c]; dataset {opts.dataset!r} "
+                             f"has x of shape {np.shape(ds.x_train)}")
+    os.makedirs(opts.out, exist_ok=True)
+    with open(os.path.join(opts.out, cli.RUN_FILE), "w") as f:
+        json.dump(opts.to_json(), f, indent=2, sort_keys=True)
+    extra = spec.extra
+    result, params = run_experiment(
+        ds, out=opts.out, make_optimizer=lambda: cli.make_optimizer(opts.optimizer, opts.lr),
+        seed=opts.seed, epochs=opts.epochs, batch_size=opts.batch_size or 32,
+        source_classes=extra["source_classes"], target_classes=extra["target_classes"],
+        shots=extra["shots"], finetune_epochs=extra["finetune_epochs"],
+        progress=not opts.quiet, return_params=True)
+    summary = {"model": spec.name, "dataset": opts.dataset, "task": spec.task,
+               "expected": spec.expected, **result,
+               "test_accuracy": result["mask_test_accuracy"],
+               "test_loss": result["mask_test_loss"]}
+    cli.write_run_files(opts.out, opts=opts, summary=summary, history=None, cfg=spec.config,
+                        params=params, title="transfer")
+    return summary
+
+
+def evaluate_command(spec, opts) -> dict:
+    """``zoo eval transfer``: the saved experiment's results (``transfer.json``)."""
+    from train import cli
+
+    run_dir, _ = cli._find_run(opts.checkpoint)
+    path = os.path.join(run_dir, "transfer.json")
+    if not os.path.isfile(path):
+        raise cli.UsageError(f"no transfer.json in {run_dir!r}; run 'zoo train transfer' first")
+    with open(path) as f:
+        return json.load(f)
