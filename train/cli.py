@@ -7,6 +7,7 @@
     zoo sample NAME --checkpoint DIR [--prime TEXT] [--length N] [--temperature T]
                     [--top-k K] [--seed S]
     zoo gradients [--out DIR]
+    zoo translate --checkpoint DIR [--beam K] [--alpha A] [--all] "some input" ...
 
 ``zoo train`` writes into ``--out`` (default ``runs/NAME``): ``summary.json`` (final train and
 test metrics: ``test_loss`` always, ``test_accuracy`` for classifiers), ``metrics.jsonl`` (one
@@ -608,6 +609,40 @@ def _gradients_run(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- zoo translate
+
+
+def _translate_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("text", nargs="+", help="source sentence(s) to translate")
+    p.add_argument("--checkpoint", required=True,
+                   help="the --out directory of a 'zoo train' run of a translation model")
+    p.add_argument("--beam", type=_int_at_least(1), default=4,
+                   help="beam width; 1 decodes greedily (default 4)")
+    p.add_argument("--alpha", type=float, default=0.6,
+                   help="length-penalty exponent of beam search (default 0.6)")
+    p.add_argument("--max-length", type=_int_at_least(1), help="decoding steps")
+    p.add_argument("--all", action="store_true", help="print every beam with its score")
+
+
+def _translate_run(args: argparse.Namespace) -> int:
+    from train import translation
+
+    _, _, ds, cfg, params = translation.restore_run(args.checkpoint)
+    try:
+        results = translation.translate(params, cfg, ds, args.text, beam_size=args.beam,
+                                        alpha=args.alpha, max_length=args.max_length)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    for text, beams in zip(args.text, results, strict=True):
+        if args.all:
+            print(text)
+            for out, score in beams:
+                print(f"  {score:9.4f}  {out}")
+        else:
+            print(beams[0][0])
+    return 0
+
+
 # name -> (help, add_arguments(parser), run(args) -> exit status)
 COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
     "list": ("list the zoo's models", _list_arguments, _list_run),
@@ -617,6 +652,8 @@ COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
                _sample_run),
     "gradients": ("per-layer gradient norms at init (vanishing / exploding gradients)",
                   _gradients_arguments, _gradients_run),
+    "translate": ("translate text with a trained seq2seq model", _translate_arguments,
+                  _translate_run),
 }
 
 

@@ -35,14 +35,16 @@ from zoo import (
     mlp,
     perceptron,
     reber,
+    seq2seq,
     seq_classifier,
     transfer,
+    word2vec,
 )
 
 __all__ = ["DataInfo", "ModelSpec", "TASKS", "register", "get", "names", "specs"]
 
 TASKS = ("classification", "regression", "reconstruction", "generation", "sequence",
-         "translation")
+         "translation", "embedding")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -391,3 +393,47 @@ def _register_gans():
 
 
 _register_gans()
+
+
+# Translation and word embeddings (issue 8). Vocabulary sizes come from the dataset
+# (train.translation / train.embeddings), so --dataset parallel / text8 work with the same
+# entries. Expected results measured by benchmarks/bench_translation.py and bench_word2vec.py.
+
+_SEQ2SEQ = dict(dataset="dates", task="translation", optimizer="adam", lr=3e-3, batch_size=128,
+                train="train.translation:train_command",
+                evaluate="train.translation:evaluate_command", extra={"fast_path": "scan"})
+_WORD2VEC = dict(dataset="word_corpus", task="embedding", optimizer="adam", lr=3e-3,
+                 batch_size=256, train="train.embeddings:train_command",
+                 evaluate="train.embeddings:evaluate_command")
+
+_TRANSLATION_ENTRIES = [
+    ModelSpec(
+        name="seq2seq", module=seq2seq, epochs=8,
+        config=seq2seq.Config(cell="gru", attention=None, embed_dim=32, hidden=64),
+        expected="dates: ~90% held-out exact match (no attention)",
+        description="GRU encoder-decoder, no attention (Cho et al. 2014)", **_SEQ2SEQ),
+    ModelSpec(
+        name="seq2seq-attention", module=seq2seq, epochs=8,
+        config=seq2seq.Config(cell="gru", attention="bahdanau", embed_dim=32, hidden=64),
+        expected="dates: ~99.8% held-out exact match",
+        description="bidirectional GRU + additive attention (Bahdanau et al. 2015)", **_SEQ2SEQ),
+    ModelSpec(
+        name="seq2seq-luong", module=seq2seq, epochs=8,
+        config=seq2seq.Config(cell="lstm", attention="luong", embed_dim=32, hidden=64),
+        expected="dates: ~100% held-out exact match",
+        description="bidirectional LSTM + multiplicative attention (Luong et al. 2015)",
+        **_SEQ2SEQ),
+    ModelSpec(
+        name="word2vec", module=word2vec, epochs=3,
+        config=word2vec.Config(mode="skipgram", dim=32, n_negative=5, window=3),
+        expected="word corpus: analogies 100%, 5-NN class purity 1.0",
+        description="skip-gram with negative sampling (Mikolov et al. 2013)", **_WORD2VEC),
+    ModelSpec(
+        name="word2vec-cbow", module=word2vec, epochs=3,
+        config=word2vec.Config(mode="cbow", dim=32, n_negative=5, window=3),
+        expected="word corpus: analogies 97-100%, 5-NN class purity 1.0",
+        description="CBOW with negative sampling (Mikolov et al. 2013)", **_WORD2VEC),
+]
+
+for _spec in _TRANSLATION_ENTRIES:
+    register(_spec)
