@@ -425,7 +425,8 @@ def _gather(data: Mapping, idx, w):
 
 
 class _Runner:
-    """Jitted epoch functions for one (train_step, mesh) pair, compiled once per fit."""
+    """Jitted step, scanned-chunk and streamed-step functions for one (train_step, mesh,
+    policy); ``fit`` keeps them in an LRU so repeated runs reuse the executables."""
 
     def __init__(self, train_step, mesh, policy):
         self.mesh, self.policy = mesh, policy

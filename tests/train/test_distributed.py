@@ -150,7 +150,7 @@ def _assert_params_close(got, ref, what):
 
 
 def test_two_processes_feeding_their_shares_train_like_one(tmp_path):
-    """Cheap variant (about 10 s): streaming fit only, a padded last batch, no checkpoint."""
+    """Cheap variant: streaming fit only, a padded last batch, no checkpoint."""
     batch_size = 24  # 64 = 24 + 24 + 16: the last global batch has 8 weight-0 rows
     _launch_pair(tmp_path, batch_size, full=False)
     ref = _flat(_reference(batch_size).state.params)
@@ -158,7 +158,7 @@ def test_two_processes_feeding_their_shares_train_like_one(tmp_path):
         _assert_params_close(dict(np.load(tmp_path / f"stream{i}.npz")), ref, f"process {i}")
     facts = [json.loads((tmp_path / f"facts{i}.json").read_text()) for i in range(2)]
     assert [f["rows"] for f in facts] == [[0, 12], [12, 24]]
-    # The checker can fail: one more plain-GD-sized nudge to one leaf is caught.
+    # The checker can fail: a 1e-4 nudge to one leaf is caught.
     nudged = {k: v + (1e-4 if k == "['o']['b']" else 0.0) for k, v in ref.items()}
     with pytest.raises(AssertionError, match="o.*b"):
         _assert_params_close(nudged, ref, "nudged")
@@ -167,7 +167,7 @@ def test_two_processes_feeding_their_shares_train_like_one(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("batch_size", [BATCH])
 def test_two_processes_train_like_one_and_checkpoint_restores_in_one(tmp_path, batch_size):
-    """Full check (about 45 s): streaming and scanned fit, checkpoints written by the pair."""
+    """Full check (about 45 s idle): streaming and scanned fit, checkpoints written by the pair."""
     import jax
 
     from train import checkpoint, loop

@@ -1,0 +1,306 @@
+# %% [markdown]
+# # 01 Gradients and gradient descent
+#
+# What a gradient is, why stepping against it is the fastest way down, and the practical side
+# of gradient descent from the notes: batch, stochastic and mini-batch updates, feature scaling,
+# the learning rate and its decay. Every claim below is checked by an `assert`, so this notebook
+# doubles as a test (CI runs it in smoke mode).
+
+# %%
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import matplotlib.pyplot as plt
+import numpy as np
+from jax import lax
+
+from functional.losses import half_sse
+from train.datasets import standardize
+
+N_EXAMPLES = 256 if SMOKE else 2048
+EPOCHS = 8 if SMOKE else 40
+N_ANGLES = 720 if SMOKE else 3600
+
+# %% [markdown]
+# ## 1. The gradient points uphill; its negative is the steepest way down
+#
+# The notes ask: if we may move a fixed small distance `sqrt(dx^2 + dy^2) = eps` in the
+# (x, y) plane, which `(dx, dy)` makes `f(x, y) - f(x + dx, y + dy)` largest? The answer is the
+# direction of `-grad f`. Their examples:
+#
+# | f(x, y) | gradient | steepest descent direction |
+# | --- | --- | --- |
+# | `3x` | `(3, 0)` | `(-1, 0)` |
+# | `3x + 2y` | `(3, 2)` | `(-3, -2)` |
+# | `xy` at `(1, 4)` | `(y, x) = (4, 1)` | `(-4, -1)` |
+#
+# `jax.grad` gives the same vectors:
+
+# %%
+examples = {
+    "3x": (lambda p: 3 * p[0], jnp.array([0.3, -0.7]), [3.0, 0.0]),
+    "3x + 2y": (lambda p: 3 * p[0] + 2 * p[1], jnp.array([0.3, -0.7]), [3.0, 2.0]),
+    "xy": (lambda p: p[0] * p[1], jnp.array([1.0, 4.0]), [4.0, 1.0]),
+}
+for name, (f, point, expected) in examples.items():
+    g = jax.grad(f)(point)
+    print(f"f = {name:8s} at {np.asarray(point)}: grad = {np.asarray(g)}")
+    np.testing.assert_allclose(g, expected, rtol=1e-6)
+
+# %% [markdown]
+# Now the question itself, by brute force: try every direction on a small circle of radius
+# `eps` around the point and keep the one that lowers `f` the most.
+
+# %%
+eps = 1e-3
+angles = jnp.linspace(-jnp.pi, jnp.pi, N_ANGLES, endpoint=False)
+units = jnp.stack([jnp.cos(angles), jnp.sin(angles)], axis=1)  # <f32>[N_ANGLES, 2]
+
+fig, axes = plt.subplots(1, 3, figsize=(12, 3))
+for ax, (name, (f, point, _)) in zip(axes, examples.items(), strict=True):
+    decrease = f(point) - jax.vmap(f)(point + eps * units)
+    best = angles[jnp.argmax(decrease)]
+    g = jax.grad(f)(point)
+    steepest = jnp.arctan2(-g[1], -g[0])
+    gap = jnp.abs(jnp.angle(jnp.exp(1j * (best - steepest))))  # wrap to [0, pi]
+    print(f"{name:8s}: best angle {np.degrees(best):7.2f} deg, -grad at "
+          f"{np.degrees(steepest):7.2f} deg")
+    assert gap <= 2 * jnp.pi / N_ANGLES, (name, gap)
+    ax.plot(np.degrees(angles), decrease / eps)
+    ax.axvline(np.degrees(steepest), color="C3", ls="--", label="direction of -grad")
+    ax.set(title=f"f = {name}", xlabel="direction (degrees)", ylabel="decrease / eps")
+axes[0].legend()
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# The largest decrease per unit step is exactly `|grad f|` (the height of each curve's peak):
+# the first-order change along a unit direction `u` is `grad f . u`, which is most negative
+# when `u = -grad f / |grad f|`. That is all gradient descent uses: repeat
+# `theta <- theta - alpha * grad f(theta)`.
+#
+# On an elongated bowl `f = x^2 + 10 y^2` the steepest direction is perpendicular to the
+# contour lines, not towards the minimum, so the path zig-zags:
+
+# %%
+bowl = lambda p: p[0] ** 2 + 10 * p[1] ** 2
+
+
+def descend(f, start, lr, steps):
+    """Plain gradient descent; returns the visited points <f32>[steps + 1, 2]."""
+    def step(p, _):
+        p = p - lr * jax.grad(f)(p)
+        return p, p
+    _, path = lax.scan(step, start, None, length=steps)
+    return jnp.concatenate([start[None], path])
+
+
+path = descend(bowl, jnp.array([-4.5, 1.5]), lr=0.09, steps=40)
+xx, yy = np.meshgrid(np.linspace(-5, 5, 101), np.linspace(-2, 2, 81))
+plt.figure(figsize=(6, 3))
+plt.contour(xx, yy, xx ** 2 + 10 * yy ** 2, levels=20, cmap="viridis")
+plt.plot(path[:, 0], path[:, 1], "o-", color="C3", ms=3)
+plt.title("steepest descent on x^2 + 10 y^2 (lr 0.09)")
+plt.show()
+assert bowl(path[-1]) < 1e-3 * bowl(path[0])
+# each step is orthogonal-ish to the contour: the y coordinate flips sign (zig-zag)
+assert jnp.all(jnp.sign(path[1:8, 1]) != jnp.sign(path[:7, 1]))
+
+# %% [markdown]
+# ## 2. Batch, stochastic and mini-batch gradient descent
+#
+# A linear unit `y_hat = x . w + b` trained with the notes' error `E = 1/2 (y - y_hat)^2`
+# (averaged over the examples used in a step). The three flavours differ only in how many
+# examples each step looks at:
+#
+# * **batch** GD: all `n` examples per step; one step per epoch, smooth progress;
+# * **stochastic** GD: one example per step; `n` noisy steps per epoch;
+# * **mini-batch** GD: `b` examples per step (here 32), the usual compromise.
+#
+# One jitted function trains all three: an epoch is a `lax.scan` over the shuffled batches.
+# It also takes a learning-rate decay for section 4.
+
+# %%
+rng = np.random.default_rng(0)
+true_w = np.array([2.0, -3.0, 0.5], dtype=np.float32)
+x_data = rng.normal(size=(N_EXAMPLES, 3)).astype(np.float32)
+y_data = (x_data @ true_w + 1.0 + 0.3 * rng.normal(size=N_EXAMPLES)).astype(np.float32)
+
+
+def predict(params, x):
+    return x @ params["w"] + params["b"]
+
+
+def loss_fn(params, x, y):
+    return half_sse(predict(params, x), y)  # mean over the examples of 1/2 (y - y_hat)^2
+
+
+@partial(jax.jit, static_argnames=("batch_size", "epochs"))
+def train_linear(params, x, y, key, lr, decay=0.0, *, batch_size, epochs):
+    """Returns the final params and the full-data loss after every step.
+
+    The learning rate in epoch e is lr / (1 + decay * e) (the notes' decay formula).
+    """
+    n = x.shape[0]
+    steps = n // batch_size
+
+    def epoch(params, inputs):
+        e, k = inputs
+        perm = jax.random.permutation(k, n)[: steps * batch_size].reshape(steps, batch_size)
+        alpha = lr / (1.0 + decay * e)
+
+        def step(params, idx):
+            grads = jax.grad(loss_fn)(params, x[idx], y[idx])
+            params = jax.tree.map(lambda p, g: p - alpha * g, params, grads)
+            return params, loss_fn(params, x, y)
+
+        return lax.scan(step, params, perm)
+
+    params, losses = lax.scan(epoch, params, (jnp.arange(epochs), jax.random.split(key, epochs)))
+    return params, losses.reshape(-1)
+
+
+params0 = {"w": jnp.zeros(3), "b": jnp.zeros(())}
+# the least-squares optimum, solved directly, for reference
+design = np.hstack([x_data, np.ones((N_EXAMPLES, 1), np.float32)])
+coef = np.linalg.lstsq(design, y_data, rcond=None)[0]
+best_loss = float(loss_fn({"w": coef[:3], "b": coef[3]}, x_data, y_data))
+
+runs = {"batch (b = n)": (N_EXAMPLES, 0.5), "mini-batch (b = 32)": (32, 0.2),
+        "stochastic (b = 1)": (1, 0.005)}
+results = {}
+plt.figure(figsize=(7, 3.5))
+for label, (b, lr) in runs.items():
+    params, losses = train_linear(params0, x_data, y_data, jax.random.key(1), lr,
+                                  batch_size=b, epochs=EPOCHS)
+    results[label] = (params, np.asarray(losses))
+    seen = np.arange(1, len(losses) + 1) * b
+    plt.semilogy(seen / N_EXAMPLES, losses - best_loss + 1e-6, label=f"{label}, lr {lr}")
+    print(f"{label:20s}: {len(losses):6d} steps, final loss {losses[-1]:.5f} "
+          f"(optimum {best_loss:.5f})")
+plt.xlabel("epochs (examples seen / n)")
+plt.ylabel("loss - optimum")
+plt.legend()
+plt.show()
+
+# %% [markdown]
+# All three reach the least-squares answer. Batch descent decreases the loss at every step;
+# stochastic descent gets there in fewer epochs but its full-data loss goes up and down.
+
+# %%
+for label, (params, losses) in results.items():
+    assert losses[-1] < best_loss * 1.02, (label, losses[-1], best_loss)
+    np.testing.assert_allclose(params["w"], coef[:3], atol=0.03)
+batch_losses = results["batch (b = n)"][1]
+sgd_losses = results["stochastic (b = 1)"][1]
+assert np.all(np.diff(batch_losses) <= 1e-7), "batch GD with a small lr descends monotonically"
+assert np.sum(np.diff(sgd_losses) > 0) > 0.1 * len(sgd_losses), "SGD's loss is noisy"
+
+# %% [markdown]
+# ## 3. Feature scaling
+#
+# When features live on very different ranges the error surface is a long narrow valley: the
+# learning rate must be small enough for the steep direction, so progress along the flat one
+# crawls. Standardizing each feature (zero mean, unit variance, fitted on the training data:
+# `train.datasets.standardize`) makes the bowl round.
+#
+# The curvature of the mean squared error is `H = X^T X / n`; gradient descent is stable for
+# `lr < 2 / lambda_max` and its slowest direction shrinks by `1 - lr * lambda_min` per step, so
+# the condition number `lambda_max / lambda_min` sets the number of steps.
+
+# %%
+x_raw = np.stack([rng.uniform(0, 1, N_EXAMPLES), rng.uniform(0, 1000, N_EXAMPLES)],
+                 axis=1).astype(np.float32)
+y_raw = (x_raw @ np.array([3.0, 0.004], np.float32) + 0.1 * rng.normal(size=N_EXAMPLES)
+         ).astype(np.float32)
+scaler = standardize(x_raw)
+x_scaled = scaler.transform(x_raw)
+
+
+def curvature(x):
+    design = np.hstack([x, np.ones((len(x), 1))]).astype(np.float64)
+    return np.linalg.eigvalsh(design.T @ design / len(x))
+
+
+steps_fs = 100 if SMOKE else 500
+fs = {}
+for label, x in [("raw", x_raw), ("standardized", x_scaled)]:
+    eig = curvature(x)
+    lr = 1.0 / eig.max()  # the largest safe-and-fast rate for this surface
+    p0 = {"w": jnp.zeros(2), "b": jnp.zeros(())}
+    _, losses = train_linear(p0, x, y_raw, jax.random.key(0), lr, batch_size=N_EXAMPLES,
+                             epochs=steps_fs)
+    design = np.hstack([x, np.ones((N_EXAMPLES, 1), np.float32)])
+    c = np.linalg.lstsq(design, y_raw, rcond=None)[0]
+    opt = float(loss_fn({"w": c[:2], "b": c[2]}, x, y_raw))
+    fs[label] = (eig.max() / eig.min(), np.asarray(losses) - opt)
+    print(f"{label:12s}: condition number {eig.max() / eig.min():12.1f}, "
+          f"excess loss after {steps_fs} steps {losses[-1] - opt:.2e}")
+    plt.semilogy(np.maximum(np.asarray(losses) - opt, 1e-7), label=label)
+plt.xlabel("batch GD step")
+plt.ylabel("loss - optimum")
+plt.legend()
+plt.title("feature scaling")
+plt.show()
+assert fs["raw"][0] > 1e4 * fs["standardized"][0]
+assert fs["standardized"][1][-1] < 1e-5
+assert fs["raw"][1][-1] > 1e3 * max(fs["standardized"][1][-1], 1e-7)
+
+# %% [markdown]
+# ## 4. The learning rate, and decaying it
+#
+# On a one-dimensional bowl `f(w) = lambda/2 w^2` a step multiplies `w` by `1 - lr * lambda`:
+# too small a rate crawls, `lr = 1/lambda` lands in one step, between `1/lambda` and
+# `2/lambda` the iterate overshoots and oscillates, and beyond `2/lambda` it diverges
+# (the notes' "jumps over the minimum").
+
+# %%
+lam = 4.0
+rates = {"0.1 / lambda (too small)": 0.025, "1 / lambda": 0.25, "1.8 / lambda": 0.45,
+         "2.1 / lambda (diverges)": 0.525}
+finals = {}
+plt.figure(figsize=(6, 3))
+for label, lr in rates.items():
+    path = descend(lambda p: lam / 2 * p[0] ** 2 + 0 * p[1], jnp.array([1.0, 0.0]), lr, 20)
+    finals[label] = abs(float(path[-1, 0]))
+    plt.plot(path[:, 0], "o-", ms=3, label=label)
+plt.ylim(-3, 3)
+plt.xlabel("step")
+plt.ylabel("w")
+plt.legend(fontsize=8)
+plt.show()
+assert finals["1 / lambda"] < 1e-6
+assert 1e-3 < finals["1.8 / lambda"] < finals["0.1 / lambda (too small)"] < 1
+assert finals["2.1 / lambda (diverges)"] > 1
+
+# %% [markdown]
+# With stochastic updates a constant learning rate never settles: each step follows one
+# example's gradient, so the parameters keep jittering around the optimum at a level set by
+# the rate. The notes decay it per epoch,
+# `alpha = alpha_0 / (1 + decay_rate * epoch_num)`, which keeps early progress fast and
+# shrinks the jitter later.
+
+# %%
+decay_runs = {}
+for label, decay in [("constant", 0.0), ("decay_rate = 1", 1.0)]:
+    _, losses = train_linear(params0, x_data, y_data, jax.random.key(2), 0.03, decay,
+                             batch_size=1, epochs=EPOCHS)
+    losses = np.asarray(losses)
+    decay_runs[label] = losses[-N_EXAMPLES:].mean() - best_loss  # mean excess in the last epoch
+    plt.semilogy(np.arange(len(losses)) / N_EXAMPLES, losses - best_loss + 1e-7, label=label,
+                 alpha=0.8)
+    print(f"{label:15s}: mean excess loss in the last epoch {decay_runs[label]:.2e}")
+plt.xlabel("epoch")
+plt.ylabel("loss - optimum")
+plt.legend()
+plt.title("SGD, lr 0.03")
+plt.show()
+assert decay_runs["decay_rate = 1"] < 0.3 * decay_runs["constant"]
+
+# %% [markdown]
+# **Summary.** The gradient is the direction of steepest ascent, so descent steps against it.
+# How many examples a step looks at trades smoothness against speed; feature scaling makes the
+# error surface round so one learning rate suits every direction; the rate must stay below
+# `2 / curvature`, and decaying it lets stochastic updates settle. Notebook 03 replaces the
+# plain update with momentum, RMSprop and Adam.
