@@ -50,11 +50,11 @@ opt = optax.adam(1e-3)
 # %%
 t0 = time.perf_counter()
 one = fit(loss_fn, params0, opt, train, key=1, epochs=EPOCHS, batch_size=BATCH, eval_data=test,
-          progress=False)
+          progress=False, fast_path="scan")
 t_one = time.perf_counter() - t0
 t0 = time.perf_counter()
 many = fit(loss_fn, params0, opt, train, key=1, epochs=EPOCHS, batch_size=BATCH,
-           eval_data=test, mesh="auto", progress=False)
+           eval_data=test, mesh="auto", progress=False, fast_path="scan")
 t_many = time.perf_counter() - t0
 w = jax.tree.leaves(many.state.params)[0]
 print(f"mesh=None: {t_one:.1f} s, test accuracy {one.history[-1]['val_accuracy']:.1%}")
@@ -80,7 +80,7 @@ for shard in batch_x.addressable_shards[:4]:
     print(shard.device, "holds rows", shard.index[0])
 assert sum(s.data.shape[0] for s in batch_x.addressable_shards) == BATCH
 hand = fit(loss_fn, params0, opt, train, key=1, epochs=1, batch_size=BATCH, mesh=mesh,
-           progress=False)
+           progress=False, fast_path="scan")
 assert np.isfinite(hand.history[-1]["loss"])
 
 # %% [markdown]
@@ -104,7 +104,7 @@ script = textwrap.dedent(f"""
     loss_fn = lambda p, s, b, k: mlp.loss(p, s, b, k, cfg)
     p0 = mlp.init(jax.random.PRNGKey(0), cfg)
     runs = [fit(loss_fn, p0, optax.adam(1e-3), train, key=1, epochs=2, batch_size=64,
-                mesh=m, progress=False) for m in (None, "auto")]
+                mesh=m, progress=False, fast_path="scan") for m in (None, "auto")]
     diff = max(float(np.max(np.abs(a - b))) for a, b in
                zip(jax.tree.leaves(runs[0].state.params), jax.tree.leaves(runs[1].state.params)))
     w = jax.tree.leaves(runs[1].state.params)[0]
@@ -136,7 +136,7 @@ else:
 # %%
 EPOCHS_CK = 4 if SMOKE else 10
 reference = fit(loss_fn, params0, opt, train, key=1, epochs=EPOCHS_CK, batch_size=BATCH,
-                progress=False)
+                progress=False, fast_path="scan")
 
 
 class Disconnect(Exception):
@@ -153,12 +153,13 @@ ckpt_dir = tempfile.mkdtemp(prefix="jaxzoo_ckpt_")
 seen = []
 try:
     fit(loss_fn, params0, opt, train, key=1, epochs=EPOCHS_CK, batch_size=BATCH,
-        checkpoint_dir=ckpt_dir, callbacks=[disconnect_after_3], progress=False)
+        checkpoint_dir=ckpt_dir, callbacks=[disconnect_after_3], progress=False,
+        fast_path="scan")
 except Disconnect:
     print("disconnected; checkpoints on disk:", CheckpointManager(ckpt_dir).steps())
 
 resumed = fit(loss_fn, params0, opt, train, key=1, epochs=EPOCHS_CK, batch_size=BATCH,
-              checkpoint_dir=ckpt_dir, resume=True, progress=False)
+              checkpoint_dir=ckpt_dir, resume=True, progress=False, fast_path="scan")
 print("resumed run's epochs:", [h["epoch"] for h in resumed.history],
       "| losses equal:", [h["loss"] for h in resumed.history] == [h["loss"] for h in
                                                                   reference.history])
