@@ -31,8 +31,8 @@ from zoo import mlp
 
 print("devices:", jax.devices())
 ds = datasets.load("digits")
-train = {"x": ds.x_train.reshape(len(ds.x_train), -1) / 16.0, "y": ds.y_train}
-test = {"x": ds.x_test.reshape(len(ds.x_test), -1) / 16.0, "y": ds.y_test}
+train = {"x": ds.x_train.reshape(len(ds.x_train), -1), "y": ds.y_train}
+test = {"x": ds.x_test.reshape(len(ds.x_test), -1), "y": ds.y_test}
 cfg = mlp.Config(n_in=64, hidden=(128 if SMOKE else 256,), n_out=10)
 loss_fn = lambda p, s, batch, key: mlp.loss(p, s, batch, key, cfg)
 params0 = mlp.init(jax.random.PRNGKey(0), cfg)
@@ -99,7 +99,7 @@ script = textwrap.dedent(f"""
     from train.loop import fit
     from zoo import mlp
     ds = datasets.load("digits")
-    train = {{"x": ds.x_train.reshape(len(ds.x_train), -1) / 16.0, "y": ds.y_train}}
+    train = {{"x": ds.x_train.reshape(len(ds.x_train), -1), "y": ds.y_train}}
     cfg = mlp.Config(n_in=64, hidden=(64,), n_out=10)
     loss_fn = lambda p, s, b, k: mlp.loss(p, s, b, k, cfg)
     p0 = mlp.init(jax.random.PRNGKey(0), cfg)
