@@ -75,16 +75,19 @@ assert np.mean(final["adam", 1e-3]) > np.mean(final["sgd", 1e-3]) + 0.2
 
 # %% [markdown]
 # The vmapped seeds are the same runs as training each seed alone with `fit` (`vmap` batches
-# the matrix products differently, so the agreement is to float rounding, not bitwise).
+# the matrix products differently, so the agreement is to float rounding, not bitwise; at a
+# learning rate on the edge of stability, such as Adam's 0.1 here, rounding differences grow
+# over many epochs, so we compare a stable configuration).
 
 # %%
+check = {"optimizer": "momentum", "lr": 1e-3}
 one = ex.run_grid(ex.fit_experiment(build, train, epochs=EPOCHS, batch_size=64,
-                                    fast_path="scan"),
-                  [configs[-1]], seeds=[SEEDS[-1]], keep_params=True)[0]
-vm = [t for t in trials if t.config == configs[-1] and t.seed == SEEDS[-1]][0]
+                                    fast_path="scan"), [check], seeds=[SEEDS[-1]],
+                  keep_params=True)[0]
+vm = [t for t in trials if t.config == check and t.seed == SEEDS[-1]][0]
 diff = max(float(np.max(np.abs(a - b))) for a, b in
            zip(jax.tree.leaves(one.params), jax.tree.leaves(vm.params), strict=True))
-print(f"seed {SEEDS[-1]}: max |params(fit alone) - params(vmapped)| = {diff:.1e}")
+print(f"{check}, seed {SEEDS[-1]}: max |params(fit alone) - params(vmapped)| = {diff:.1e}")
 assert diff < 1e-4
 np.testing.assert_allclose(one.final("loss"), vm.final("loss"), rtol=1e-4)
 
