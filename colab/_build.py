@@ -66,8 +66,10 @@ if importlib.util.find_spec("functional") is None:
                               "or start Jupyter from the repository or its colab/ folder")
     importlib.invalidate_caches()
 
+import functional
 import jax
 
+print(f"jaxzoo from {{os.path.dirname(os.path.dirname(os.path.abspath(functional.__file__)))}}")
 print(f"jax {{jax.__version__}}: backend {{jax.default_backend()}}, "
       f"{{jax.device_count()}} device(s): {{jax.devices()[0].device_kind}}")'''
 

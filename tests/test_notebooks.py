@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -33,7 +34,7 @@ def _load(name):
 
 
 def test_there_are_notebooks():
-    assert len(NOTEBOOKS) >= 1, [p.name for p in NOTEBOOKS]
+    assert len(NOTEBOOKS) >= 5, [p.name for p in NOTEBOOKS]
     sources = sorted(p.stem for p in (COLAB / "src").glob("[0-9][0-9]_*.py"))
     assert sources == [p.stem for p in NOTEBOOKS]
 
@@ -67,26 +68,55 @@ def test_every_notebook_starts_with_the_shared_cells():
         assert code[:2] == [build.SETUP_CELL, build.SMOKE_CELL], path.name
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_runs_in_smoke_mode(path, monkeypatch):
-    nbclient = pytest.importorskip("nbclient")
-    pytest.importorskip("ipykernel")
-    # The kernel inherits this process's environment.
-    monkeypatch.setenv("JAXZOO_SMOKE", "1")
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
-        [str(ROOT)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])))
-    monkeypatch.delenv("JUPYTER_PLATFORM_DIRS", raising=False)
+def _execute(path):
+    """Runs one notebook in a fresh python3 kernel; returns (notebook, seconds)."""
+    import nbclient
+
     nb = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(
         nb, timeout=CELL_TIMEOUT_S, kernel_name="python3",
         resources={"metadata": {"path": str(COLAB)}})
     start = time.perf_counter()
     client.execute()
-    elapsed = time.perf_counter() - start
-    print(f"{path.name}: {elapsed:.1f} s in smoke mode")
+    return nb, time.perf_counter() - start
+
+
+@pytest.fixture(scope="module")
+def smoke_runs():
+    """Executes every notebook once, JAXZOO_NOTEBOOK_WORKERS at a time (default 2: XLA
+    compilation, most of a smoke run, is single-threaded, so two kernels use both CI cores).
+    Returns {path: (notebook, seconds) or the exception raised}."""
+    pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    workers = int(os.environ.get("JAXZOO_NOTEBOOK_WORKERS", "2"))
+    with pytest.MonkeyPatch.context() as mp:
+        # the kernels inherit this process's environment
+        mp.setenv("JAXZOO_SMOKE", "1")
+        mp.setenv("MPLBACKEND", "Agg")
+        mp.setenv("PYTHONPATH", os.pathsep.join(
+            [str(ROOT)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])))
+        with ThreadPoolExecutor(max(1, workers)) as pool:
+            futures = {path: pool.submit(_execute, path) for path in NOTEBOOKS}
+            results = {}
+            for path, future in futures.items():
+                try:
+                    results[path] = future.result()
+                except Exception as err:  # reported by that notebook's test
+                    results[path] = err
+    return results
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_runs_in_smoke_mode(path, smoke_runs):
+    result = smoke_runs[path]
+    if isinstance(result, BaseException):
+        raise result
+    nb, seconds = result
+    print(f"{path.name}: {seconds:.1f} s in smoke mode")
     setup_out = "".join(o.get("text", "") for o in nb.cells[1].outputs)
     assert "backend" in setup_out, setup_out
+    # the notebook imported this checkout's packages, not another installed copy
+    assert f"jaxzoo from {ROOT}" in setup_out, setup_out
 
 
 def test_every_notebook_is_listed_with_a_colab_badge():
