@@ -136,7 +136,7 @@ experiment = ex.fit_experiment(build, train, eval_data=test, epochs=EPOCHS, batc
                                fast_path="scan")
 t0 = time.perf_counter()
 search = ex.random_search(experiment, space, score="val_loss",
-                          n_trials=(4, 2) if SMOKE else (12, 8), rounds=2, top_k=3,
+                          n_trials=(5, 3) if SMOKE else (12, 8), rounds=2, top_k=2,
                           seeds=SEEDS[:1], search_seed=0)
 print(f"{len(search.trials)} trials in {time.perf_counter() - t0:.0f} s; best {search.best_config} "
       f"val_loss {search.best_score:.3f}")
