@@ -49,7 +49,7 @@ def _table(rows, header):
 
 
 def _online(module, cfg, train, test, *, batch, lr, max_seqs, eval_every, done, seed=0,
-            clip=1.0):
+            clip=1.0, verbose=""):
     """Online training (fresh batches in order) with periodic full-test evaluation.
 
     Returns (sequences at which ``done(metrics)`` first held or None, final test metrics,
@@ -73,6 +73,10 @@ def _online(module, cfg, train, test, *, batch, lr, max_seqs, eval_every, done, 
         if seen % eval_every < batch:
             m = {k: float(v) for k, v in jax.device_get(ev(state, test)).items()}
             history.append((seen, m))
+            if verbose:
+                print(f"    {verbose} seqs {seen:>7}  {time.perf_counter() - t0:6.0f} s  "
+                      + "  ".join(f"{k} {v:.4f}" for k, v in m.items() if k != "count"),
+                      flush=True)
             if done(m):
                 hit = seen
                 break
@@ -88,16 +92,17 @@ def bench_adding(args):
     train = {"x": ds.x_train, "y": ds.y_train, "lengths": ds.meta["lengths_train"]}
     test = {"x": ds.x_test, "y": ds.y_test, "lengths": ds.meta["lengths_test"]}
     print(f"adding problem T={T} (lengths {T}..{T + T // 10}), hidden {args.hidden}, batch "
-          f"{args.batch}, Adam lr {args.lr}, fresh sequences from a pool of {n_pool}; test "
-          f"2560 sequences; constant baseline: mse {var:.4f}, solved {const_solved:.1%}")
+          f"{args.batch}, Adam lr {args.lr}, LSTM forget bias {args.forget_bias}, input bias "
+          f"{args.input_bias}, fresh sequences from a pool of {n_pool}; test 2560 sequences; "
+          f"constant baseline: mse {var:.4f}, solved {const_solved:.1%}")
     rows = []
     for cell in args.cells:
-        cfg = adding.Config(hidden=args.hidden, cell=cell)
+        cfg = adding.Config(hidden=args.hidden, cell=cell, forget_bias=args.forget_bias,
+                            input_bias=args.input_bias)
         hit, m, sec, hist = _online(adding, cfg, train, test, batch=args.batch, lr=args.lr,
                                     max_seqs=args.max_seqs, eval_every=args.eval_every,
-                                    done=lambda m: m["solved"] >= 0.99, seed=args.seed)
-        for s, mm in hist[:: max(1, len(hist) // 8)]:
-            print(f"  {cell} seqs {s:>7}: test mse {mm['mse']:.4f} solved {mm['solved']:.1%}")
+                                    done=lambda m: m["solved"] >= 0.99, seed=args.seed,
+                                    verbose=cell)
         rows.append([cell, hit if hit else f"not within {args.max_seqs}", f"{m['mse']:.4f}",
                      f"{m['mse'] / var:.3f}", f"{m['solved']:.2%}", f"{sec:.0f}"])
     _table(rows, ["cell", "seqs to criterion", "test mse", "mse / Var(y)", "solved",
@@ -115,7 +120,8 @@ def bench_reber(args):
         cfg = reber.Config(hidden=args.hidden, cell=cell)
         hit, m, sec, _ = _online(reber, cfg, train, test, batch=args.batch, lr=args.lr,
                                  max_seqs=args.max_seqs, eval_every=args.eval_every,
-                                 done=lambda m: m["string_accuracy"] >= 1.0, seed=args.seed)
+                                 done=lambda m: m["string_accuracy"] >= 1.0, seed=args.seed,
+                                 verbose=cell)
         rows.append([cell, hit if hit else f"not within {args.max_seqs}",
                      f"{m['string_accuracy']:.2%}", f"{m['step_accuracy']:.2%}",
                      f"{sec:.0f}"])
@@ -180,6 +186,8 @@ def main(argv=None):
     p.add_argument("--max-seqs", type=int)
     p.add_argument("--eval-every", type=int)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--forget-bias", type=float, default=5.0)
+    p.add_argument("--input-bias", type=float, default=-3.0)
     args = p.parse_args(argv)
     args.cells = args.cells.split(",")
     defaults = {

@@ -77,9 +77,12 @@ def train_command(spec, opts: cli.RunOptions) -> dict:
     cfg = make_config(spec, opts, ds)
     try:
         data = char_lm.stream_batches(ds.x_train, cfg.streams, cfg.chunk)
-        val = char_lm.stream_batches(ds.x_test, min(cfg.streams, 8), cfg.chunk)
     except ValueError as e:
-        raise cli.UsageError(f"{spec.name}: text too short: {e}") from e
+        raise cli.UsageError(f"{spec.name}: training text too short: {e}") from e
+    # per-epoch validation on chunks of the test text (from zero carries), when it is long
+    # enough; the summary's test bits per character run over the whole text with the carry
+    n_val = min(8, cfg.streams, (len(ds.x_test) - 1) // (cfg.chunk + 1))
+    val = char_lm.stream_batches(ds.x_test, n_val, cfg.chunk) if n_val >= 1 else None
     k_init, k_fit = jax.random.split(jax.random.PRNGKey(opts.seed))
     params = char_lm.init(k_init, cfg)
     out = opts.out

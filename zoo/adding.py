@@ -48,13 +48,22 @@ class Config:
         n_in: features per step (2: value, marker).
         hidden: hidden units (the same for LSTM and RNN in the comparison).
         cell: 'lstm', 'rnn' or 'gru'.
-        forget_bias: LSTM forget-gate bias at init (1.0: remember by default).
+        forget_bias: LSTM forget-gate bias at init. 5 (f ~ 0.993 per step, ~0.5 after 100
+            steps) approximates the original forget-gate-free LSTM of the paper; with 1.0 the
+            gradient through 50-100 steps vanishes at init and our runs (T=50 and T=100,
+            200k sequences) never left the constant-prediction plateau.
+        input_bias: if set, the LSTM input-gate bias at init (default -3); the paper's
+            negative input-gate biases keep the cells from being overwritten by every unmarked
+            step until the gate has learned when to open (Hochreiter & Schmidhuber 1997,
+            section 5.4). With forget_bias 5 and input_bias -3, T=100 reaches the criterion
+            after ~41k training sequences here (the paper: 74k).
     """
 
     n_in: int = 2
     hidden: int = 32
     cell: str = "lstm"
-    forget_bias: float = 1.0
+    forget_bias: float = 5.0
+    input_bias: float | None = -3.0
 
     def __post_init__(self):
         if self.cell not in CELLS:
@@ -70,8 +79,12 @@ def init(key, cfg: Config):
     """Params ``{'rnn': cell params (PyTorch layout), 'out': {'w': <f32>[H, 1], 'b': [1]}}``."""
     k_r, k_o = jax.random.split(key)
     kwargs = {"forget_bias": cfg.forget_bias} if cfg.cell == "lstm" else {}
-    return {"rnn": CELLS[cfg.cell][1](k_r, cfg.n_in, cfg.hidden, **kwargs),
-            "out": layers.dense_init(k_o, cfg.hidden, 1)}
+    rnn = CELLS[cfg.cell][1](k_r, cfg.n_in, cfg.hidden, **kwargs)
+    if cfg.cell == "lstm" and cfg.input_bias is not None:
+        gate = slice(0, cfg.hidden)   # gates i, f, g, o: i comes first
+        rnn["b_ih"] = rnn["b_ih"].at[gate].set(cfg.input_bias)
+        rnn["b_hh"] = rnn["b_hh"].at[gate].set(0.0)
+    return {"rnn": rnn, "out": layers.dense_init(k_o, cfg.hidden, 1)}
 
 
 def lengths_from_padding(x):
@@ -88,21 +101,21 @@ def lengths_from_padding(x):
     return jnp.maximum(jnp.max(jnp.where(nonzero, t + 1, 0), axis=1), 1).astype(jnp.int32)
 
 
-def apply(params, x, cfg: Config, *, key=None, train=False, lengths=None):
+def apply(params, x, cfg: Config, *, key=None, train=False, state=None, lengths=None):
     """Predicted targets.
 
     Args:
         params: from :func:`init`.
         x: <f32>[batch, time, n_in] right-padded sequences.
         cfg: the model's :class:`Config`.
-        key, train: unused; accepted for the zoo contract.
+        key, train, state: unused; accepted for the zoo contract.
         lengths: <i32>[batch] real lengths (default: :func:`lengths_from_padding`).
 
     Returns:
         <f32>[batch] predictions read from the state after each sequence's last real step.
     """
-    del key, train
-    x = jnp.asarray(x)
+    del key, train, state
+    x = jnp.asarray(x, params["out"]["w"].dtype)   # inputs follow the parameters' precision
     if x.ndim != 3 or x.shape[-1] != cfg.n_in:
         raise ValueError(f"adding.apply: expected x <f32>[batch, time, {cfg.n_in}], got "
                          f"{x.shape}")

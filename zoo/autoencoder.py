@@ -116,12 +116,12 @@ def decode(params, code, cfg: Config):
     return layers.conv(params["out"], h)
 
 
-def apply(params, x, cfg: Config, *, key=None, train=False):
+def apply(params, x, cfg: Config, *, key=None, train=False, state=None):
     """Reconstruction of ``x`` <f32>[batch, H, W, C]: pixels in [0, 1] for 'bce', raw for 'mse'.
 
     The input is used as given (corrupt it with :func:`corrupt` to denoise).
     """
-    del key, train
+    del key, train, state
     logits = decode(params, encode(params, x, cfg), cfg)
     return activations.sigmoid(logits) if cfg.loss == "bce" else logits
 

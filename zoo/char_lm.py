@@ -43,7 +43,7 @@ from jax import lax
 
 from functional import bptt, layers, recurrent
 
-__all__ = ["Config", "CELLS", "init", "init_state", "apply", "loss", "stream_batches",
+__all__ = ["Config", "CELLS", "init", "zero_carry", "init_state", "apply", "loss", "stream_batches",
            "bits_per_char", "sample"]
 
 # cell name -> (cell function, init function)
@@ -132,7 +132,8 @@ def _check_ids(name, x, cfg):
     return x
 
 
-def apply(params, x, cfg: Config, *, key=None, train=False, carry=None, return_carry=False):
+def apply(params, x, cfg: Config, *, key=None, train=False, state=None, carry=None,
+          return_carry=False):
     """Next-character logits for every position.
 
     Args:
@@ -140,13 +141,15 @@ def apply(params, x, cfg: Config, *, key=None, train=False, carry=None, return_c
         x: <i32>[batch, time] character ids.
         cfg: the model's :class:`Config`.
         key, train: unused (no dropout); accepted for the zoo contract.
+        state: ignored (the stateful carry is passed as ``carry``; kept for the zoo
+            signature).
         carry: initial carries per layer (:func:`zero_carry` layout); zeros when None.
         return_carry: also return the final carries.
 
     Returns:
         <f32>[batch, time, vocab_size] logits; with ``return_carry`` ``(logits, carries)``.
     """
-    del key, train
+    del key, train, state
     x = _check_ids("apply", x, cfg)
     h = layers.embedding(params["embed"], x)
     carries, ys = recurrent.stacked(_cell(cfg), params["rnn"], h, carry)

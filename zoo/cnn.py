@@ -199,7 +199,7 @@ def head(params, h, cfg: Config, *, key=None, train=False):
     return h
 
 
-def apply(params, x, cfg: Config, *, key=None, train=False):
+def apply(params, x, cfg: Config, *, key=None, train=False, state=None):
     """Class logits.
 
     Args:
@@ -209,6 +209,7 @@ def apply(params, x, cfg: Config, *, key=None, train=False):
         cfg: the model's :class:`Config`.
         key: PRNG key for dropout (training with ``cfg.dropout > 0``).
         train: apply dropout.
+        state: ignored (the model has no state; kept for the zoo signature).
 
     Returns:
         <f32>[batch, n_out] logits.

@@ -53,7 +53,7 @@ def init(key, cfg: Config):
             "b": jnp.zeros((cfg.n_out,), jnp.float32)}
 
 
-def apply(params, x, cfg: Config | None = None, *, key=None, train=False):
+def apply(params, x, cfg: Config | None = None, *, key=None, train=False, state=None):
     """Predictions ``x W + b``.
 
     Args:
@@ -63,7 +63,7 @@ def apply(params, x, cfg: Config | None = None, *, key=None, train=False):
     Returns:
         <f32>[batch, n_out].
     """
-    del cfg, key, train
+    del cfg, key, train, state
     x = jnp.asarray(x)
     x = x.reshape(x.shape[0], -1) if x.ndim != 2 else x
     n_in = params["w"].shape[0]

@@ -54,7 +54,7 @@ def init(key, cfg: Config):
             "b": jnp.zeros((cfg.n_out,), jnp.float32)}
 
 
-def apply(params, x, cfg: Config | None = None, *, key=None, train=False):
+def apply(params, x, cfg: Config | None = None, *, key=None, train=False, state=None):
     """Logits ``x W + b``.
 
     Args:
@@ -64,7 +64,7 @@ def apply(params, x, cfg: Config | None = None, *, key=None, train=False):
     Returns:
         <f32>[batch] binary logits when ``n_out == 1``, else <f32>[batch, n_out].
     """
-    del cfg, key, train
+    del cfg, key, train, state
     x = jnp.asarray(x)
     if x.ndim < 2:
         raise ValueError(f"logistic.apply: expected x of shape [batch, n_in], got {x.shape}")

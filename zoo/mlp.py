@@ -89,7 +89,8 @@ def init(key, cfg: Config):
             for name, k, n_in, n_out in zip(names, keys, sizes[:-1], sizes[1:], strict=True)}
 
 
-def apply(params, x, cfg: Config, *, key=None, train=False, return_hidden=False):
+def apply(params, x, cfg: Config, *, key=None, train=False, state=None,
+          return_hidden=False):
     """Forward pass.
 
     Args:
@@ -98,6 +99,7 @@ def apply(params, x, cfg: Config, *, key=None, train=False, return_hidden=False)
         cfg: the model's :class:`Config`.
         key: PRNG key for dropout (needed when ``train`` and ``cfg.dropout > 0``).
         train: apply dropout.
+        state: ignored (the model has no state; kept for the zoo signature).
         return_hidden: also return the list of hidden activations (for the gradient study).
 
     Returns:

@@ -66,19 +66,19 @@ def decision_function(params, x):
     return x @ params["w"] + params["b"]
 
 
-def apply(params, x, cfg: Config | None = None, *, key=None, train=False):
+def apply(params, x, cfg: Config | None = None, *, key=None, train=False, state=None):
     """Predicted class ``step(x . w + b)``.
 
     Args:
         params: from :func:`init`.
         x: <f32>[batch, n_in] inputs.
         cfg: unused (kept for the zoo signature).
-        key, train: unused (the perceptron has no randomness).
+        key, train, state: unused (no randomness, no state).
 
     Returns:
         <f32>[batch] of zeros and ones.
     """
-    del cfg, key, train
+    del cfg, key, train, state
     return activations.step(decision_function(params, x))
 
 

@@ -76,19 +76,19 @@ def _mask(x, cfg):
     return jnp.asarray(x) != cfg.pad_id
 
 
-def apply(params, x, cfg: Config, *, key=None, train=False):
+def apply(params, x, cfg: Config, *, key=None, train=False, state=None):
     """Logits of "symbol s may come next" at every step.
 
     Args:
         params: from :func:`init`.
         x: <i32>[batch, time] symbol ids, right-padded with ``cfg.pad_id``.
         cfg: the model's :class:`Config`.
-        key, train: unused; accepted for the zoo contract.
+        key, train, state: unused; accepted for the zoo contract.
 
     Returns:
         <f32>[batch, time, n_symbols] logits (0 at padding).
     """
-    del key, train
+    del key, train, state
     x = jnp.asarray(x)
     if x.ndim != 2 or not jnp.issubdtype(x.dtype, jnp.integer):
         raise ValueError(f"reber.apply: expected x <int>[batch, time] symbol ids, got shape "

@@ -82,20 +82,20 @@ def _final_h(carry, cfg):
     return h(carry)
 
 
-def apply(params, x, cfg: Config, *, key=None, train=False):
+def apply(params, x, cfg: Config, *, key=None, train=False, state=None):
     """Class logits.
 
     Args:
         params: from :func:`init`.
         x: <f32>[batch, time] (one feature per step) or <f32>[batch, time, n_in].
         cfg: the model's :class:`Config`.
-        key, train: unused (no dropout); accepted for the zoo contract.
+        key, train, state: unused (no dropout, no state); accepted for the zoo contract.
 
     Returns:
         <f32>[batch, n_classes] logits from the last layer's final state.
     """
-    del key, train
-    x = jnp.asarray(x)
+    del key, train, state
+    x = jnp.asarray(x, params["out"]["w"].dtype)   # inputs follow the parameters' precision
     if x.ndim == 2 and cfg.n_in == 1:
         x = x[..., None]
     if x.ndim != 3 or x.shape[-1] != cfg.n_in:

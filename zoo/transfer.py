@@ -82,7 +82,7 @@ def init(key, cfg: Config):
     return cnn.init(key, cfg.cnn)
 
 
-def apply(params, x, cfg: Config, *, key=None, train=False):
+def apply(params, x, cfg: Config, *, key=None, train=False, state=None):
     """Logits <f32>[batch, n_out] of the CNN (``zoo.cnn.apply``)."""
     return cnn.apply(params, x, cfg.cnn, key=key, train=train)
 

@@ -88,7 +88,7 @@ def test_loss_matches_numpy_transcription(cell):
     assert abs(_np_loss(bad, cfg, batch["x"], batch["y"]) - float(value)) > 1e-5 * ref
 
 
-@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("cell", ["gru", "lstm"])   # the tanh RNN: tests/zoo/test_seq_models
 def test_check_grads_float64(cell):
     cfg, batch = SMALL[cell], _batch(b=2, t=4)
     batch["weight"] = np.array([1.0, 0.5], np.float32)
@@ -259,7 +259,7 @@ def test_sample_rejects_bad_arguments(lstm):
 # ---------------------------------------------------------------- training and the CLI
 
 def test_brief_training_beats_unigram_baseline():
-    """~80 stateful TBPTT steps on the TV script: far below the unigram entropy."""
+    """~40 stateful TBPTT steps on the TV script: far below the unigram entropy."""
     from train import datasets
     from train.loop import fit
 
@@ -268,46 +268,54 @@ def test_brief_training_beats_unigram_baseline():
     p = counts[counts > 0] / counts.sum()
     unigram_bits = float(-(p * np.log2(p)).sum())           # the best constant predictor
     cfg = char_lm.Config(vocab_size=len(ds.meta["vocab"]), cell="gru", embed_dim=16,
-                         hidden=48, streams=16, chunk=32)
-    data = char_lm.stream_batches(ds.x_train[:42_000], cfg.streams, cfg.chunk)
+                         hidden=32, streams=16, chunk=32)
+    data = char_lm.stream_batches(ds.x_train[:20_000], cfg.streams, cfg.chunk)
     r = fit(lambda p, s, b, k: char_lm.loss(p, s, b, k, cfg), _params(cfg),
             optax.chain(optax.clip_by_global_norm(5.0), optim.adam(1e-2)), data, key=0,
             epochs=1, batch_size=cfg.streams, shuffle=False, model_state=char_lm.init_state(cfg),
             progress=False, fast_path="scan")
     bpc = char_lm.bits_per_char(r.state.params, cfg, ds.x_test[:3000])
-    assert bpc < 0.75 * unigram_bits, (bpc, unigram_bits)
+    assert bpc < 0.6 * unigram_bits, (bpc, unigram_bits)   # measured: 2.23 vs 4.91
 
 
-def test_zoo_sample_end_to_end(tmp_path):
-    """A tiny run of the registry's char-lm, then ``zoo sample`` in a subprocess; greedy output
-    equals in-process sampling from the restored checkpoint."""
+def test_zoo_sample_end_to_end(tmp_path, capsys):
+    """A tiny run of the registry's char-lm, then ``zoo sample`` in a subprocess reproduces
+    the run's own sample from the checkpoint; ``zoo eval`` its bits per character."""
     from train import char_lm as cli_char_lm
     from train.cli import RunOptions
     from zoo import registry
 
     spec = registry.get("char-lm")
     out = str(tmp_path / "run")
-    opts = RunOptions(name="char-lm", dataset="tv_script", dataset_options={"n_lines": 120},
+    opts = RunOptions(name="char-lm", dataset="tv_script", dataset_options={"n_lines": 80},
                       optimizer="adam", lr=3e-3, batch_size=4, epochs=1, out=out, quiet=True)
     summary = cli_char_lm.train_command(spec, opts)
     assert summary["steps"] >= 1 and math.isfinite(summary["test_bits_per_char"])
     for name in ("run.json", "summary.json", "metrics.jsonl", "manifest.json"):
         assert os.path.isfile(os.path.join(out, name))
 
-    opts.checkpoint = out
-    params, cfg, ds = cli_char_lm.load_trained(spec, opts)
-    expected = "ALICE:" + cli_char_lm.sample_text(params, cfg, ds.meta["vocab"], "ALICE:", 25,
-                                                   key=jax.random.PRNGKey(2), temperature=0.0)
+    # the summary's sample (prime = the test text's first character, temperature 0.8, key
+    # PRNGKey(seed)) was drawn from the trained parameters in this process; zoo sample must
+    # restore them from the checkpoint and draw the same text
+    expected = summary["sample"]
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     proc = subprocess.run(
         [sys.executable, "-m", "train.cli", "sample", "char-lm", "--checkpoint", out,
-         "--prime", "ALICE:", "--length", "25", "--temperature", "0", "--seed", "2"],
+         "--prime", expected[0], "--length", "200", "--temperature", "0.8", "--seed", "0"],
         cwd=root, capture_output=True, text=True, timeout=300,
         env={**os.environ, "PYTHONPATH": root})
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.rstrip("\n") == expected.rstrip("\n")
+    assert proc.stdout[:-1] == expected and len(expected) == 201
 
     # a character outside the vocabulary is a usage error (exit 2), in-process
+    import json
+
     from train.cli import main
     assert main(["sample", "char-lm", "--checkpoint", out, "--prime", "~", "--length",
                  "3"]) == 2
+    # zoo eval restores the same parameters: the same exact test bits per character
+    capsys.readouterr()
+    assert main(["eval", "char-lm", "--checkpoint", out]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["test_bits_per_char"] == pytest.approx(summary["test_bits_per_char"],
+                                                          rel=1e-6)
