@@ -104,7 +104,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--ring-epochs", type=int, default=100)
-    ap.add_argument("--dcgan-epochs", type=int, default=200)
+    ap.add_argument("--dcgan-epochs", type=int, default=300)
     ap.add_argument("--out", default="runs/bench_gan")
     ap.add_argument("--skip-ring", action="store_true")
     ap.add_argument("--skip-dcgan", action="store_true")

@@ -18,8 +18,9 @@ driver jits it once; a player's loss is differentiated with respect to that play
 only, so each gradient moves its own player alone.
 
 Shapes: latent codes ``<f32>[batch, latent_dim]``; MLP GAN samples ``<f32>[batch, data_dim]``;
-DCGAN samples ``<f32>[batch, height, width, channels]`` in ``[-1, 1]`` (tanh output), with
-height = width = ``4 * base_size``.
+DCGAN samples ``<f32>[batch, height, width, channels]`` in ``[-1, 1]`` (tanh output): the
+generator projects z to a 2x2 feature map and doubles it with each transposed convolution;
+the discriminator mirrors it with stride-2 convolutions down to 2x2.
 """
 
 from __future__ import annotations
@@ -98,13 +99,16 @@ class Config:
             )
 
 
+# Side of the DCGAN generator's first feature map (and of the discriminator's last).
+_SEED = 2
+
 # DCGAN weights are drawn from N(0, 0.02) (Radford et al., section 4).
 _dcgan_w = initializers.normal(0.02)
 
 
 def _n_upsamplings(cfg: Config) -> int:
-    """Stride-2 stages between the 4x4 seed feature map and the image (8x8 -> 1, 32x32 -> 3)."""
-    return (cfg.data_shape[0] // 4).bit_length() - 1
+    """Stride-2 stages between the 2x2 seed feature map and the image (8x8 -> 2, 32x32 -> 4)."""
+    return (cfg.data_shape[0] // 2).bit_length() - 1
 
 
 # ----------------------------------------------------------------------------- initialization
@@ -119,7 +123,7 @@ def _dcgan_generator_init(key, cfg):
     n_up = _n_upsamplings(cfg)
     chans = [cfg.base_channels // 2**i for i in range(n_up)] + [cfg.data_shape[2]]
     keys = jax.random.split(key, n_up + 1)
-    params = {"project": layers.dense_init(keys[0], cfg.latent_dim, 4 * 4 * chans[0],
+    params = {"project": layers.dense_init(keys[0], cfg.latent_dim, _SEED * _SEED * chans[0],
                                            w_init=_dcgan_w)}
     state = {}
     params["bn_project"], state["bn_project"] = layers.batch_norm_init(chans[0])
@@ -141,7 +145,7 @@ def _dcgan_discriminator_init(key, cfg):
                                               w_init=_dcgan_w)
         if i > 0:  # no batch norm on the discriminator's input layer
             params[f"bn_down{i}"], state[f"bn_down{i}"] = layers.batch_norm_init(chans[i + 1])
-    params["out"] = layers.dense_init(keys[-1], 4 * 4 * chans[-1], 1, w_init=_dcgan_w)
+    params["out"] = layers.dense_init(keys[-1], _SEED * _SEED * chans[-1], 1, w_init=_dcgan_w)
     return params, state
 
 
@@ -200,7 +204,7 @@ def generate(params: dict, state: dict, z: jax.Array, cfg: Config, *,
     if cfg.kind == "mlp":
         return _mlp_forward(params, z, activations.relu), state
     new_state = dict(state)
-    h = layers.dense(params["project"], z).reshape(z.shape[0], 4, 4, -1)
+    h = layers.dense(params["project"], z).reshape(z.shape[0], _SEED, _SEED, -1)
     h = activations.relu(_bn(params, state, "bn_project", h, train, new_state))
     n_up = _n_upsamplings(cfg)
     for i in range(n_up):

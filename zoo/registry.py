@@ -382,7 +382,7 @@ def _register_gans():
     for name, dataset, lr, batch, epochs, expected, description in [
         ("gan", "gaussian_ring", 5e-4, 256, 100, "8 of 8 modes covered, >=80% high quality",
          "MLP GAN on a ring of 8 Gaussians (Goodfellow et al. 2014)"),
-        ("dcgan", "digits", 2e-4, 64, 200, "digit-like 8x8 samples of every class",
+        ("dcgan", "digits", 2e-4, 64, 300, "digit-like 8x8 samples of every class",
          "DCGAN on the 8x8 digits (Radford et al. 2016)"),
     ]:
         register(ModelSpec(
