@@ -67,20 +67,24 @@ def _everything(name, padded=False):
     def run(params, x, y, w):
         enc = s2s.encode(params, x, cfg)
         value, (_, metrics) = s2s.loss(params, {}, {"x": x, "y": y, "weight": w}, None, cfg)
-        logits, attention = s2s.apply(params, x, cfg, y_in=y[:, :-1], return_attention=True)
         beam = s2s.beam_search(params, x, cfg, beam_size=BEAM, alpha=ALPHA)
+        out = {"enc": enc, "loss": value, "metrics": metrics, "beam": beam,
+               "greedy": s2s.greedy_decode(params, x, cfg)}
+        if padded and name != "lstm-bahdanau":     # the padding test needs only the above
+            return out
+        out["logits"], out["attention"] = s2s.apply(params, x, cfg, y_in=y[:, :-1],
+                                                    return_attention=True)
+        if padded:
+            return out
         n = x.shape[0] * BEAM
         hyp_y = jnp.concatenate([jnp.full((n, 1), cfg.bos_id, jnp.int32),
                                  beam.tokens.reshape(n, -1)], axis=1)
         carry = s2s.init_decoder_carry(params, enc, cfg)
-        step = s2s.decode_step(params, cfg, enc, carry,
-                               jnp.full((x.shape[0],), cfg.bos_id, jnp.int32))
-        return {"enc": enc, "loss": value, "metrics": metrics, "logits": logits,
-                "attention": attention, "greedy": s2s.greedy_decode(params, x, cfg),
-                "beam1": s2s.beam_search(params, x, cfg, beam_size=1, alpha=ALPHA),
-                "beam": beam,
-                "beam_logp": s2s.sequence_log_prob(params, jnp.repeat(x, BEAM, 0), hyp_y, cfg),
-                "carry0": carry, "step": step}
+        out.update(beam1=s2s.beam_search(params, x, cfg, beam_size=1, alpha=ALPHA),
+                   beam_logp=s2s.sequence_log_prob(params, jnp.repeat(x, BEAM, 0), hyp_y, cfg),
+                   carry0=carry, step=s2s.decode_step(params, cfg, enc, carry, jnp.full(
+                       (x.shape[0],), cfg.bos_id, jnp.int32)))
+        return out
 
     out = run(_params(name, 3.0), x, y, w)
     return jax.tree.map(np.asarray, out), (x, y, w)
