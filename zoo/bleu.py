@@ -83,7 +83,8 @@ def _is_multi(entry) -> bool:
     string or a flat sequence of tokens (a list of strings included) is one reference."""
     if isinstance(entry, str) or not isinstance(entry, Sequence) or not entry:
         return False
-    return all(isinstance(e, (list, tuple)) or hasattr(e, "tolist") for e in entry)
+    # NumPy scalars have .tolist() too: only arrays of rank >= 1 count as token sequences.
+    return all(isinstance(e, (list, tuple)) or getattr(e, "ndim", 0) >= 1 for e in entry)
 
 
 def _closest(ref_lens: list[int], hyp_len: int) -> int:

@@ -85,3 +85,17 @@ def test_against_sacrebleu(smooth):
                                    force=True)
     assert ours.score == pytest.approx(theirs.score, abs=1e-9)
     assert ours.hyp_len == theirs.sys_len and ours.ref_len == theirs.ref_len
+
+
+def test_numpy_token_ids_are_one_reference_not_many():
+    import numpy as np
+
+    from zoo.bleu import sentence_bleu
+
+    hyp = [1, 2, 3, 4, 5]
+    ref_np = list(np.array([1, 2, 3, 4, 5]))       # a list of NumPy integer scalars
+    assert sentence_bleu(hyp, ref_np).bleu == pytest.approx(1.0)
+    assert sentence_bleu(hyp, np.array([1, 2, 3, 4, 5])).bleu == pytest.approx(1.0)
+    # Two references as rank-1 arrays are still two references.
+    two = [np.array([9, 9, 9, 9, 9]), np.array([1, 2, 3, 4, 5])]
+    assert sentence_bleu(hyp, two).bleu == pytest.approx(1.0)
