@@ -19,9 +19,7 @@ functions instead (``ModelSpec.train / evaluate / sample``):
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import shutil
 import time
 
 import jax
@@ -86,13 +84,7 @@ def train_command(spec, opts: cli.RunOptions) -> dict:
     k_init, k_fit = jax.random.split(jax.random.PRNGKey(opts.seed))
     params = char_lm.init(k_init, cfg)
     out = opts.out
-    os.makedirs(out, exist_ok=True)
-    ckpt_dir = os.path.join(out, cli.CHECKPOINT_DIR)
-    if not opts.resume and os.path.isdir(ckpt_dir):
-        shutil.rmtree(ckpt_dir)
-    with open(os.path.join(out, cli.RUN_FILE), "w") as f:
-        json.dump(opts.to_json(), f, indent=2, sort_keys=True)
-        f.write("\n")
+    ckpt_dir = cli.prepare_run_dir(opts)
     t0 = time.perf_counter()
     result = fit(lambda p, s, b, k: char_lm.loss(p, s, b, k, cfg, train=True), params,
                  make_optimizer(spec, opts), data, key=k_fit, epochs=opts.epochs,

@@ -42,7 +42,7 @@ from typing import Any
 
 __all__ = ["RunOptions", "OPTIMIZERS", "COMMANDS", "main", "build_parser", "load_data",
            "data_info", "make_optimizer", "evaluate", "train_model", "evaluate_model",
-           "write_run_files", "resolve_function"]
+           "write_run_files", "resolve_function", "prepare_run_dir"]
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta", "adam", "nadam",
               "adamw", "adamax", "lamb")
@@ -225,6 +225,22 @@ def _prepare(spec, opts: RunOptions):
     return ds, cfg, params, model_state, k_fit
 
 
+def prepare_run_dir(opts: RunOptions) -> str:
+    """Create ``opts.out``, write its ``run.json`` and return its checkpoint directory.
+
+    A fresh run (not ``--resume``) deletes old checkpoints first, so it never continues from
+    an earlier run's steps.
+    """
+    os.makedirs(opts.out, exist_ok=True)
+    ckpt_dir = os.path.join(opts.out, CHECKPOINT_DIR)
+    if not opts.resume and os.path.isdir(ckpt_dir):
+        shutil.rmtree(ckpt_dir)
+    with open(os.path.join(opts.out, RUN_FILE), "w") as f:
+        json.dump(opts.to_json(), f, indent=2, sort_keys=True)
+        f.write("\n")
+    return ckpt_dir
+
+
 def write_run_files(out: str, *, opts: RunOptions, summary: dict, history, cfg, params,
                     title: str = "") -> None:
     """Write ``summary.json``, ``loss.png`` and ``manifest.json`` of a finished run."""
@@ -279,13 +295,7 @@ def train_model(spec, opts: RunOptions) -> dict:
     optimizer = make_optimizer(opts.optimizer, opts.lr)
     loss_fn, eval_loss_fn = _model_fns(spec, cfg)
     out = opts.out
-    os.makedirs(out, exist_ok=True)
-    ckpt_dir = os.path.join(out, CHECKPOINT_DIR)
-    if not opts.resume and os.path.isdir(ckpt_dir):
-        shutil.rmtree(ckpt_dir)     # a fresh run must not resume from an older one's steps
-    with open(os.path.join(out, RUN_FILE), "w") as f:
-        json.dump(opts.to_json(), f, indent=2, sort_keys=True)
-        f.write("\n")
+    ckpt_dir = prepare_run_dir(opts)
     train, test = _split(ds, "train"), _split(ds, "test")
     val = _split(ds, "val") or test
     # fit's own checkpointing saves every epoch (~0.1-0.3 s each with orbax here), which

@@ -12,9 +12,7 @@ has ``'analogies'`` / ``'word_classes'`` (the embedded word corpus).
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import shutil
 import time
 
 import jax
@@ -139,13 +137,7 @@ def train_command(spec, opts) -> dict:
     params = w2v.init(k_init, cfg)
     state0 = w2v.init_state(cfg, counts)
     out = opts.out
-    os.makedirs(out, exist_ok=True)
-    ckpt_dir = os.path.join(out, cli.CHECKPOINT_DIR)
-    if not opts.resume and os.path.isdir(ckpt_dir):
-        shutil.rmtree(ckpt_dir)
-    with open(os.path.join(out, cli.RUN_FILE), "w") as f:
-        json.dump(opts.to_json(), f, indent=2, sort_keys=True)
-        f.write("\n")
+    ckpt_dir = cli.prepare_run_dir(opts)
     t0 = time.perf_counter()
     result = fit(_loss_fn(cfg), params, cli.make_optimizer(opts.optimizer, opts.lr), train_data,
                  key=k_fit, epochs=opts.epochs, model_state=state0, progress=not opts.quiet,

@@ -230,31 +230,22 @@ def cli_train(spec, opts) -> dict:
     ``--resume`` continues from the latest checkpoint to ``--epochs`` in total.
     """
     import json
-    import shutil
     import time
 
     from train.checkpoint import CheckpointManager
-    from train.cli import CHECKPOINT_DIR, RUN_FILE, write_run_files
+    from train.cli import prepare_run_dir, write_run_files
 
     ds, cfg, x = _gan_data(spec, opts)
     g_opt, d_opt = _gan_optimizers(opts, cfg, len(x))
     key = jax.random.PRNGKey(opts.seed)
-    os.makedirs(opts.out, exist_ok=True)
-    ckpt_dir = os.path.join(opts.out, CHECKPOINT_DIR)
-    manager = CheckpointManager(ckpt_dir, keep=2)
+    manager = CheckpointManager(prepare_run_dir(opts), keep=2)
     state, done, history = None, 0, []
     if opts.resume and manager.latest_step() is not None:
         target = gan.init_gan_state(key, cfg, g_opt, d_opt)
         state, meta = manager.restore(target)
         done, history = int(meta["epochs_done"]), list(meta["history"])
-    else:
-        if os.path.isdir(ckpt_dir):
-            shutil.rmtree(ckpt_dir)
-        metrics_file = os.path.join(opts.out, "metrics.jsonl")
-        if os.path.exists(metrics_file):
-            os.remove(metrics_file)
-    with open(os.path.join(opts.out, RUN_FILE), "w") as f:
-        json.dump(opts.to_json(), f, indent=2, sort_keys=True)
+    elif os.path.exists(os.path.join(opts.out, "metrics.jsonl")):
+        os.remove(os.path.join(opts.out, "metrics.jsonl"))  # a fresh run starts a fresh log
     batch_size = _batch_size(opts, len(x))
     t0 = time.perf_counter()
     every = max(1, opts.epochs // 5)

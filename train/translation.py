@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 import time
 
 import jax
@@ -133,13 +132,7 @@ def train_command(spec, opts) -> dict:
     optimizer = cli.make_optimizer(opts.optimizer, opts.lr)
     loss_fn = _loss_fns(cfg)
     out = opts.out
-    os.makedirs(out, exist_ok=True)
-    ckpt_dir = os.path.join(out, cli.CHECKPOINT_DIR)
-    if not opts.resume and os.path.isdir(ckpt_dir):
-        shutil.rmtree(ckpt_dir)
-    with open(os.path.join(out, cli.RUN_FILE), "w") as f:
-        json.dump(opts.to_json(), f, indent=2, sort_keys=True)
-        f.write("\n")
+    ckpt_dir = cli.prepare_run_dir(opts)
     train = {"x": ds.x_train, "y": ds.y_train}
     test = {"x": ds.x_test, "y": ds.y_test}
     t0 = time.perf_counter()
