@@ -18,8 +18,11 @@ Finding: XLA CPU's ConvCanonicalization pass only visits the entry computation, 
 ``functional.layers.conv`` / ``conv_transpose`` now carry the canonical VJP (``fast_grad=True``,
 default); the compiled scan then holds exactly the same eight convolutions as ``scan_canon``.
 Through ``train.loop.fit`` (MNIST-1D CNN, batch 100, best of 3 on a loaded 2-core machine,
-2026-11-22): scan 202 -> 972 steps/s, loop 918 -> 1036 steps/s (before -> after), so the
-registry's CNN entries use ``fast_path='auto'``.
+2026-11-22): scan 202 -> 972 steps/s, loop 918 -> 1036 steps/s (before -> after; the loop
+is unchanged within noise). Scan and loop are now level in steady state, but compiling the
+scanned epoch cost about 4 s here against about 1-2 s for the step, so ``fast_path='auto'``
+(which compiles both) was slower in total for 150 epochs (20 epochs: auto 11.7 s, loop 6.1 s);
+the registry's CNN entries stay on ``'loop'``.
 
 Run: ``python benchmarks/bench_conv_in_scan.py [--steps 300] [--only scan scan_layers]``.
 Prints steps/s per variant.

@@ -238,12 +238,12 @@ _ENTRIES = [
     ModelSpec(
         name="cnn", module=cnn, dataset="mnist1d", task="classification",
         config=_cnn_config, optimizer="adam", lr=1e-2, batch_size=100, epochs=150,
-        expected="~93% test accuracy (paper: 94%)", extra={"fast_path": "auto"},
+        expected="~93% test accuracy (paper: 94%)", extra={"fast_path": "loop"},
         description="MNIST-1D paper's 1-D CNN, 5,210 params"),
     ModelSpec(
         name="cnn-digits", module=cnn, dataset="digits", task="classification",
         config=_cnn_config, optimizer="adam", lr=1e-3, batch_size=32, epochs=30,
-        expected="~98% test accuracy", extra={"fast_path": "auto"},
+        expected="~98% test accuracy", extra={"fast_path": "loop"},
         description="LeNet-style 2-D CNN on 8x8 digits"),
     ModelSpec(
         name="autoencoder", module=autoencoder, dataset="digits", task="reconstruction",
