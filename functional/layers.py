@@ -24,6 +24,7 @@ convolution arithmetic for deep learning" (output sizes, transposed convolution)
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from collections.abc import Callable, Sequence
@@ -273,6 +274,76 @@ def dense(params: dict[str, Array], x: Array) -> Array:
 _DIMENSION_NUMBERS = {1: ("NWC", "WIO", "NWC"), 2: ("NHWC", "HWIO", "NHWC")}
 
 
+def _conv_lax(x, w, strides, pads, lhs_dil, rhs_dil):
+    """The convolution itself, channels-last; JAX's own autodiff rules."""
+    return lax.conv_general_dilated(
+        x, w, window_strides=strides, padding=pads, lhs_dilation=lhs_dil,
+        rhs_dilation=rhs_dil, dimension_numbers=_DIMENSION_NUMBERS[w.ndim - 2],
+    )
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
+def _conv_canonical(x, w, strides, pads, lhs_dil, rhs_dil):
+    """``_conv_lax`` with a VJP whose two backward convolutions are in canonical layout.
+
+    Why: XLA's CPU backend runs a convolution with its fast Eigen kernel only in the canonical
+    layout (input ``N...C``, kernel ``...IO``, no window reversal). Its ConvCanonicalization pass
+    inserts transposes for other layouts but visits only the entry computation, so the backward
+    convolutions ``jax.grad`` emits (kernel with in/out swapped and reversed, batch as features)
+    stay non-canonical inside a ``while`` body (``lax.scan``, the train loop's fast path) and run
+    as a generic loop nest, 5-13x slower for the MNIST-1D CNN
+    (``benchmarks/bench_conv_in_scan.py``). Here the flips and transposes are explicit, so both
+    backward convolutions are canonical wherever they run. The values are the same sums as
+    JAX's rules compute (equal to float32 rounding; tests compare with ``jax.grad``).
+
+    The backward pass is built from differentiable lax ops, so reverse-over-reverse (grad of
+    grad) works; forward mode (``jax.jvp``, ``jax.jacfwd``, ``jax.hessian``) does not, which is
+    why ``conv(..., fast_grad=False)`` keeps JAX's own rules.
+    """
+    return _conv_lax(x, w, strides, pads, lhs_dil, rhs_dil)
+
+
+def _conv_canonical_fwd(x, w, strides, pads, lhs_dil, rhs_dil):
+    return _conv_lax(x, w, strides, pads, lhs_dil, rhs_dil), (x, w)
+
+
+def _conv_canonical_bwd(strides, pads, lhs_dil, rhs_dil, res, dy):
+    # Per spatial dim, with lhs dilation L, stride S, kernel dilation D, K_eff = (K - 1) D + 1,
+    # the forward is y[o] = sum_k w[k] xd[o S + k D - lo], xd = x with L - 1 zeros between
+    # elements (length N_d = (N - 1) L + 1). Both gradients are cross-correlations again.
+    x, w = res
+    d = w.ndim - 2
+    geometry = list(zip(w.shape[:d], x.shape[1:-1], dy.shape[1:-1], strides, pads, lhs_dil,
+                        rhs_dil, strict=True))
+    # dx[n] = sum_{o,k: o S + k D - lo = n L} dy[o] w[k]: dy dilated by S, correlated with the
+    # flipped kernel (in/out swapped) at dilation D and stride L.
+    w_t = jnp.flip(w, axis=tuple(range(d))).swapaxes(-1, -2)
+    pad_x = []
+    for k, n, o, s, (lo, _), ld, rd in geometry:
+        k_eff = (k - 1) * rd + 1
+        lo_x = k_eff - 1 - lo
+        pad_x.append((lo_x, (n - 1) * ld + k_eff - (o - 1) * s - 1 - lo_x))
+    dx = _conv_lax(dy, w_t, tuple(lhs_dil), tuple(pad_x), tuple(strides), tuple(rhs_dil))
+    # dw[k] = sum_{n,o} xd[o S + k D - lo] dy[o]: the channels as the batch, the batch as the
+    # features, dy as the kernel (dilation S), stride D.
+    x_t = jnp.transpose(x, (d + 1, *range(1, d + 1), 0))        # [C_in, *spatial, N]
+    dy_t = jnp.transpose(dy, (*range(1, d + 1), 0, d + 1))      # [*out, N, C_out]
+    pad_w = tuple((lo, (k - 1) * rd + (o - 1) * s + 1 - ((n - 1) * ld + 1) - lo)
+                  for k, n, o, s, (lo, _), ld, rd in geometry)
+    dw_t = _conv_lax(x_t, dy_t, tuple(rhs_dil), pad_w, tuple(lhs_dil), tuple(strides))
+    dw = jnp.transpose(dw_t, (*range(1, d + 1), 0, d + 1))      # [*kernel, C_in, C_out]
+    return dx, dw
+
+
+_conv_canonical.defvjp(_conv_canonical_fwd, _conv_canonical_bwd)
+
+
+def _convolve(x, w, strides, pads, lhs_dil, rhs_dil, fast_grad: bool):
+    if fast_grad:
+        return _conv_canonical(x, w, strides, pads, lhs_dil, rhs_dil)
+    return _conv_lax(x, w, strides, pads, lhs_dil, rhs_dil)
+
+
 def conv_init(
     key: Array,
     in_channels: int,
@@ -344,6 +415,7 @@ def conv(
     stride: int | Sequence[int] = 1,
     padding: Padding = "SAME",
     dilation: int | Sequence[int] = 1,
+    fast_grad: bool = True,
 ) -> Array:
     """1-D or 2-D convolution layer, channels-last (flax ``nn.Conv``); the rank comes from the
     kernel.
@@ -370,6 +442,11 @@ def conv(
         both sides of every spatial dim, the notes' zero padding), one int per dim, or one
         ``(lo, hi)`` pair per dim.
       dilation: kernel dilation (atrous convolution), int or one per spatial dim.
+      fast_grad: True (default): gradients by a hand-written VJP whose backward convolutions
+        XLA's CPU backend runs with its fast kernel also inside ``lax.scan`` (several times
+        faster there; same values as ``jax.grad`` of ``lax.conv_general_dilated`` to float32
+        rounding). It supports reverse mode to any order but not forward mode: pass False for
+        ``jax.jvp``, ``jax.jacfwd`` or ``jax.hessian``, which uses JAX's own rules.
 
     Returns:
       ``<f32>[batch, *out_spatial, out_channels]``.
@@ -384,10 +461,7 @@ def conv(
                 f"conv: expected x with spatial dims >= the effective kernel (kernel "
                 f"{w.shape[:n]}, dilation {dil}) after padding {pads}, got shape {x.shape}"
             )
-    y = lax.conv_general_dilated(
-        x, w, window_strides=strides, padding=pads, rhs_dilation=dil,
-        dimension_numbers=_DIMENSION_NUMBERS[n],
-    )
+    y = _convolve(x, w, strides, tuple(pads), (1,) * n, dil, fast_grad)
     return y + b
 
 
@@ -445,6 +519,7 @@ def conv_transpose(
     stride: int | Sequence[int] = 1,
     padding: str | Sequence[tuple[int, int]] = "SAME",
     dilation: int | Sequence[int] = 1,
+    fast_grad: bool = True,
 ) -> Array:
     """Transposed ("fractionally strided") convolution, the upsampling layer of decoders
     (flax ``nn.ConvTranspose`` with its default ``transpose_kernel=False``).
@@ -466,6 +541,11 @@ def conv_transpose(
       stride: upsampling factor, int or one per spatial dim.
       padding: 'SAME', 'VALID', or one ``(lo, hi)`` pair per spatial dim.
       dilation: kernel dilation, int or one per spatial dim.
+      fast_grad: True (default): gradients by a hand-written VJP whose backward convolutions
+        XLA's CPU backend runs with its fast kernel also inside ``lax.scan`` (several times
+        faster there; same values as ``jax.grad`` of ``lax.conv_general_dilated`` to float32
+        rounding). It supports reverse mode to any order but not forward mode: pass False for
+        ``jax.jvp``, ``jax.jacfwd`` or ``jax.hessian``, which uses JAX's own rules.
 
     Returns:
       ``<f32>[batch, *out_spatial, out_channels]``.
@@ -499,10 +579,7 @@ def conv_transpose(
         raise ValueError(
             f"{fn}: expected padding 'SAME', 'VALID' or {n} (lo, hi) pairs, got {padding!r}"
         )
-    y = lax.conv_general_dilated(
-        x, w, window_strides=(1,) * n, padding=pads, lhs_dilation=strides, rhs_dilation=dil,
-        dimension_numbers=_DIMENSION_NUMBERS[n],
-    )
+    y = _convolve(x, w, (1,) * n, tuple(pads), strides, dil, fast_grad)
     return y + b
 
 

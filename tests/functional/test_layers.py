@@ -239,6 +239,103 @@ def test_conv_transpose_is_the_gradient_of_conv(n, k, s, padding):
 
 
 # ------------------------------------------------------------------------------------------
+# The canonical-layout VJP of conv / conv_transpose (fast_grad=True) against jax.grad of lax
+# ------------------------------------------------------------------------------------------
+
+# (kernel, stride, padding, dilation): stride/dilation/padding combinations in 1-D and 2-D,
+# including padding larger than the kernel and strides that leave input elements unused
+# (VALID with 10 % 3 != 0), where the backward paddings go negative.
+GRAD_CASES = [
+    ((3,), 1, "SAME", 1), ((5,), 2, 1, 1), ((3,), 3, "VALID", 2), ((2,), 2, "CAUSAL", 3),
+    ((3,), 2, ((4, 0),), 1),
+    ((3, 3), 2, "SAME", 1), ((3, 2), (1, 3), "VALID", (2, 1)), ((2, 3), 2, ((2, 1), (0, 3)), 2),
+]
+
+
+def _lax_conv(p, x, kernel_ndim, stride, padding, dilation):
+    """The reference: lax.conv_general_dilated with JAX's own autodiff rules."""
+    n = kernel_ndim
+    pads = L._explicit_padding(padding, x.shape[1:-1], p["w"].shape[:n],
+                               L._tuple(stride, n, "s", "t"), L._tuple(dilation, n, "d", "t"),
+                               "t")
+    dims = {1: ("NWC", "WIO", "NWC"), 2: ("NHWC", "HWIO", "NHWC")}[n]
+    return jax.lax.conv_general_dilated(
+        x, p["w"], L._tuple(stride, n, "s", "t"), pads,
+        rhs_dilation=L._tuple(dilation, n, "d", "t"), dimension_numbers=dims) + p["b"]
+
+
+@pytest.mark.parametrize("kernel,stride,padding,dilation,dtype",
+                         [(*c, "float32") for c in GRAD_CASES]
+                         + [(*c, "float64") for c in GRAD_CASES[1::2]])
+def test_conv_fast_grad_matches_jax_grad_of_lax(kernel, stride, padding, dilation, dtype):
+    """Forward bitwise equal, gradients (w, b, x) equal to jax.grad of lax to rounding."""
+    n = len(kernel)
+    with jax.enable_x64(dtype == "float64"):
+        x = jnp.asarray(_rand(7, (2, 10, 3) if n == 1 else (2, 10, 9, 3)), dtype)
+        p = jax.tree.map(lambda a: jnp.asarray(a, dtype), _params(8, (*kernel, 3, 4)))
+        kw = {"stride": stride, "padding": padding, "dilation": dilation}
+        y = L.conv(p, x, **kw)
+        ct = jnp.asarray(_rand(9, y.shape), dtype)
+        # jitted: one compilation each is cheaper than op-by-op dispatch of the backward pass
+        got = jax.jit(jax.grad(lambda p, x: jnp.vdot(L.conv(p, x, **kw), ct), (0, 1)))(p, x)
+        want = jax.jit(jax.grad(lambda p, x: jnp.vdot(_lax_conv(p, x, n, **kw), ct),
+                                (0, 1)))(p, x)
+        assert got[1].dtype == jnp.dtype(dtype)
+        np.testing.assert_array_equal(y, _lax_conv(p, x, n, **kw))
+        tol = {"rtol": 1e-6, "atol": 1e-6} if dtype == "float32" else {"rtol": 1e-13,
+                                                                         "atol": 1e-13}
+        for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+            np.testing.assert_allclose(a, b, **tol)
+        # negative control: the kernel gradient of the unflipped layout differs
+        assert not _close(got[0]["w"], jnp.flip(want[0]["w"], axis=tuple(range(n))), **tol)
+
+
+@pytest.mark.parametrize("stride,padding", [(2, "SAME"), (3, "VALID"), (2, ((2, 1), (0, 2)))])
+def test_conv_transpose_fast_grad_matches_jax_grad(stride, padding):
+    """conv_transpose (input dilation) through the same VJP: equal to fast_grad=False."""
+    p = _params(11, (3, 2, 3, 4))
+    x = _rand(12, (2, 5, 4, 3))
+    kw = {"stride": stride, "padding": padding, "dilation": (1, 2)}
+    ct = _rand(13, L.conv_transpose(p, x, **kw).shape)
+    grads = [jax.grad(lambda p, x, fg=fg: jnp.vdot(L.conv_transpose(p, x, fast_grad=fg, **kw),
+                                                   ct), (0, 1))(p, x) for fg in (True, False)]
+    for a, b in zip(*map(jax.tree.leaves, grads), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+
+
+def test_conv_fast_grad_under_vmap_grad_of_grad_and_jvp():
+    """Per-example gradients under vmap and reverse-over-reverse match lax's; forward mode
+    needs fast_grad=False (documented), and then equals the reverse-mode directional
+    derivative."""
+    p = _params(14, (3, 3, 4))
+    xs = _rand(15, (5, 1, 9, 3))                      # 5 examples of batch 1
+
+    def loss(p, x, fg=True):
+        return jnp.sum(jnp.tanh(L.conv(p, x, stride=2, padding=1, fast_grad=fg)) ** 2)
+
+    def loss_lax(p, x):
+        return jnp.sum(jnp.tanh(_lax_conv(p, x, 1, 2, 1, 1)) ** 2)
+
+    got = jax.jit(jax.vmap(jax.grad(loss), in_axes=(None, 0)))(p, xs)
+    want = jax.jit(jax.vmap(jax.grad(loss_lax), in_axes=(None, 0)))(p, xs)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+    # grad of grad (a Hessian-vector product by reverse over reverse)
+    v = jax.tree.map(lambda a: jnp.ones_like(a) * 0.1, p)
+    hvp = lambda f: jax.grad(lambda p: jax.tree.reduce(  # noqa: E731
+        jnp.add, jax.tree.map(jnp.vdot, jax.grad(f)(p, xs[0]), v)))(p)
+    for a, b in zip(jax.tree.leaves(jax.jit(hvp, static_argnums=0)(loss)),
+                    jax.tree.leaves(jax.jit(hvp, static_argnums=0)(loss_lax)), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    # forward mode: the custom VJP refuses, fast_grad=False works
+    with pytest.raises(TypeError, match="jvp"):
+        jax.jvp(lambda p: loss(p, xs[0]), (p,), (v,))
+    _, tangent = jax.jvp(lambda p: loss(p, xs[0], False), (p,), (v,))
+    g = jax.grad(loss)(p, xs[0])
+    np.testing.assert_allclose(tangent, sum(jnp.vdot(g[k], v[k]) for k in g), rtol=1e-5)
+
+
+# ------------------------------------------------------------------------------------------
 # Pooling and flatten
 # ------------------------------------------------------------------------------------------
 
