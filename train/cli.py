@@ -309,6 +309,7 @@ def train_model(spec, opts: RunOptions) -> dict:
                  batch_size=opts.batch_size, model_state=model_state, eval_data=val,
                  eval_loss_fn=eval_loss_fn, progress=not opts.quiet,
                  fast_path=spec.extra.get("fast_path", "auto"),
+                 shuffle=spec.extra.get("sampling", True),
                  history_path=os.path.join(out, HISTORY_FILE),
                  checkpoint_dir=ckpt_dir if opts.resume else None, resume=opts.resume,
                  callbacks=() if saver is None else (saver,))

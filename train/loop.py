@@ -389,7 +389,9 @@ def epoch_plan(n: int, batch_size: int | None, *, epoch: int, data_key, shuffle:
         epoch: the epoch index; the order is ``jax.random.permutation(fold_in(data_key,
             epoch), n)``.
         data_key: raw PRNG key of the data order.
-        shuffle: whether mini-batch epochs are shuffled.
+        shuffle: whether mini-batch epochs are shuffled; ``'replacement'`` draws every batch
+            uniformly with replacement (``ceil(n / batch)`` full batches, or ``n // batch``
+            with ``drop_last``), as the Flax examples and the MNIST-1D paper's code sample.
         drop_last: drop the last partial batch instead of padding it.
 
     Returns:
@@ -399,6 +401,13 @@ def epoch_plan(n: int, batch_size: int | None, *, epoch: int, data_key, shuffle:
     """
     if batch_size is None:
         return np.arange(n, dtype=np.int32)[None], None
+    if shuffle == "replacement":
+        nb = n // batch_size if drop_last else -(-n // batch_size)
+        if nb == 0:
+            raise ValueError(f"fit: drop_last=True with batch_size={batch_size} > {n} examples "
+                             "leaves no batch")
+        idx = jax.random.randint(jax.random.fold_in(data_key, epoch), (nb, batch_size), 0, n)
+        return np.asarray(idx, np.int32), None
     order = (np.asarray(jax.random.permutation(jax.random.fold_in(data_key, epoch), n))
              if shuffle else np.arange(n))
     order = order.astype(np.int32)
@@ -676,7 +685,9 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
             multiple of the device count); padded rows carry weight 0 so means are exact.
         drop_last: drop the last partial batch of an epoch; otherwise it is padded with
             weight-0 rows so the epoch mean is exact.
-        shuffle: reshuffle mini-batches each epoch (``fold_in(data_key, epoch)``).
+        shuffle: reshuffle mini-batches each epoch (``fold_in(data_key, epoch)``);
+            ``'replacement'`` samples each batch with replacement instead (see
+            :func:`epoch_plan`).
         fast_path: ``'scan'`` (one jitted ``lax.scan`` per epoch), ``'loop'`` (jitted step per
             batch) or ``'auto'``: with device data and more than one batch per epoch and at
             least two epochs to run, the first epoch runs the loop and the second the scan,
@@ -725,6 +736,8 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
         raise ValueError(f"{where}: fast_path must be one of {FAST_PATHS}, got {fast_path!r}")
     if nan_policy not in NAN_POLICIES:
         raise ValueError(f"{where}: nan_policy must be one of {NAN_POLICIES}, got {nan_policy!r}")
+    if shuffle not in (True, False, "replacement"):
+        raise ValueError(f"{where}: shuffle must be True, False or 'replacement', got {shuffle!r}")
     if not isinstance(epochs, (int, np.integer)) or epochs < 0:
         raise ValueError(f"{where}: epochs must be an int >= 0, got {epochs!r}")
     if batch_size is not None and (not isinstance(batch_size, (int, np.integer))

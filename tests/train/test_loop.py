@@ -428,3 +428,24 @@ def test_same_seed_same_result_in_two_processes():
                                 for x in jax.tree.leaves(r.state.params))).hexdigest()
     assert h == a["7"]["hash"]
     assert json.loads(json.dumps(r.history)) == a["7"]["history"]
+
+
+def test_sampling_with_replacement_draws_independent_batches():
+    key = jax.random.PRNGKey(3)
+    n, bs = 2000, 100
+    with_repl, _ = loop.epoch_plan(n, bs, epoch=0, data_key=key, shuffle="replacement")
+    shuffled, _ = loop.epoch_plan(n, bs, epoch=0, data_key=key, shuffle=True)
+    assert with_repl.shape == shuffled.shape == (20, 100)
+    assert with_repl.min() >= 0 and with_repl.max() < n
+    # n draws with replacement from n items cover 1 - (1 - 1/n)^n ~ 1 - 1/e of them;
+    # a permutation covers all of them.
+    coverage = len(np.unique(with_repl)) / n
+    assert abs(coverage - (1 - (1 - 1 / n) ** n)) < 0.03, coverage
+    assert len(np.unique(shuffled)) == n
+    again, _ = loop.epoch_plan(n, bs, epoch=0, data_key=key, shuffle="replacement")
+    other, _ = loop.epoch_plan(n, bs, epoch=1, data_key=key, shuffle="replacement")
+    np.testing.assert_array_equal(with_repl, again)
+    assert not np.array_equal(with_repl, other)
+    with pytest.raises(ValueError, match="shuffle must be"):
+        loop.fit(lambda p, s, b, k: (0.0, (s, {})), {"w": np.zeros(2)}, optax.sgd(0.1),
+                 {"x": np.zeros((4, 2))}, key=key, shuffle="sometimes", progress=False)
