@@ -604,3 +604,11 @@ def stacked(cell: Callable, params: dict, xs: Array, carry0=None, *,
         if between is not None and i + 1 < len(names):
             ys = between(i, ys)
     return tuple(carries), ys
+
+
+#: Cell name -> ``(cell, init)``, for models that choose their recurrent cell by name.
+CELLS = {
+    "rnn": (rnn_cell, rnn_init),
+    "gru": (gru_cell, gru_init),
+    "lstm": (lstm_cell, lstm_init),
+}

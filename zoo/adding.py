@@ -33,11 +33,7 @@ __all__ = ["Config", "init", "apply", "loss", "lengths_from_padding", "TOLERANCE
 
 TOLERANCE = 0.04   # the paper's "absolute error below 0.04" per sequence
 
-CELLS = {
-    "rnn": (recurrent.rnn_cell, recurrent.rnn_init),
-    "gru": (recurrent.gru_cell, recurrent.gru_init),
-    "lstm": (recurrent.lstm_cell, recurrent.lstm_init),
-}
+CELLS = recurrent.CELLS   # cell name -> (cell function, init function)
 
 
 @dataclasses.dataclass(frozen=True)

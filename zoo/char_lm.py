@@ -46,12 +46,7 @@ from functional import bptt, layers, recurrent
 __all__ = ["Config", "CELLS", "init", "zero_carry", "init_state", "apply", "loss", "stream_batches",
            "bits_per_char", "sample"]
 
-# cell name -> (cell function, init function)
-CELLS = {
-    "rnn": (recurrent.rnn_cell, recurrent.rnn_init),
-    "gru": (recurrent.gru_cell, recurrent.gru_init),
-    "lstm": (recurrent.lstm_cell, recurrent.lstm_init),
-}
+CELLS = recurrent.CELLS   # cell name -> (cell function, init function)
 
 
 @dataclasses.dataclass(frozen=True)

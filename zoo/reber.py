@@ -28,11 +28,7 @@ from functional import layers, losses, recurrent
 
 __all__ = ["Config", "init", "apply", "loss", "predicted_sets"]
 
-CELLS = {
-    "rnn": (recurrent.rnn_cell, recurrent.rnn_init),
-    "gru": (recurrent.gru_cell, recurrent.gru_init),
-    "lstm": (recurrent.lstm_cell, recurrent.lstm_init),
-}
+CELLS = recurrent.CELLS   # cell name -> (cell function, init function)
 
 
 @dataclasses.dataclass(frozen=True)
