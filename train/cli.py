@@ -541,13 +541,20 @@ def _eval_arguments(p: argparse.ArgumentParser) -> None:
                    help="the --out directory of a 'zoo train' run (or its checkpoints/)")
 
 
-def _eval_run(args: argparse.Namespace) -> int:
+def _resolve_saved_run(args: argparse.Namespace) -> tuple[Any, RunOptions]:
+    """Spec and options of the run in ``--checkpoint`` (its saved options under the command
+    line's); the run must belong to the model named on the command line."""
     run_dir, _ = _find_run(args.checkpoint)
     with open(os.path.join(run_dir, RUN_FILE)) as f:
         saved = json.load(f)
     spec, opts = _resolve(args, saved=saved)
     if saved.get("name") not in (None, spec.name):
         raise UsageError(f"{args.checkpoint!r} holds a {saved['name']!r} run, not {spec.name!r}")
+    return spec, opts
+
+
+def _eval_run(args: argparse.Namespace) -> int:
+    spec, opts = _resolve_saved_run(args)
     metrics = (resolve_function(spec.evaluate)(spec, opts) if spec.evaluate
                else evaluate_model(spec, opts))
     print(json.dumps(metrics, indent=2, sort_keys=True))
@@ -587,12 +594,7 @@ def _sample_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _sample_run(args: argparse.Namespace) -> int:
-    run_dir, _ = _find_run(args.checkpoint)
-    with open(os.path.join(run_dir, RUN_FILE)) as f:
-        saved = json.load(f)
-    spec, opts = _resolve(args, saved=saved)
-    if saved.get("name") not in (None, spec.name):
-        raise UsageError(f"{args.checkpoint!r} holds a {saved['name']!r} run, not {spec.name!r}")
+    spec, opts = _resolve_saved_run(args)
     if not spec.sample:
         with_sampler = [s.name for s in _registry_specs() if s.sample]
         raise UsageError(f"model {spec.name!r} has no sampler; models with one: "

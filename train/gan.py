@@ -309,16 +309,22 @@ def evaluate_gan(state: gan.GANState, cfg: gan.Config, ds, *, key: jax.Array,
     return out
 
 
-def cli_sample(spec, opts) -> None:
-    """``zoo sample gan|dcgan --checkpoint DIR -n 64``: a PNG grid of generated samples."""
+def _restore_trained(spec, opts):
+    """``(dataset, config, GANState, checkpoint dir)`` of the run in ``opts.checkpoint``."""
     from train.checkpoint import CheckpointManager
     from train.cli import _find_run
 
-    _, cfg, x = _gan_data(spec, opts)
-    g_opt, d_opt = _gan_optimizers(opts, cfg, len(x))
+    ds, cfg, x = _gan_data(spec, opts)
     _, ckpt_dir = _find_run(opts.checkpoint)
-    target = gan.init_gan_state(jax.random.PRNGKey(0), cfg, g_opt, d_opt)
+    target = gan.init_gan_state(jax.random.PRNGKey(0), cfg,
+                                *_gan_optimizers(opts, cfg, len(x)))
     state, _ = CheckpointManager(ckpt_dir).restore(target)
+    return ds, cfg, state, ckpt_dir
+
+
+def cli_sample(spec, opts) -> None:
+    """``zoo sample gan|dcgan --checkpoint DIR -n 64``: a PNG grid of generated samples."""
+    _, cfg, state, ckpt_dir = _restore_trained(spec, opts)
     n = int(opts.extra.get("n", 64))
     seed = int(opts.extra.get("seed", opts.seed))
     samples = gan.sample(state.params, state.model_state, jax.random.PRNGKey(seed), n, cfg)
@@ -329,12 +335,5 @@ def cli_sample(spec, opts) -> None:
 
 def cli_evaluate(spec, opts) -> dict:
     """``zoo eval gan|dcgan --checkpoint DIR``: :func:`evaluate_gan` of the latest checkpoint."""
-    from train.checkpoint import CheckpointManager
-    from train.cli import _find_run
-
-    ds, cfg, x = _gan_data(spec, opts)
-    g_opt, d_opt = _gan_optimizers(opts, cfg, len(x))
-    _, ckpt_dir = _find_run(opts.checkpoint)
-    target = gan.init_gan_state(jax.random.PRNGKey(0), cfg, g_opt, d_opt)
-    state, _ = CheckpointManager(ckpt_dir).restore(target)
+    ds, cfg, state, _ = _restore_trained(spec, opts)
     return evaluate_gan(state, cfg, ds, key=jax.random.PRNGKey(opts.seed + 1))
