@@ -9,12 +9,18 @@ the ratios, not the absolute numbers):
      step called from Python with NumPy batches (the Flax examples' layout);
    - ``fit loop`` / ``fit scan``: ``train.loop.fit`` with ``fast_path='loop'`` / ``'scan'``
      (the same model written with ``jax.numpy``), whole ``fit`` epochs timed after the first;
-   - ``fit auto``: what ``fit``'s measurement picks.
-2. The MNIST-1D paper's 5,210-parameter CNN (three stride-2 convolutions with 25 channels,
+   - ``fit auto``: what ``fit``'s measurement picks;
+   - ``bare lax.scan``: the same 40 Adam steps in one jitted ``lax.scan`` with no metrics, no
+     NaN guard and no per-epoch bookkeeping: the ceiling for any fused epoch.
+2. Logistic regression (40 -> 10, 410 parameters), the smallest model of the zoo, where the
+   per-step Python dispatch is most of a step's time; same data, optimizer and rows.
+3. The MNIST-1D paper's 5,210-parameter CNN (three stride-2 convolutions with 25 channels,
    kernels 5, 3, 3, then a linear layer), same data and optimizer, same four rows: on this
-   CPU a conv net was measured 4x slower inside ``lax.scan`` (``/work/shared/perf-notes.md``),
-   so ``auto`` must pick the loop here.
-3. ``train.experiments.train_seeds_vmapped``: 8 seeds in one vmapped jit vs 1 seed (target:
+   CPU a conv net written with ``lax.conv_general_dilated`` was measured 4x slower inside
+   ``lax.scan`` (``/work/shared/perf-notes.md``: XLA canonicalizes convolution layouts only
+   outside loops); ours goes through ``functional.layers.conv``, whose hand-written gradient
+   uses canonical layouts, and ``auto`` picks whichever path measures faster.
+4. ``train.experiments.train_seeds_vmapped``: 8 seeds in one vmapped jit vs 1 seed (target:
    8 seeds cost <= 3x one seed), and vs 8 seeds one after another, with each epoch as one
    scan and as a per-step loop of the vmapped step.
 
@@ -39,6 +45,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
+from functional import layers  # noqa: E402
 from train import experiments, loop  # noqa: E402
 
 N, L, C, BATCH, LR = 4000, 40, 10, 100, 1e-3
@@ -62,6 +69,14 @@ def mlp_init(key):
             for i, (k, a, b) in enumerate(zip(keys, sizes[:-1], sizes[1:], strict=True))}
 
 
+def logistic_init(key):
+    return {"w": jax.random.normal(key, (L, C)) * jnp.sqrt(1.0 / L), "b": jnp.zeros(C)}
+
+
+def logistic_apply(p, x):
+    return x @ p["w"] + p["b"]
+
+
 def mlp_apply(p, x):
     h = jax.nn.relu(x @ p["fc0"]["w"] + p["fc0"]["b"])
     h = jax.nn.relu(h @ p["fc1"]["w"] + p["fc1"]["b"])
@@ -83,11 +98,11 @@ def cnn_init(key):
 
 
 def cnn_apply(p, x):
+    """Through ``functional.layers.conv``, whose canonical-layout gradient keeps convolutions
+    fast inside ``lax.scan`` on XLA CPU."""
     h = x[..., None]  # <f32>[batch, 40, 1], channels last
     for i in range(3):
-        h = jax.lax.conv_general_dilated(h, p[f"conv{i}"]["w"], (2,), [(1, 1)],
-                                         dimension_numbers=("NWC", "WIO", "NWC"))
-        h = jax.nn.relu(h + p[f"conv{i}"]["b"])
+        h = jax.nn.relu(layers.conv(p[f"conv{i}"], h, stride=2, padding=1))
     return h.reshape(h.shape[0], -1) @ p["out"]["w"] + p["out"]["b"]  # 5 * 25 = 125
 
 
@@ -122,7 +137,12 @@ def flax_models():
             x = nn.relu(nn.Conv(25, (3,), strides=2, padding=[(1, 1)])(x))
             return nn.Dense(C)(x.reshape(x.shape[0], -1))
 
-    return {"mlp": MLP(), "cnn": CNN()}
+    class Logistic(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            return nn.Dense(C)(x)
+
+    return {"mlp": MLP(), "cnn": CNN(), "logistic": Logistic()}
 
 
 def flax_loop(model, x, y, epochs):
@@ -156,11 +176,37 @@ def flax_loop(model, x, y, epochs):
     return steps_per_epoch / min(times)
 
 
+def bare_scan_rate(init, apply, x, y, epochs):
+    """Steps/s of the bare step (loss, grad, Adam) scanned over one epoch's batches."""
+    opt = optax.adam(LR)
+    xd, yd = jnp.asarray(x), jnp.asarray(y)
+
+    def step(carry, idx):
+        params, opt_state = carry
+        loss_fn = lambda p: optax.softmax_cross_entropy_with_integer_labels(
+            apply(p, xd[idx]), yd[idx]).mean()
+        loss, grads = jax.value_and_grad(loss_fn)(params)
+        updates, opt_state = opt.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), loss
+
+    epoch = jax.jit(lambda carry, idx: jax.lax.scan(step, carry, idx), donate_argnums=0)
+    params = init(jax.random.PRNGKey(0))
+    carry, rng, times = (params, opt.init(params)), np.random.default_rng(0), []
+    for e in range(epochs + 1):
+        idx = jnp.asarray(rng.permutation(N)[: (N // BATCH) * BATCH].reshape(-1, BATCH))
+        t0 = time.perf_counter()
+        carry, losses = epoch(carry, idx)
+        jax.block_until_ready(losses)
+        if e:
+            times.append(time.perf_counter() - t0)
+    return (N // BATCH) / min(times)
+
+
 def fit_rate(init, apply, x, y, epochs, fast_path):
     """Steps/s of ``fit`` (best epoch after the first two), and its path choice."""
     res = loop.fit(make_loss(apply), init(jax.random.PRNGKey(0)), optax.adam(LR),
                    {"x": x, "y": y}, key=0, epochs=epochs + 2, batch_size=BATCH,
-                   fast_path=fast_path, progress=False, nan_policy=None)
+                   fast_path=fast_path, progress=False)   # fit's defaults: NaN guard on
     epochs_t = [t for t in res.timings if "epoch" in t]
     chosen = [t["chosen"] for t in res.timings if "chosen" in t]
     seconds = min(t["seconds"] for t in epochs_t[2:])
@@ -187,7 +233,9 @@ def main(argv=None):
           f"{N // BATCH} steps/epoch, {epochs} timed epochs")
     fl = flax_models()
     rows = []
-    for name, init, apply in (("MLP", mlp_init, mlp_apply), ("CNN", cnn_init, cnn_apply)):
+    models = (("MLP", mlp_init, mlp_apply), ("logistic", logistic_init, logistic_apply),
+              ("CNN", cnn_init, cnn_apply))
+    for name, init, apply in models:
         n_params = sum(a.size for a in jax.tree.leaves(init(jax.random.PRNGKey(0))))
         base = flax_loop(fl[name.lower()], x, y, epochs)
         rows.append((name, n_params, "flax loop (per-step, NumPy batches)", base, "", 1.0))
@@ -195,10 +243,13 @@ def main(argv=None):
             rate, chosen, _ = fit_rate(init, apply, x, y, epochs, path)
             note = f"auto chose {chosen}" if path == "auto" else ""
             rows.append((name, n_params, f"fit fast_path={path}", rate, note, rate / base))
+        rate = bare_scan_rate(init, apply, x, y, epochs)
+        rows.append((name, n_params, "bare lax.scan (no metrics, no guard)", rate, "",
+                     rate / base))
     print()
-    print(f"{'model':5} {'params':>7}  {'variant':38} {'steps/s':>9} {'vs flax':>8}  note")
+    print(f"{'model':8} {'params':>7}  {'variant':38} {'steps/s':>9} {'vs flax':>8}  note")
     for name, n_params, variant, rate, note, ratio in rows:
-        print(f"{name:5} {n_params:7d}  {variant:38} {rate:9.0f} {ratio:7.2f}x  {note}")
+        print(f"{name:8} {n_params:7d}  {variant:38} {rate:9.0f} {ratio:7.2f}x  {note}")
 
     print()
     print("seeds trained together (train_seeds_vmapped), milliseconds per epoch of 40 steps")

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import functools
 import itertools
 import math
 import os
@@ -375,48 +374,14 @@ def _data_dict(data, where, name):
     return dict(data), next(iter(sizes.values()))
 
 
-def _orders(data_keys, epoch, n: int):
-    import jax
-
-    fold = lambda k: jax.random.permutation(jax.random.fold_in(k, epoch), n)
-    return jax.vmap(fold)(data_keys)
-
-
-@functools.cache
-def _orders_jit():
-    import jax
-
-    return jax.jit(_orders, static_argnums=2)
-
-
 def _seed_plans(n, batch_size, epoch, data_keys, shuffle, drop_last):
-    """``train.loop.epoch_plan`` for several data keys at once: ``idx <i32>[seeds, batches,
-    batch]`` and the shared ``weight <f32>[batches, batch]`` or None.
+    """``train.loop.epoch_plan`` for several data keys: ``idx <i32>[seeds, batches, batch]`` and
+    the shared ``weight <f32>[batches, batch]`` or None (the padding depends only on ``n``)."""
+    from train import loop
 
-    Same orders as ``epoch_plan`` (``permutation(fold_in(data_key, epoch), n)``), drawn for all
-    seeds in one jitted call: the eager permutation costs milliseconds per call, which per
-    seed and per epoch would rival the training itself for small models.
-    """
-    seeds = int(data_keys.shape[0])
-    if batch_size is None:
-        return np.broadcast_to(np.arange(n, dtype=np.int32), (seeds, 1, n)), None
-    if shuffle:
-        order = np.asarray(_orders_jit()(data_keys, np.int32(epoch), int(n))).astype(np.int32)
-    else:
-        order = np.broadcast_to(np.arange(n, dtype=np.int32), (seeds, n))
-    if drop_last:
-        nb = n // batch_size
-        if nb == 0:
-            raise ValueError(f"train_seeds_vmapped: drop_last=True with batch_size={batch_size} "
-                             f"> {n} examples leaves no batch")
-        return order[:, : nb * batch_size].reshape(seeds, nb, batch_size), None
-    nb = -(-n // batch_size)
-    pad = nb * batch_size - n
-    if pad == 0:
-        return order.reshape(seeds, nb, batch_size), None
-    idx = np.concatenate([order, np.zeros((seeds, pad), np.int32)], axis=1)
-    w = np.concatenate([np.ones(n, np.float32), np.zeros(pad, np.float32)])
-    return idx.reshape(seeds, nb, batch_size), w.reshape(nb, batch_size)
+    plans = [loop.epoch_plan(n, batch_size, epoch=epoch, data_key=k, shuffle=shuffle,
+                             drop_last=drop_last) for k in np.asarray(data_keys)]
+    return np.stack([idx for idx, _ in plans]), plans[0][1]
 
 
 def train_seeds_vmapped(
@@ -568,12 +533,6 @@ def train_seeds_vmapped(
     for epoch in range(int(epochs)):
         t0 = time.perf_counter()
         idx_all, w = _seed_plans(n, batch_size, epoch, stacked_keys, shuffle, drop_last)
-        if epoch == 0:  # the batched plan must be fit's plan (train.loop.epoch_plan)
-            ref_idx, ref_w = loop.epoch_plan(n, batch_size, epoch=0, data_key=data_keys[0],
-                                             shuffle=shuffle, drop_last=drop_last)
-            if not (np.array_equal(ref_idx, idx_all[0]) and (ref_w is None) == (w is None)):
-                raise RuntimeError(f"{where}: the batched epoch plan no longer matches "
-                                     "train.loop.epoch_plan; update _seed_plans")
         w = None if w is None else jnp.asarray(w)
         if vmap:
             state, acc = run_epoch(batched[0], jnp.asarray(idx_all), w)

@@ -15,7 +15,7 @@ the batch and ``metrics`` a dict of weighted-mean scalars.
 Regimes (seed note 004, "batch / stochastic / mini-batch gradient descent"): ``batch_size=None``
 is full-batch gradient descent, ``1`` is stochastic gradient descent and ``k`` is mini-batch
 gradient descent. Each epoch visits the training set in an order drawn from
-``fold_in(data_key, epoch)``, so a run is a pure function of its key (and a resumed run
+``epoch_rng(data_key, epoch)``, so a run is a pure function of its key (and a resumed run
 continues exactly).
 
 Two ways to run an epoch over data held on the device give bitwise the same result on CPU:
@@ -34,8 +34,9 @@ and run as a generic loop nest; ``unroll`` does not help because the body stays 
 Writing the convolution's VJP with explicitly canonical backward convolutions (or as
 im2col + dot) makes the scanned CNN faster than the loop; see
 ``benchmarks/bench_conv_in_scan.py``. ``fast_path='auto'`` measures instead of assuming: the
-first epoch runs the loop, the second the scan (compiled ahead, timed alone), and the faster
-is kept. Streaming data (an iterable or a callable returning batches) always uses the loop.
+first epoch runs the loop, the second the scan (compiled ahead, timed alone; timed once more
+when it loses, since a first execution carries one-time costs), and the faster is kept.
+Streaming data (an iterable or a callable returning batches) always uses the loop.
 
 Compiled steps are reused across ``fit`` calls that pass the same ``loss_fn`` and optimizer
 objects (a small LRU), so repeated runs over seeds, or a resume, do not recompile.
@@ -44,6 +45,7 @@ objects (a small LRU), so repeated runs over seeds, or a resume, do not recompil
 from __future__ import annotations
 
 import collections
+import functools
 import json
 import math
 import os
@@ -180,12 +182,34 @@ def nonfinite_leaf_names(state: TrainState) -> list[str]:
             + _inexact_paths(state.model_state, "model_state"))
 
 
-def global_norm(tree) -> jax.Array:
-    """``<f32>[]``: the L2 norm of all leaves of ``tree`` taken together."""
-    leaves = _inexact_leaves(tree)
-    if not leaves:
+# Leaves smaller than this are concatenated and reduced together: inside a scanned epoch on
+# XLA CPU every reduction is a kernel launch of about 2 microseconds, which for a small model
+# costs more than the arithmetic; large leaves are reduced one by one, since copying them into
+# one vector would cost more than it saves (measured in benchmarks/bench_loop.py).
+_CONCAT_BELOW = 1 << 16
+
+
+def _sum_squares(tree) -> jax.Array:
+    """``<f32>[]``: the sum of squares of all inexact leaves, NaN iff some element is NaN/Inf.
+
+    Each element contributes ``x * x + x * 0``: ``x * 0`` is ``+-0`` for finite ``x`` (so the
+    value is the plain sum of squares) and NaN for Inf or NaN, so one reduction answers both
+    "how large" and "is everything finite". A float32 overflow of finite values gives ``+inf``,
+    never NaN.
+    """
+    leaves = [x.astype(jnp.float32) for x in _inexact_leaves(tree)]
+    small = [x.ravel() for x in leaves if x.size < _CONCAT_BELOW]
+    parts = [x for x in leaves if x.size >= _CONCAT_BELOW]
+    if small:
+        parts.append(jnp.concatenate(small) if len(small) > 1 else small[0])
+    if not parts:
         return jnp.zeros((), jnp.float32)
-    return jnp.sqrt(sum(jnp.sum(jnp.square(x.astype(jnp.float32))) for x in leaves))
+    return sum(jnp.sum(x * x + x * 0) for x in parts)
+
+
+def global_norm(tree) -> jax.Array:
+    """``<f32>[]``: the L2 norm of all leaves of ``tree`` taken together (NaN if any is NaN/Inf)."""
+    return jnp.sqrt(_sum_squares(tree))
 
 
 def _weight_sum(batch) -> jax.Array:
@@ -268,8 +292,9 @@ def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation, 
         out = {k: jnp.asarray(v, jnp.float32) for k, v in dict(metrics).items()}
         out["loss"] = jnp.asarray(loss, jnp.float32)
         out["count"] = _weight_sum(batch)
-        out["grad_norm"] = global_norm(grads)
-        out["param_norm"] = global_norm(params)
+        grad_sq, param_sq = _sum_squares(grads), _sum_squares(params)
+        out["grad_norm"] = jnp.sqrt(grad_sq)
+        out["param_norm"] = jnp.sqrt(param_sq)
         out["update_norm"] = global_norm(updates)
         lr = find_learning_rate(state.opt_state, opt_state)
         if lr is not None:
@@ -277,17 +302,22 @@ def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation, 
         new = TrainState(params, opt_state, model_state, state.step + 1, state.key)
         if nan_policy is None:
             return new, out
-        flags = [jnp.isfinite(loss)]
-        flags += [jnp.all(jnp.isfinite(g)) for g in _inexact_leaves(grads)]
-        flags += [jnp.all(jnp.isfinite(p)) for p in _inexact_leaves(params)]
-        flags += [jnp.all(jnp.isfinite(s)) for s in _inexact_leaves(model_state)]
-        flags = jnp.stack(flags)
-        ok = jnp.all(flags)
+        # One NaN test per tree (the sums of squares are NaN iff an element is NaN/Inf); the
+        # per-leaf search that names the culprit runs only on a bad step.
+        ok = ~(jnp.isnan(grad_sq) | jnp.isnan(param_sq) | jnp.isnan(_sum_squares(model_state))
+               | ~jnp.isfinite(loss))
+
+        def first_bad_leaf():
+            flags = [jnp.isfinite(loss)]
+            flags += [jnp.all(jnp.isfinite(x)) for x in _inexact_leaves((grads, params,
+                                                                         model_state))]
+            return jnp.argmin(jnp.stack(flags)).astype(jnp.int32)
+
         keep = lambda a, b: jax.tree.map(lambda x, y: jnp.where(ok, x, y), a, b)
         new = TrainState(keep(params, state.params), keep(opt_state, state.opt_state),
                          keep(model_state, state.model_state), state.step + 1, state.key)
         out["nonfinite"] = 1.0 - ok.astype(jnp.float32)
-        out["nonfinite_leaf"] = jnp.where(ok, -1, jnp.argmin(flags)).astype(jnp.int32)
+        out["nonfinite_leaf"] = jax.lax.cond(ok, lambda: jnp.int32(-1), first_bad_leaf)
         return new, out
 
     return train_step
@@ -332,6 +362,13 @@ def _acc_init(metric_shapes: Mapping) -> dict:
     if "learning_rate" in metric_shapes:
         acc["learning_rate"] = z()
     return acc
+
+
+@functools.lru_cache(maxsize=64)
+def _acc_zeros(metric_names: tuple) -> Callable:
+    """A jitted maker of ``_acc_init``'s zeros: one dispatch instead of one per field (eager
+    ``jnp.zeros`` calls cost about 100 microseconds each, a millisecond per epoch)."""
+    return jax.jit(lambda: _acc_init(dict.fromkeys(metric_names)))
 
 
 def _acc_add(acc: dict, m: Mapping, step) -> dict:
@@ -379,6 +416,18 @@ def _acc_normalize(acc: Mapping, prefix: str = "") -> dict:
 # Epoch plans: which examples form which batch.
 
 
+def epoch_rng(data_key, epoch: int) -> np.random.Generator:
+    """The NumPy generator that orders epoch ``epoch``: PCG64 seeded with the words of the raw
+    key ``data_key`` and the epoch index.
+
+    Drawn on the host because ``jax.random.permutation`` of 4,000 indices costs about 2 ms on
+    this CPU (a comparator sort), as much as a whole scanned epoch of a small model; NumPy's
+    takes about 50 microseconds. Same key and epoch give the same generator on every platform.
+    """
+    words = np.asarray(jax.device_get(data_key)).astype(np.uint32).ravel()
+    return np.random.default_rng(np.random.SeedSequence([*map(int, words), int(epoch)]))
+
+
 def epoch_plan(n: int, batch_size: int | None, *, epoch: int, data_key, shuffle: bool = True,
                drop_last: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
     """Batch indices and row weights of one epoch.
@@ -386,8 +435,7 @@ def epoch_plan(n: int, batch_size: int | None, *, epoch: int, data_key, shuffle:
     Args:
         n: number of training examples.
         batch_size: ``None`` for the full batch (in dataset order), else examples per batch.
-        epoch: the epoch index; the order is ``jax.random.permutation(fold_in(data_key,
-            epoch), n)``.
+        epoch: the epoch index; the order is ``epoch_rng(data_key, epoch).permutation(n)``.
         data_key: raw PRNG key of the data order.
         shuffle: whether mini-batch epochs are shuffled; ``'replacement'`` draws every batch
             uniformly with replacement (``ceil(n / batch)`` full batches, or ``n // batch``
@@ -406,10 +454,8 @@ def epoch_plan(n: int, batch_size: int | None, *, epoch: int, data_key, shuffle:
         if nb == 0:
             raise ValueError(f"fit: drop_last=True with batch_size={batch_size} > {n} examples "
                              "leaves no batch")
-        idx = jax.random.randint(jax.random.fold_in(data_key, epoch), (nb, batch_size), 0, n)
-        return np.asarray(idx, np.int32), None
-    order = (np.asarray(jax.random.permutation(jax.random.fold_in(data_key, epoch), n))
-             if shuffle else np.arange(n))
+        return epoch_rng(data_key, epoch).integers(0, n, (nb, batch_size)).astype(np.int32), None
+    order = epoch_rng(data_key, epoch).permutation(n) if shuffle else np.arange(n)
     order = order.astype(np.int32)
     if drop_last:
         nb = n // batch_size
@@ -489,9 +535,6 @@ class _Runner:
         if sig not in self.compiled_scan:
             self.compiled_scan[sig] = self.scan_epoch.lower(state, acc, data, idx, w).compile()
         return self.compiled_scan[sig]
-
-    def scan(self, state, acc, data, idx, w):
-        return self.compile_scan(state, acc, data, idx, w)(state, acc, data, idx, w)
 
 
 _CACHE: collections.OrderedDict = collections.OrderedDict()
@@ -685,13 +728,14 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
             multiple of the device count); padded rows carry weight 0 so means are exact.
         drop_last: drop the last partial batch of an epoch; otherwise it is padded with
             weight-0 rows so the epoch mean is exact.
-        shuffle: reshuffle mini-batches each epoch (``fold_in(data_key, epoch)``);
+        shuffle: reshuffle mini-batches each epoch (``epoch_rng(data_key, epoch)``);
             ``'replacement'`` samples each batch with replacement instead (see
             :func:`epoch_plan`).
         fast_path: ``'scan'`` (one jitted ``lax.scan`` per epoch), ``'loop'`` (jitted step per
             batch) or ``'auto'``: with device data and more than one batch per epoch and at
             least two epochs to run, the first epoch runs the loop and the second the scan,
-            each timed without compilation, and the faster path is kept. Both give bitwise
+            each timed without compilation (a scan that loses is timed a second time, as its
+            first execution carries one-time costs), and the faster path is kept. Both give bitwise
             the same numbers on CPU, so the choice does not change results.
         nan_policy: ``'stop'`` (raise ``NonFiniteError`` naming the step and the first
             non-finite leaf; the state keeps the last finite values), ``'skip'`` (non-finite
@@ -774,6 +818,7 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
         edata = shd.put_data(edata, mesh)
 
     step_key, data_key = jax.random.split(_as_raw_key(key, where))
+    data_key = np.asarray(data_key)   # read on the host every epoch (epoch_rng)
     state = init_train_state(params, optimizer, key=step_key, model_state=model_state)
     state = shd.replicate(state, mesh)
     train_step, runner = _cached(
@@ -832,7 +877,7 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
 
     def start_acc():
         nonlocal resumed_acc
-        acc = _acc_init(metric_shapes)
+        acc = _acc_zeros(tuple(metric_shapes))()
         if resumed_acc is not None:   # resuming mid-epoch: the epoch's partial sums
             acc = _acc_from_json(acc, resumed_acc)
             resumed_acc = None
@@ -842,6 +887,7 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
     timings: list[dict] = []
     chosen = None if fast_path == "auto" else fast_path
     measured: dict[str, float] = {}
+    scan_runs = 0
     bar = tqdm(total=epochs, initial=min(start_epoch, epochs), disable=not progress,
                desc="fit", unit="epoch", leave=True)
     stop = False
@@ -864,19 +910,28 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
                 lo = first
                 while lo < nb:
                     hi = min((lo // every + 1) * every, nb)
-                    i_d = jnp.asarray(idx[lo:hi])
-                    w_d = None if w is None else jnp.asarray(w[lo:hi])
+                    i_d = jax.device_put(idx[lo:hi])
+                    w_d = None if w is None else jax.device_put(w[lo:hi])
                     path = chosen or ("loop" if "loop" not in measured else "scan")
                     if path == "scan":
-                        runner.compile_scan(state, acc, data, i_d, w_d)
+                        # 'auto' compiles first, to time the execution alone; afterwards
+                        # jit's own dispatch reuses that executable
+                        scan = (runner.compile_scan(state, acc, data, i_d, w_d)
+                                if chosen is None else runner.scan_epoch)
                         t_run = time.perf_counter()
-                        state, acc = runner.scan(state, acc, data, i_d, w_d)
+                        state, acc = scan(state, acc, data, i_d, w_d)
                         if chosen is None:
                             jax.block_until_ready(acc)
-                            measured["scan"] = (time.perf_counter() - t_run) / (hi - lo)
-                            chosen = min(measured, key=measured.get)
-                            timings.append({"auto_seconds_per_step": dict(measured),
-                                            "chosen": chosen})
+                            per = (time.perf_counter() - t_run) / (hi - lo)
+                            scan_runs += 1
+                            measured["scan"] = min(measured.get("scan", math.inf), per)
+                            # a first execution carries one-time costs (about a millisecond
+                            # here), which for a small model can exceed the whole epoch: a
+                            # scan that loses once is timed once more before it is dropped
+                            if measured["scan"] < measured["loop"] or scan_runs >= 2:
+                                chosen = min(measured, key=measured.get)
+                                timings.append({"auto_seconds_per_step": dict(measured),
+                                                "chosen": chosen})
                     else:
                         state, acc, per = runner.loop(state, acc, data, i_d, w_d,
                                                       timed=chosen is None)
