@@ -883,6 +883,11 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
             resumed_acc = None
         return acc
 
+    def plan(epoch):
+        return epoch_plan(n, batch_size, epoch=epoch, data_key=data_key, shuffle=shuffle,
+                          drop_last=drop_last)
+
+    ahead: dict = {}   # epoch -> (idx, w, (idx, w) on the device), drawn a step early
     metric_shapes = None
     timings: list[dict] = []
     chosen = None if fast_path == "auto" else fast_path
@@ -897,8 +902,8 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
             first, start_batch = start_batch, 0
             paths = []
             if data is not None:
-                idx, w = epoch_plan(n, batch_size, epoch=epoch, data_key=data_key,
-                                    shuffle=shuffle, drop_last=drop_last)
+                idx, w, on_device = (ahead.pop(epoch) if epoch in ahead else
+                                     plan(epoch) + (None,))
                 if metric_shapes is None:
                     probe = _gather(data, idx[0], None if w is None else w[0])
                     metric_shapes = jax.eval_shape(train_step, state, probe)[1]
@@ -910,8 +915,11 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
                 lo = first
                 while lo < nb:
                     hi = min((lo // every + 1) * every, nb)
-                    i_d = jax.device_put(idx[lo:hi])
-                    w_d = None if w is None else jax.device_put(w[lo:hi])
+                    if on_device is not None and (lo, hi) == (0, nb):
+                        i_d, w_d = on_device
+                    else:
+                        i_d = jax.device_put(idx[lo:hi])
+                        w_d = None if w is None else jax.device_put(w[lo:hi])
                     path = chosen or ("loop" if "loop" not in measured else "scan")
                     if path == "scan":
                         # 'auto' compiles first, to time the execution alone; afterwards
@@ -939,6 +947,13 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
                             measured["loop"] = per
                     paths.append(path)
                     lo = hi
+                    if hi == nb and epoch + 1 < epochs:
+                        # the device runs this epoch asynchronously: draw the next plan and
+                        # send it meanwhile
+                        nxt = plan(epoch + 1)
+                        ahead[epoch + 1] = nxt + ((jax.device_put(nxt[0]),
+                                                   None if nxt[1] is None else
+                                                   jax.device_put(nxt[1])),)
                     if hi < nb and manager is not None:   # a mid-epoch checkpoint
                         acc_host = jax.device_get(acc)
                         check_finite(acc_host, epoch)
