@@ -436,9 +436,9 @@ def train_seeds_vmapped(
             turns it into a grouped convolution, which ran about 2.5x slower than the seeds
             in turn in ``benchmarks/bench_loop.py`` (the MNIST-1D CNN, 8 seeds).
         fast_path: ``'scan'`` (each epoch one jitted ``lax.scan``) or ``'loop'`` (a jitted,
-            vmapped step called per batch from Python). Same numbers; the loop is faster for
-            convolutional models on XLA's CPU backend, where convolutions inside loops are
-            slow (see ``benchmarks/bench_loop.py``).
+            vmapped step called per batch from Python). Same numbers. On XLA's CPU backend
+            a convolution written with ``lax.conv_general_dilated`` is slow inside a loop;
+            ``functional.layers.conv`` is not (see ``benchmarks/bench_loop.py``).
 
     Returns:
         :class:`SeedRuns` with parameters stacked on a leading seed axis.
