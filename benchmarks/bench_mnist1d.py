@@ -1,19 +1,18 @@
 """MNIST-1D and digits accuracy of the feed-forward zoo, beside the published table and Flax.
 
-For each seed, trains with the registry's defaults (``zoo.registry``; MNIST-1D: Adam 1e-2,
-batch 100, 150 epochs = 6000 steps, as in the MNIST-1D paper) through ``train.loop.fit``:
+For each seed, trains with the registry's defaults (``zoo.registry``: optimizer, learning rate,
+schedule, weight decay, batch size, epochs and batch sampling, exactly as ``zoo train NAME``)
+through ``train.loop.fit``:
 
 - MNIST-1D: logistic regression (published 32%), MLP (68%), CNN (94%);
 - digits (8x8, scikit-learn): MLP (target >= 97%), LeNet-style CNN (target >= 98%);
 
-and ``cnn (replacement)``: the same CNN through ``fit`` with batches drawn with replacement
-(streaming input, so the per-step loop) as the Flax loop below draws them; and, side by side in
-the same run, the same MNIST-1D MLP and CNN written the way a Flax user
-would: ``flax.linen`` modules, ``optax.adam(1e-2)``, a jitted train step called from Python
-once per step on NumPy batches drawn at random (batch 100, 6000 steps), as in the MNIST-1D
-notebooks. "train (no compile)" excludes the first (compiling) step for Flax and the first
-(compiling) epoch for ours, scaled to all epochs; "train (total)" is fit's whole wall time;
-``s/epoch`` is the median epoch.
+and, side by side in the same run, the same MNIST-1D MLP and CNN written the way a Flax user
+would, trained as in the MNIST-1D paper: ``flax.linen`` modules, ``optax.adam(1e-2)``, a jitted
+train step called from Python once per step on NumPy batches drawn at random (batch 100, 6000
+steps), as in the MNIST-1D notebooks. "train (no compile)" excludes the first (compiling) step
+for Flax and the first (compiling) epoch for ours, scaled to all epochs; "train (total)" is
+fit's whole wall time; ``s/epoch`` is the median epoch.
 
 Run: ``python benchmarks/bench_mnist1d.py [--seeds 3] [--only mnist1d|digits|flax]``.
 The machine is shared: compare columns within one run, not across runs.
@@ -36,17 +35,7 @@ PUBLISHED = {"logistic": "32%", "mlp": "68%", "cnn": "94%", "mlp-digits": ">=97%
              "cnn-digits": ">=98% (target)"}
 
 
-def _with_replacement(x, y, batch_size: int, seed: int):
-    """fit's streaming form: each epoch, n // batch_size batches drawn with replacement."""
-    rng = np.random.default_rng(seed)
-
-    def epoch(_):
-        idx = rng.integers(0, len(x), (len(x) // batch_size, batch_size))
-        return ({"x": x[i], "y": y[i]} for i in idx)
-    return epoch
-
-
-def run_ours(name: str, seed: int, replacement: bool = False) -> dict:
+def run_ours(name: str, seed: int) -> dict:
     spec = registry.get(name)
     ds = datasets.load(spec.dataset, **spec.dataset_options)
     cfg = spec.make_config(cli.data_info(ds))
@@ -54,13 +43,14 @@ def run_ours(name: str, seed: int, replacement: bool = False) -> dict:
     params = spec.module.init(k_init, cfg)
     loss = lambda p, s, b, k: spec.module.loss(p, s, b, k, cfg, train=True)
     eval_loss = lambda p, s, b, k: spec.module.loss(p, s, b, k, cfg, train=False)
+    steps = spec.epochs * cli.steps_per_epoch(len(ds.x_train), spec.batch_size)
+    optimizer = cli.make_optimizer(spec.optimizer, spec.lr, schedule=spec.schedule,
+                                   total_steps=steps, weight_decay=spec.weight_decay)
     t0 = time.perf_counter()
-    data = ({"x": ds.x_train, "y": ds.y_train} if not replacement else
-            _with_replacement(ds.x_train, ds.y_train, spec.batch_size, seed))
-    res = fit(loss, params, cli.make_optimizer(spec.optimizer, spec.lr), data,
-              key=k_fit, epochs=spec.epochs,
-              batch_size=spec.batch_size, fast_path=spec.extra.get("fast_path", "auto"),
-              progress=False)
+    res = fit(loss, params, optimizer, {"x": ds.x_train, "y": ds.y_train},
+              key=k_fit, epochs=spec.epochs, batch_size=spec.batch_size,
+              fast_path=spec.extra.get("fast_path", "auto"),
+              shuffle=spec.extra.get("sampling", True), progress=False)
     jax.block_until_ready(res.state.params)
     seconds = time.perf_counter() - t0
     epochs = [t["seconds"] for t in res.timings if "epoch" in t]
@@ -140,17 +130,13 @@ def main():
         for name in names:
             if args.models is not None and name not in args.models:
                 continue
-            variants = [(name, False)]
-            if name == "cnn":       # the Flax loop's sampling, through fit's streaming input
-                variants.append(("cnn (replacement)", True))
-            for label, replacement in variants:
-                rows = [run_ours(name, s, replacement) for s in seeds]
-                table.append([label, registry.get(name).dataset, PUBLISHED[name], _fmt(rows),
-                              f"{np.mean([r['epoch'] for r in rows]) * 1e3:.0f} ms",
-                              f"{np.mean([r['steady'] for r in rows]):.1f} s",
-                              f"{np.mean([r['seconds'] for r in rows]):.1f} s",
-                              str(rows[0]["steps"])])
-                print(" | ".join(table[-1]), flush=True)
+            rows = [run_ours(name, s) for s in seeds]
+            table.append([name, registry.get(name).dataset, PUBLISHED[name], _fmt(rows),
+                          f"{np.mean([r['epoch'] for r in rows]) * 1e3:.0f} ms",
+                          f"{np.mean([r['steady'] for r in rows]):.1f} s",
+                          f"{np.mean([r['seconds'] for r in rows]):.1f} s",
+                          str(rows[0]["steps"])])
+            print(" | ".join(table[-1]), flush=True)
     if args.only in (None, "flax", "mnist1d"):
         for kind in ("mlp", "cnn"):
             if args.models is not None and kind not in args.models:

@@ -1,8 +1,8 @@
 """The ``zoo`` command: list the zoo, train a model on its embedded default data, evaluate it.
 
     zoo list
-    zoo train NAME [--dataset D] [--optimizer O] [--lr X] [--batch-size B] [--epochs E]
-                   [--seed S] [--out DIR] [--resume] [--quiet]
+    zoo train NAME [--dataset D] [--optimizer O] [--lr X] [--schedule S] [--weight-decay W]
+                   [--batch-size B] [--epochs E] [--seed S] [--out DIR] [--resume] [--quiet]
     zoo eval NAME --checkpoint DIR
     zoo sample NAME --checkpoint DIR [--prime TEXT] [--length N] [--temperature T]
                     [--top-k K] [--seed S]
@@ -40,12 +40,15 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["RunOptions", "OPTIMIZERS", "COMMANDS", "main", "build_parser", "load_data",
-           "data_info", "make_optimizer", "evaluate", "train_model", "evaluate_model",
+__all__ = ["RunOptions", "OPTIMIZERS", "SCHEDULES", "COMMANDS", "main", "build_parser",
+           "load_data", "data_info", "make_schedule", "make_optimizer", "takes_weight_decay",
+           "steps_per_epoch", "run_optimizer", "evaluate", "train_model", "evaluate_model",
            "write_run_files", "resolve_function", "prepare_run_dir"]
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta", "adam", "nadam",
               "adamw", "adamax", "lamb")
+# Learning-rate schedules by name (make_schedule); each is a function of the step count.
+SCHEDULES = ("constant", "cosine", "step")
 RUN_FILE = "run.json"
 SUMMARY_FILE = "summary.json"
 HISTORY_FILE = "metrics.jsonl"
@@ -67,6 +70,10 @@ class RunOptions:
         dataset_options: loader options (the registry's, when the dataset is the default).
         optimizer, lr, batch_size, epochs, seed: training settings (batch_size None = full
             batch).
+        schedule: learning-rate schedule name (:data:`SCHEDULES`, see :func:`make_schedule`),
+            stretched over ``epochs``.
+        weight_decay: decoupled weight decay of optimizers that take one (adamw, lamb,
+            adadelta); None keeps the optimizer's default.
         out: output directory.
         resume: continue from the latest checkpoint in ``out``.
         quiet: no progress bar and no summary table.
@@ -82,6 +89,8 @@ class RunOptions:
     batch_size: int | None
     epochs: int
     seed: int = 0
+    schedule: str = "constant"
+    weight_decay: float | None = None
     out: str | None = None
     resume: bool = False
     quiet: bool = False
@@ -138,15 +147,85 @@ def data_info(ds):
                     n_targets=n_targets, name=str(ds.meta.get("name", "")))
 
 
-def make_optimizer(name: str, lr: float):
-    """A ``functional.optim`` optimizer by name with learning rate ``lr``."""
+def make_schedule(name: str, lr: float, total_steps: int | None = None):
+    """A learning rate by name: ``lr`` itself or a ``functional.schedules`` schedule.
+
+    Args:
+        name: one of :data:`SCHEDULES`: ``'constant'`` (``lr`` throughout); ``'cosine'``
+            (cosine decay from ``lr`` to 0 over ``total_steps``; Loshchilov & Hutter 2017);
+            ``'step'`` (``lr``, then ``lr / 10`` for the last fifth of ``total_steps``: the
+            classic step decay, e.g. He et al. 2016's drops by 10 late in training).
+        lr: the peak (initial) learning rate.
+        total_steps: the run's number of optimizer steps (needed by every schedule but
+            'constant'; :func:`steps_per_epoch` times the epochs).
+
+    Returns:
+        A float (constant) or a schedule ``count <i32>[] -> <f32>[]``.
+    """
+    from functional import schedules
+
+    if name not in SCHEDULES:
+        close = difflib.get_close_matches(name, SCHEDULES, n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise UsageError(f"unknown schedule {name!r}.{hint} Known: {', '.join(SCHEDULES)}")
+    if name == "constant":
+        return lr
+    if total_steps is None or total_steps < 1:
+        raise UsageError(f"schedule {name!r} needs the run's total number of steps (>= 1), "
+                         f"got {total_steps!r}")
+    if name == "cosine":
+        return schedules.cosine_decay(lr, total_steps)
+    return schedules.piecewise_constant(lr, {round(0.8 * total_steps): 0.1})
+
+
+def takes_weight_decay(name: str) -> bool:
+    """Whether the ``functional.optim`` optimizer ``name`` has a ``weight_decay`` argument."""
+    import inspect
+
+    from functional import optim
+
+    return "weight_decay" in inspect.signature(getattr(optim, name)).parameters
+
+
+def make_optimizer(name: str, lr: float, *, schedule: str = "constant",
+                   total_steps: int | None = None, weight_decay: float | None = None):
+    """A ``functional.optim`` optimizer by name with learning rate ``lr``.
+
+    Args:
+        name: one of :data:`OPTIMIZERS`.
+        lr: (peak) learning rate.
+        schedule: learning-rate schedule name (:func:`make_schedule`).
+        total_steps: steps of the run, for schedules other than 'constant'.
+        weight_decay: the optimizer's ``weight_decay`` (adamw, lamb, adadelta); None keeps
+            its default.
+    """
     from functional import optim
 
     if name not in OPTIMIZERS:
         close = difflib.get_close_matches(name, OPTIMIZERS, n=3, cutoff=0.5)
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
         raise UsageError(f"unknown optimizer {name!r}.{hint} Known: {', '.join(OPTIMIZERS)}")
-    return getattr(optim, name)(lr)
+    options = {}
+    if weight_decay is not None:
+        if not takes_weight_decay(name):
+            raise UsageError(f"optimizer {name!r} has no weight decay; use one of "
+                             f"{', '.join(n for n in OPTIMIZERS if takes_weight_decay(n))}")
+        options["weight_decay"] = weight_decay
+    return getattr(optim, name)(make_schedule(schedule, lr, total_steps), **options)
+
+
+def steps_per_epoch(n: int, batch_size: int | None) -> int:
+    """Optimizer steps in one ``train.loop.fit`` epoch over ``n`` examples (last batch padded,
+    as fit does by default; also the number of batches drawn with replacement)."""
+    return 1 if batch_size is None else -(-int(n) // int(batch_size))
+
+
+def run_optimizer(opts: RunOptions, n_train: int):
+    """The optimizer of a run: ``opts``' optimizer, rate, schedule (over ``opts.epochs`` epochs
+    of ``n_train`` examples) and weight decay."""
+    return make_optimizer(opts.optimizer, opts.lr, schedule=opts.schedule,
+                          total_steps=opts.epochs * steps_per_epoch(n_train, opts.batch_size),
+                          weight_decay=opts.weight_decay)
 
 
 def _split(ds, which: str):
@@ -292,7 +371,7 @@ def train_model(spec, opts: RunOptions) -> dict:
     from train.manifest import param_count
 
     ds, cfg, params, model_state, k_fit = _prepare(spec, opts)
-    optimizer = make_optimizer(opts.optimizer, opts.lr)
+    optimizer = run_optimizer(opts, len(ds.x_train))
     loss_fn, eval_loss_fn = _model_fns(spec, cfg)
     out = opts.out
     ckpt_dir = prepare_run_dir(opts)
@@ -357,7 +436,7 @@ def evaluate_model(spec, opts: RunOptions) -> dict:
     from train.loop import init_train_state
 
     ds, cfg, params, model_state, k_fit = _prepare(spec, opts)
-    optimizer = make_optimizer(opts.optimizer, opts.lr)
+    optimizer = run_optimizer(opts, len(ds.x_train))
     _, ckpt_dir = _find_run(opts.checkpoint)
     if not os.path.isdir(ckpt_dir):
         raise UsageError(f"no checkpoints in {ckpt_dir!r}")
@@ -414,7 +493,12 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", help="model name (see 'zoo list')")
     p.add_argument("--dataset", help="dataset name (default: the model's)")
     p.add_argument("--optimizer", help=f"one of {', '.join(OPTIMIZERS)}")
-    p.add_argument("--lr", type=_positive_float, help="learning rate")
+    p.add_argument("--lr", type=_positive_float, help="learning rate (the peak of a schedule)")
+    p.add_argument("--schedule", choices=SCHEDULES,
+                   help="learning-rate schedule over the run: constant, cosine (to 0), or step "
+                        "(lr / 10 for the last fifth of the steps)")
+    p.add_argument("--weight-decay", type=_nonnegative_float, dest="weight_decay",
+                   help="decoupled weight decay (optimizers with one: adamw, lamb, adadelta)")
     p.add_argument("--batch-size", type=_batch_size, help="examples per step, or 'full'")
     p.add_argument("--epochs", type=_int_at_least(0), help="number of epochs")
     p.add_argument("--seed", type=_int_at_least(0), default=0, help="random seed (default 0)")
@@ -443,6 +527,7 @@ def _resolve(args: argparse.Namespace, *, saved: Mapping | None = None) -> tuple
     except ValueError as e:
         raise UsageError(str(e)) from None
     base = {"dataset": spec.dataset, "optimizer": spec.optimizer, "lr": spec.lr,
+            "schedule": spec.schedule, "weight_decay": spec.weight_decay,
             "batch_size": spec.batch_size, "epochs": spec.epochs, "seed": 0}
     if saved:
         base.update({k: saved[k] for k in base if k in saved})
@@ -457,11 +542,23 @@ def _resolve(args: argparse.Namespace, *, saved: Mapping | None = None) -> tuple
     options.update(dict(getattr(args, "data_options", None) or []))
     if values["optimizer"] not in OPTIMIZERS:
         make_optimizer(values["optimizer"], 1.0)      # raises with close matches
+    make_schedule(values["schedule"], 1.0, 1)         # likewise (a registry or run.json typo)
+    if values["weight_decay"] is not None and not takes_weight_decay(values["optimizer"]):
+        if given["weight_decay"] is not None:
+            make_optimizer(values["optimizer"], 1.0, weight_decay=values["weight_decay"])
+        # A default decay belongs to the default optimizer: --optimizer adam on an adamw
+        # entry trains without one.
+        values["weight_decay"] = None
+    if spec.train and (given["schedule"] is not None or given["weight_decay"] is not None):
+        raise UsageError(f"model {spec.name!r} trains with its own function ({spec.train}); "
+                         "--schedule and --weight-decay apply to the standard trainer only")
     out = getattr(args, "out", None) or os.path.join("runs", spec.name)
     opts = RunOptions(name=spec.name, dataset=values["dataset"], dataset_options=options,
                       optimizer=values["optimizer"], lr=float(values["lr"]),
                       batch_size=values["batch_size"], epochs=int(values["epochs"]),
-                      seed=int(values["seed"]), out=out,
+                      seed=int(values["seed"]), schedule=values["schedule"],
+                      weight_decay=(None if values["weight_decay"] is None
+                                    else float(values["weight_decay"])), out=out,
                       resume=bool(getattr(args, "resume", False)),
                       quiet=bool(getattr(args, "quiet", False)),
                       checkpoint=getattr(args, "checkpoint", None))

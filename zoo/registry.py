@@ -4,8 +4,9 @@ The CLI (``zoo list``, ``zoo train NAME``), the notebooks and the benchmarks all
 table, so a model is added in one place::
 
     register(ModelSpec(name='mlp', module=mlp, config=lambda d: mlp.Config(...),
-                       dataset='mnist1d', task='classification', optimizer='adam', lr=1e-2,
-                       batch_size=100, epochs=150, expected='~68% test accuracy'))
+                       dataset='mnist1d', task='classification', optimizer='adamw', lr=1e-2,
+                       weight_decay=0.3, schedule='step', batch_size=100, epochs=100,
+                       expected='~71% test accuracy'))
 
 ``config`` is either a model ``Config`` or a function ``DataInfo -> Config``: the latter lets
 ``zoo train NAME --dataset OTHER`` size the model for another dataset (input shape, number of
@@ -83,7 +84,13 @@ class ModelSpec:
         task: one of :data:`TASKS`; 'classification' runs report ``test_accuracy``.
         optimizer: default optimizer name (a ``functional.optim`` function: sgd, momentum,
             adam, ...).
-        lr: default learning rate.
+        lr: default learning rate (the peak of the schedule).
+        schedule: default learning-rate schedule over the run, by name (``train.cli``'s
+            ``SCHEDULES``): 'constant', 'cosine' (cosine decay to 0) or 'step' (``lr / 10``
+            for the last fifth of the steps).
+        weight_decay: default decoupled weight decay for optimizers that take one (adamw,
+            lamb, adadelta); None keeps the optimizer's own default. Dropped when another
+            optimizer is chosen on the command line.
         batch_size: default batch size; None means full-batch gradient descent.
         epochs: default number of epochs.
         expected: the result the defaults reach (shown by ``zoo list``).
@@ -96,8 +103,9 @@ class ModelSpec:
             ``function(spec, options) -> None`` (prints or writes samples).
         extra: free-form options: ``'sampling'`` (True, False or 'replacement') is passed
             to ``train.loop.fit`` as ``shuffle``; ``'fast_path'`` ('scan', 'loop' or 'auto',
-            default) is passed to ``train.loop.fit`` (the scanned CNN epoch compiles slowly
-            on CPU); custom train / evaluate / sample functions read their own.
+            default) is passed to ``train.loop.fit`` ('scan': each epoch one compiled
+            ``lax.scan``; 'loop': one jitted call per step; 'auto' times both); custom train /
+            evaluate / sample functions read their own.
     """
 
     name: str
@@ -108,6 +116,8 @@ class ModelSpec:
     task: str = "classification"
     optimizer: str = "adam"
     lr: float = 1e-3
+    schedule: str = "constant"
+    weight_decay: float | None = None
     batch_size: int | None = 128
     epochs: int = 10
     expected: str = ""
@@ -176,8 +186,15 @@ def get(name: str) -> ModelSpec:
 
 # --------------------------------------------------------------------------------------------
 # The feed-forward zoo. Defaults were chosen (and the expected results measured) on the
-# project's 2-core CPU; MNIST-1D settings follow the MNIST-1D paper (Adam 1e-2, batch 100,
-# 6000 steps = 150 epochs of its 4000 training examples).
+# project's 2-core CPU (benchmarks/bench_mnist1d.py). MNIST-1D settings start from the MNIST-1D
+# paper's (Adam 1e-2, batch 100, 6000 steps = 150 epochs of its 4000 training examples). The
+# MLP and CNN fit the training set perfectly long before the end of that run (train loss ~0
+# by epoch ~45), and which interpolating solution they stop at decides the test accuracy, with
+# a wide spread over seeds. The classifiers below therefore train with AdamW (decoupled weight
+# decay, which keeps pulling towards smaller weights after the fit is perfect) at a constant
+# rate, then a step decay (lr / 10 for the last fifth of the steps) to settle the noisy
+# high-rate phase. A cosine decay over the whole run did worse on MNIST-1D (CNN 93.6% vs 94.9%
+# over seeds 3-12): the long high-rate phase is what helps.
 
 
 def _classes(info: DataInfo) -> int:
@@ -233,14 +250,15 @@ _ENTRIES = [
     ModelSpec(
         name="mlp", module=mlp, dataset="mnist1d", task="classification",
         config=lambda d: mlp.Config(n_in=d.n_features, hidden=(100, 100), n_out=_classes(d)),
-        optimizer="adam", lr=1e-2, batch_size=100, epochs=150,
-        expected="~67% test accuracy (paper: 68%)", extra={"fast_path": "scan"},
+        optimizer="adamw", lr=1e-2, weight_decay=0.3, schedule="step", batch_size=100,
+        epochs=100, expected="~71.0 ± 0.1% test accuracy (paper: 68%)",
+        extra={"fast_path": "scan"},
         description="40-100-100-10 ReLU MLP"),
     ModelSpec(
         name="mlp-digits", module=mlp, dataset="digits", task="classification",
         config=lambda d: mlp.Config(n_in=d.n_features, hidden=(256,), n_out=_classes(d)),
-        optimizer="adam", lr=1e-3, batch_size=32, epochs=60,
-        expected="~97% test accuracy",
+        optimizer="adamw", lr=1e-3, weight_decay=0.3, schedule="step", batch_size=32,
+        epochs=60, expected="~97.4% test accuracy",
         description="64-256-10 ReLU MLP on 8x8 digits"),
     ModelSpec(
         name="mlp-regression", module=mlp, dataset="diabetes", task="regression",
@@ -252,14 +270,15 @@ _ENTRIES = [
         description="MLP regressor (bike-sharing style) on diabetes"),
     ModelSpec(
         name="cnn", module=cnn, dataset="mnist1d", task="classification",
-        config=_cnn_config, optimizer="adam", lr=1e-2, batch_size=100, epochs=150,
-        expected="~93.8 ± 0.8% test accuracy (paper: 94%)",
-        extra={"fast_path": "loop", "sampling": "replacement"},
+        config=_cnn_config, optimizer="adamw", lr=1e-2, weight_decay=0.05, schedule="step",
+        batch_size=100, epochs=150, expected="~94.5 ± 0.4% test accuracy (paper: 94%)",
+        extra={"fast_path": "scan", "sampling": "replacement"},
         description="MNIST-1D paper's 1-D CNN, 5,210 params"),
     ModelSpec(
         name="cnn-digits", module=cnn, dataset="digits", task="classification",
-        config=_cnn_config, optimizer="adam", lr=1e-3, batch_size=32, epochs=30,
-        expected="~98% test accuracy", extra={"fast_path": "loop"},
+        config=_cnn_config, optimizer="adamw", lr=3e-3, weight_decay=0.05, schedule="step",
+        batch_size=32, epochs=60, expected="~98.1% test accuracy",
+        extra={"fast_path": "loop"},
         description="LeNet-style 2-D CNN on 8x8 digits"),
     ModelSpec(
         name="autoencoder", module=autoencoder, dataset="digits", task="reconstruction",

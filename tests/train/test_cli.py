@@ -5,9 +5,13 @@ import os
 import subprocess
 import sys
 
+import jax.numpy as jnp
+import numpy as np
 import pytest
 
+from functional import optim
 from train import cli
+from zoo import registry
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -41,6 +45,11 @@ def test_train_resume_eval_end_to_end(tmp_path, capsys):
     history = _lines(os.path.join(out, "metrics.jsonl"))
     assert [row["epoch"] for row in history] == [0, 1]
     steps_per_epoch = history[0]["step"]
+    # The entry's schedule and weight decay are part of the run's saved options.
+    with open(os.path.join(out, "run.json")) as f:
+        saved = json.load(f)
+    assert (saved["optimizer"], saved["schedule"], saved["weight_decay"]) == ("adamw", "step",
+                                                                              0.3)
     assert summary["steps"] == 2 * steps_per_epoch
     # The summary's test metrics are the model's on the test split: above chance by far.
     assert summary["test_accuracy"] > 0.5
@@ -81,6 +90,8 @@ def test_list_prints_the_registry(capsys):
     (["train", "mlp", "--dataset", "digitz"], "Did you mean 'digits'"),
     (["train", "autoencoder", "--dataset", "mnist1d"], "cannot use dataset 'mnist1d'"),
     (["eval", "mlp", "--checkpoint", "/nonexistent/run"], "no run.json"),
+    (["train", "mlp", "--optimizer", "adam", "--weight-decay", "0.1"], "has no weight decay"),
+    (["train", "gan", "--schedule", "cosine"], "trains with its own function"),
 ])
 def test_bad_values_exit_2_with_a_message(argv, message, capsys, tmp_path):
     if "--checkpoint" not in argv and argv[0] == "train":
@@ -93,6 +104,8 @@ def test_bad_values_exit_2_with_a_message(argv, message, capsys, tmp_path):
     ["train", "mlp", "--lr", "-1"],
     ["train", "mlp", "--epochs", "two"],
     ["train", "mlp", "--batch-size", "0"],
+    ["train", "mlp", "--schedule", "linear"],
+    ["train", "mlp", "--weight-decay", "-0.1"],
     ["eval", "mlp"],                      # --checkpoint is required
     ["fly"],
 ])
@@ -101,6 +114,53 @@ def test_bad_syntax_exits_2(argv, capsys):
         cli.main(argv)
     assert info.value.code == 2
     assert "error" in capsys.readouterr().err
+
+
+def test_schedule_and_weight_decay_come_from_the_entry_unless_overridden():
+    parse = cli.build_parser().parse_args
+    _, opts = cli._resolve(parse(["train", "mlp"]))
+    spec = registry.get("mlp")
+    assert (opts.optimizer, opts.schedule, opts.weight_decay) == (
+        spec.optimizer, spec.schedule, spec.weight_decay)
+    assert spec.weight_decay is not None and spec.schedule != "constant"
+    # Another optimizer drops the entry's decay (adam has none); the schedule stays.
+    _, opts = cli._resolve(parse(["train", "mlp", "--optimizer", "adam"]))
+    assert (opts.schedule, opts.weight_decay) == (spec.schedule, None)
+    _, opts = cli._resolve(parse(["train", "mlp", "--schedule", "constant", "--weight-decay",
+                                  "0"]))
+    assert (opts.schedule, opts.weight_decay) == ("constant", 0.0)
+
+
+def test_make_schedule_constant_cosine_step():
+    assert cli.make_schedule("constant", 0.1) == 0.1
+    cosine = cli.make_schedule("cosine", 0.1, 100)
+    assert float(cosine(0)) == pytest.approx(0.1)
+    assert float(cosine(50)) == pytest.approx(0.05)
+    assert float(cosine(100)) == pytest.approx(0.0, abs=1e-9)
+    step = cli.make_schedule("step", 0.1, 100)   # lr / 10 for the last fifth of the steps
+    assert [float(step(t)) for t in (0, 79, 80, 99)] == pytest.approx([0.1, 0.1, 0.01, 0.01])
+    with pytest.raises(cli.UsageError, match="Did you mean 'cosine'"):
+        cli.make_schedule("cosin", 0.1, 100)
+    with pytest.raises(cli.UsageError, match="total number of steps"):
+        cli.make_schedule("step", 0.1)
+    assert cli.steps_per_epoch(4000, 100) == 40 and cli.steps_per_epoch(1438, 32) == 45
+    assert cli.steps_per_epoch(10, None) == 1
+
+
+def test_run_optimizer_applies_schedule_and_weight_decay():
+    opts = cli.RunOptions(name="mlp", dataset="mnist1d", dataset_options={}, optimizer="adamw",
+                          lr=0.1, batch_size=10, epochs=2, schedule="step", weight_decay=0.5)
+    opt = cli.run_optimizer(opts, n_train=50)          # 2 epochs x 5 steps: decay at step 8
+    params = {"w": jnp.ones(3)}
+    state = opt.init(params)
+    zero = {"w": jnp.zeros(3)}
+    rates = []
+    for _ in range(10):
+        rates.append(float(optim.current_learning_rate(state)))
+        updates, state = opt.update(zero, state, params)
+        # Zero gradients: Adam's direction is 0, so the update is the decay -lr * wd * w alone.
+        np.testing.assert_allclose(updates["w"], -rates[-1] * 0.5 * params["w"], rtol=1e-6)
+    assert rates == pytest.approx([0.1] * 8 + [0.01] * 2)
 
 
 def test_gradients_command_writes_figure_and_table(tmp_path, capsys):

@@ -26,6 +26,9 @@ def test_every_default_dataset_exists_and_sizes_its_model():
     for spec in registry.specs():
         assert spec.dataset in known, spec.name
         assert spec.optimizer in cli.OPTIMIZERS, spec.name
+        assert spec.schedule in cli.SCHEDULES, spec.name
+        if spec.weight_decay is not None:   # a default decay needs an optimizer that takes one
+            assert cli.takes_weight_decay(spec.optimizer), spec.name
         assert spec.expected, spec.name
         if spec.train is not None:      # custom entries name importable functions
             assert callable(cli.resolve_function(spec.train))
@@ -89,8 +92,12 @@ def test_short_run_beats_chance(name):
     loss = lambda p, s, b, k: spec.module.loss(p, s, b, k, cfg, train=True)
     eval_loss = lambda p, s, b, k: spec.module.loss(p, s, b, k, cfg, train=False)
     train = {"x": ds.x_train, "y": ds.y_train}
-    res = fit(loss, params, cli.make_optimizer(spec.optimizer, spec.lr), train, key=0,
-              epochs=epochs, batch_size=spec.batch_size, fast_path="loop", progress=False)
+    # The entry's optimizer as `zoo train` builds it (schedule stretched over these epochs).
+    optimizer = cli.make_optimizer(
+        spec.optimizer, spec.lr, schedule=spec.schedule, weight_decay=spec.weight_decay,
+        total_steps=epochs * cli.steps_per_epoch(len(ds.x_train), spec.batch_size))
+    res = fit(loss, params, optimizer, train, key=0, epochs=epochs, batch_size=spec.batch_size,
+              fast_path="loop", shuffle=spec.extra.get("sampling", True), progress=False)
     metrics = cli.evaluate(eval_loss, res.state.params, {}, {"x": ds.x_test, "y": ds.y_test})
     summary = {f"test_{k}": v for k, v in metrics.items()}
     assert check(summary, ds), (name, summary)
