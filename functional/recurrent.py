@@ -260,16 +260,20 @@ def _lstm_recurrence(w_hh, px, h0, c0, unroll=1):
 def _lstm_recurrence_fwd(w_hh, px, h0, c0, unroll):
     n_h = h0.shape[-1]
     w_t = w_hh.T  # transposed once, outside the loop
+    # One activation pass over all 4H gate columns (a single kernel per step, and the stored
+    # activations need no concatenation): tanh(x) = 2 sigmoid(2x) - 1 on the g block.
+    col = lax.broadcasted_iota(jnp.int32, (1, 4 * n_h), 1)
+    on_g = ((col >= 2 * n_h) & (col < 3 * n_h)).astype(px.dtype)
 
     def body(carry, p):
         h, c = carry
         gates = p + h @ w_t
-        sig = jax.nn.sigmoid(gates)
-        i, f, o = sig[:, :n_h], sig[:, n_h:2 * n_h], sig[:, 3 * n_h:]
-        g = jnp.tanh(gates[:, 2 * n_h:3 * n_h])
+        acts = jax.nn.sigmoid(gates * (1.0 + on_g)) * (1.0 + on_g) - on_g   # i, f, g, o
+        i, f, g, o = (acts[:, :n_h], acts[:, n_h:2 * n_h], acts[:, 2 * n_h:3 * n_h],
+                      acts[:, 3 * n_h:])
         c = f * c + i * g
         h = o * jnp.tanh(c)
-        return (h, c), (h, c, jnp.concatenate([i, f, g, o], -1))
+        return (h, c), (h, c, acts)
 
     (h_t, c_t), (hs, cs, acts) = lax.scan(body, (h0, c0), px, unroll=unroll)
     return (hs, h_t, c_t), (w_hh, h0, c0, hs, cs, acts)
@@ -280,20 +284,28 @@ def _lstm_recurrence_bwd(unroll, residuals, cotangents):
     d_hs, d_ht, d_ct = cotangents
     n_h = h0.shape[-1]
     c_prev = jnp.concatenate([c0[None], cs[:-1]], 0)
+    # Every factor that does not depend on the flowing gradients, for all steps at once (one
+    # vectorized pass instead of per-step work inside the loop):
+    #   dc_t = dc_{t+1} f_{t+1} + dh_t o_t (1 - tanh^2 c_t)
+    #   dgates_t = [dc_t, dc_t, dc_t, dh_t] * [g i (1-i), c_{t-1} f (1-f), i (1-g^2),
+    #                                         tanh(c_t) o (1-o)]
+    i, f, g, o = (acts[..., :n_h], acts[..., n_h:2 * n_h], acts[..., 2 * n_h:3 * n_h],
+                  acts[..., 3 * n_h:])
+    th = jnp.tanh(cs)
+    dc_from_dh = o * (1.0 - th * th)
+    gate_factor = jnp.concatenate([g * i * (1.0 - i), c_prev * f * (1.0 - f),
+                                   i * (1.0 - g * g), th * o * (1.0 - o)], -1)
 
     def body(carry, inp):
         dh_next, dc_next = carry  # gradients flowing into step t from step t+1
-        dy, a, c, cp = inp
-        i, f, g, o = a[:, :n_h], a[:, n_h:2 * n_h], a[:, 2 * n_h:3 * n_h], a[:, 3 * n_h:]
-        th = jnp.tanh(c)
+        dy, k_c, k_gates, f_t = inp
         dh = dy + dh_next
-        dc = dc_next + dh * o * (1.0 - th * th)
-        d_gates = jnp.concatenate([dc * g * i * (1.0 - i), dc * cp * f * (1.0 - f),
-                                   dc * i * (1.0 - g * g), dh * th * o * (1.0 - o)], -1)
-        return (d_gates @ w_hh, dc * f), d_gates
+        dc = dc_next + dh * k_c
+        d_gates = jnp.concatenate([dc, dc, dc, dh], -1) * k_gates
+        return (d_gates @ w_hh, dc * f_t), d_gates
 
-    (dh0, dc0), d_gates = lax.scan(body, (d_ht, d_ct), (d_hs, acts, cs, c_prev), reverse=True,
-                                   unroll=unroll)
+    (dh0, dc0), d_gates = lax.scan(body, (d_ht, d_ct), (d_hs, dc_from_dh, gate_factor, f),
+                                   reverse=True, unroll=unroll)
     h_prev = jnp.concatenate([h0[None], hs[:-1]], 0)
     d_w_hh = jnp.einsum('tbg,tbh->gh', d_gates, h_prev)  # one matmul over all steps
     return d_w_hh, d_gates, dh0, dc0
