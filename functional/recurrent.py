@@ -257,25 +257,54 @@ def _lstm_recurrence(w_hh, px, h0, c0, unroll=1):
     return _lstm_recurrence_fwd(w_hh, px, h0, c0, unroll)[0]
 
 
+def _n_chains(batch: int) -> int:
+    """Independent groups of batch rows that the loops advance side by side.
+
+    The rows of a batch never interact, so on XLA's CPU backend the loop body carries two
+    independent chains (each with its own matmul and activations) and XLA runs them on two
+    cores at once: per-step kernels of this size are otherwise single-threaded (the forward
+    recurrence ran about 35% faster this way on 2 cores). Elsewhere (GPU, TPU) one chain.
+    """
+    return 2 if jax.default_backend() == 'cpu' and batch % 2 == 0 and batch >= 8 else 1
+
+
+def _split_rows(x, k):
+    """<[..., batch, F]> -> <[..., k, batch / k, F]> (free reshape)."""
+    return x.reshape(x.shape[:-2] + (k, x.shape[-2] // k, x.shape[-1]))
+
+
+def _merge_rows(x):
+    """Inverse of ``_split_rows``."""
+    return x.reshape(x.shape[:-3] + (x.shape[-3] * x.shape[-2], x.shape[-1]))
+
+
 def _lstm_recurrence_fwd(w_hh, px, h0, c0, unroll):
     n_h = h0.shape[-1]
+    k = _n_chains(h0.shape[0])
     w_t = w_hh.T  # transposed once, outside the loop
     # One activation pass over all 4H gate columns (a single kernel per step, and the stored
     # activations need no concatenation): tanh(x) = 2 sigmoid(2x) - 1 on the g block.
     col = lax.broadcasted_iota(jnp.int32, (1, 4 * n_h), 1)
     on_g = ((col >= 2 * n_h) & (col < 3 * n_h)).astype(px.dtype)
 
-    def body(carry, p):
-        h, c = carry
+    def cell(h, c, p):
         gates = p + h @ w_t
         acts = jax.nn.sigmoid(gates * (1.0 + on_g)) * (1.0 + on_g) - on_g   # i, f, g, o
         i, f, g, o = (acts[:, :n_h], acts[:, n_h:2 * n_h], acts[:, 2 * n_h:3 * n_h],
                       acts[:, 3 * n_h:])
         c = f * c + i * g
-        h = o * jnp.tanh(c)
-        return (h, c), (h, c, acts)
+        return o * jnp.tanh(c), c, acts
 
-    (h_t, c_t), (hs, cs, acts) = lax.scan(body, (h0, c0), px, unroll=unroll)
+    def body(carry, p):  # carry: k chains of (h, c); p <[k, batch / k, 4H]>
+        steps = [cell(h, c, p[j]) for j, (h, c) in enumerate(carry)]
+        new = tuple((h, c) for h, c, _ in steps)
+        return new, tuple(jnp.stack([out[m] for out in steps]) for m in range(3))
+
+    carry0 = tuple(zip(_split_rows(h0[None], k)[0], _split_rows(c0[None], k)[0], strict=True))
+    carry, (hs, cs, acts) = lax.scan(body, carry0, _split_rows(px, k), unroll=unroll)
+    hs, cs, acts = _merge_rows(hs), _merge_rows(cs), _merge_rows(acts)
+    h_t = jnp.concatenate([h for h, _ in carry], 0)
+    c_t = jnp.concatenate([c for _, c in carry], 0)
     return (hs, h_t, c_t), (w_hh, h0, c0, hs, cs, acts)
 
 
@@ -283,6 +312,7 @@ def _lstm_recurrence_bwd(unroll, residuals, cotangents):
     w_hh, h0, c0, hs, cs, acts = residuals
     d_hs, d_ht, d_ct = cotangents
     n_h = h0.shape[-1]
+    k = _n_chains(h0.shape[0])
     c_prev = jnp.concatenate([c0[None], cs[:-1]], 0)
     # Every factor that does not depend on the flowing gradients, for all steps at once (one
     # vectorized pass instead of per-step work inside the loop):
@@ -296,16 +326,23 @@ def _lstm_recurrence_bwd(unroll, residuals, cotangents):
     gate_factor = jnp.concatenate([g * i * (1.0 - i), c_prev * f * (1.0 - f),
                                    i * (1.0 - g * g), th * o * (1.0 - o)], -1)
 
-    def body(carry, inp):
-        dh_next, dc_next = carry  # gradients flowing into step t from step t+1
-        dy, k_c, k_gates, f_t = inp
+    def chain_step(dh_next, dc_next, dy, k_c, k_gates, f_t):
         dh = dy + dh_next
         dc = dc_next + dh * k_c
         d_gates = jnp.concatenate([dc, dc, dc, dh], -1) * k_gates
-        return (d_gates @ w_hh, dc * f_t), d_gates
+        return d_gates @ w_hh, dc * f_t, d_gates
 
-    (dh0, dc0), d_gates = lax.scan(body, (d_ht, d_ct), (d_hs, dc_from_dh, gate_factor, f),
-                                   reverse=True, unroll=unroll)
+    def body(carry, inp):  # carry: k chains of the gradients flowing in from step t+1
+        steps = [chain_step(*carry[j], *(x[j] for x in inp)) for j in range(k)]
+        return tuple((a, b) for a, b, _ in steps), jnp.stack([d for _, _, d in steps])
+
+    carry0 = tuple(zip(_split_rows(d_ht[None], k)[0], _split_rows(d_ct[None], k)[0],
+                       strict=True))
+    inputs = tuple(_split_rows(x, k) for x in (d_hs, dc_from_dh, gate_factor, f))
+    carry, d_gates = lax.scan(body, carry0, inputs, reverse=True, unroll=unroll)
+    d_gates = _merge_rows(d_gates)
+    dh0 = jnp.concatenate([a for a, _ in carry], 0)
+    dc0 = jnp.concatenate([b for _, b in carry], 0)
     h_prev = jnp.concatenate([h0[None], hs[:-1]], 0)
     d_w_hh = jnp.einsum('tbg,tbh->gh', d_gates, h_prev)  # one matmul over all steps
     return d_w_hh, d_gates, dh0, dc0

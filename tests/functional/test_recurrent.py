@@ -256,13 +256,16 @@ def test_gradients_through_sequences_float64(kind):
         assert _directional_fd_error(loss, deep) < 1e-6
 
 
-def test_lstm_manual_backward_equals_autodiff_float64():
-    """The hand-written BPTT backward (custom_vjp) vs autodiff of the scan and vs FD."""
+@pytest.mark.parametrize('batch', [BATCH, 8])
+def test_lstm_manual_backward_equals_autodiff_float64(batch):
+    """The hand-written BPTT backward (custom_vjp) vs autodiff of the scan and vs FD; batch 8
+    runs the rows as two independent chains on CPU, batch 3 as one."""
+    assert R._n_chains(batch) == (2 if batch == 8 and jax.default_backend() == 'cpu' else 1)
     with jax.enable_x64(True):
         p = _params('lstm', dtype=jnp.float64)
-        xs = _xs(dtype=jnp.float64)
-        c0 = jax.tree.map(lambda a: a.astype(jnp.float64), _carry('lstm'))
-        w = jax.random.normal(jax.random.key(5), (BATCH, T, H), jnp.float64)
+        xs = _xs(batch=batch, dtype=jnp.float64)
+        c0 = jax.tree.map(lambda a: a.astype(jnp.float64), _carry('lstm', batch=batch))
+        w = jax.random.normal(jax.random.key(5), (batch, T, H), jnp.float64)
 
         def loss(args, manual, reverse):
             q, x, c = args
