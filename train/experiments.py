@@ -433,8 +433,8 @@ def train_seeds_vmapped(
             (non-finite updates are not applied, counted as ``skipped_steps``).
         vmap: ``False`` runs the same jitted epoch one seed after another. On XLA's CPU
             backend prefer it for convolutional nets: vmapping a convolution over seeds
-            turns it into a grouped convolution, which ran about 2.5x slower than the seeds
-            in turn in ``benchmarks/bench_loop.py`` (the MNIST-1D CNN, 8 seeds).
+            turns it into a grouped convolution, which ran about 1.1-1.15x slower than the
+            seeds in turn in ``benchmarks/bench_loop.py`` (the MNIST-1D CNN, 8 seeds).
         fast_path: ``'scan'`` (each epoch one jitted ``lax.scan``) or ``'loop'`` (a jitted,
             vmapped step called per batch from Python). Same numbers. On XLA's CPU backend
             a convolution written with ``lax.conv_general_dilated`` is slow inside a loop;
