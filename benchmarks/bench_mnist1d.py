@@ -43,9 +43,7 @@ def run_ours(name: str, seed: int) -> dict:
     params = spec.module.init(k_init, cfg)
     loss = lambda p, s, b, k: spec.module.loss(p, s, b, k, cfg, train=True)
     eval_loss = lambda p, s, b, k: spec.module.loss(p, s, b, k, cfg, train=False)
-    steps = spec.epochs * cli.steps_per_epoch(len(ds.x_train), spec.batch_size)
-    optimizer = cli.make_optimizer(spec.optimizer, spec.lr, schedule=spec.schedule,
-                                   total_steps=steps, weight_decay=spec.weight_decay)
+    optimizer = cli.entry_optimizer(spec, len(ds.x_train))
     t0 = time.perf_counter()
     res = fit(loss, params, optimizer, {"x": ds.x_train, "y": ds.y_train},
               key=k_fit, epochs=spec.epochs, batch_size=spec.batch_size,

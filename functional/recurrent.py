@@ -262,8 +262,9 @@ def _n_chains(batch: int) -> int:
 
     The rows of a batch never interact, so on XLA's CPU backend the loop body carries two
     independent chains (each with its own matmul and activations) and XLA runs them on two
-    cores at once: per-step kernels of this size are otherwise single-threaded (the forward
-    recurrence ran about 35% faster this way on 2 cores). Elsewhere (GPU, TPU) one chain.
+    cores at once: per-step kernels of this size are otherwise single-threaded (forward +
+    backward of ``benchmarks/bench_lstm.py`` went from about 70 to 64 ms on 2 cores). Elsewhere
+    (GPU, TPU) one chain.
     """
     return 2 if jax.default_backend() == 'cpu' and batch % 2 == 0 and batch >= 8 else 1
 

@@ -42,8 +42,8 @@ from typing import Any
 
 __all__ = ["RunOptions", "OPTIMIZERS", "SCHEDULES", "COMMANDS", "main", "build_parser",
            "load_data", "data_info", "make_schedule", "make_optimizer", "takes_weight_decay",
-           "steps_per_epoch", "run_optimizer", "evaluate", "train_model", "evaluate_model",
-           "write_run_files", "resolve_function", "prepare_run_dir"]
+           "steps_per_epoch", "entry_optimizer", "run_optimizer", "evaluate", "train_model",
+           "evaluate_model", "write_run_files", "resolve_function", "prepare_run_dir"]
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta", "adam", "nadam",
               "adamw", "adamax", "lamb")
@@ -115,15 +115,19 @@ def resolve_function(path: str) -> Callable:
     return getattr(importlib.import_module(module), attr)
 
 
+def _unknown(kind: str, name: str, known) -> UsageError:
+    """The error for a name not in ``known``, with the close matches as a hint."""
+    close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+    return UsageError(f"unknown {kind} {name!r}.{hint} Known: {', '.join(known)}")
+
+
 def load_data(name: str, options: Mapping[str, Any] | None = None):
     """``train.datasets.load(name, **options)``, with unknown names as :class:`UsageError`."""
     from train import datasets
 
     if name not in datasets.names():
-        close = difflib.get_close_matches(name, datasets.names(), n=3, cutoff=0.5)
-        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-        raise UsageError(f"unknown dataset {name!r}.{hint} Known datasets: "
-                         f"{', '.join(datasets.names())}")
+        raise _unknown("dataset", name, datasets.names())
     try:
         return datasets.load(name, **dict(options or {}))
     except (ValueError, TypeError, FileNotFoundError) as e:
@@ -165,9 +169,7 @@ def make_schedule(name: str, lr: float, total_steps: int | None = None):
     from functional import schedules
 
     if name not in SCHEDULES:
-        close = difflib.get_close_matches(name, SCHEDULES, n=3, cutoff=0.5)
-        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-        raise UsageError(f"unknown schedule {name!r}.{hint} Known: {', '.join(SCHEDULES)}")
+        raise _unknown("schedule", name, SCHEDULES)
     if name == "constant":
         return lr
     if total_steps is None or total_steps < 1:
@@ -202,9 +204,7 @@ def make_optimizer(name: str, lr: float, *, schedule: str = "constant",
     from functional import optim
 
     if name not in OPTIMIZERS:
-        close = difflib.get_close_matches(name, OPTIMIZERS, n=3, cutoff=0.5)
-        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-        raise UsageError(f"unknown optimizer {name!r}.{hint} Known: {', '.join(OPTIMIZERS)}")
+        raise _unknown("optimizer", name, OPTIMIZERS)
     options = {}
     if weight_decay is not None:
         if not takes_weight_decay(name):
@@ -218,6 +218,16 @@ def steps_per_epoch(n: int, batch_size: int | None) -> int:
     """Optimizer steps in one ``train.loop.fit`` epoch over ``n`` examples (last batch padded,
     as fit does by default; also the number of batches drawn with replacement)."""
     return 1 if batch_size is None else -(-int(n) // int(batch_size))
+
+
+def entry_optimizer(spec, n_train: int, epochs: int | None = None):
+    """A registry entry's default optimizer (its optimizer, rate, schedule and weight decay) as
+    ``zoo train`` builds it, the schedule stretched over ``epochs`` (default: the entry's)
+    epochs of ``n_train`` examples."""
+    epochs = spec.epochs if epochs is None else epochs
+    return make_optimizer(spec.optimizer, spec.lr, schedule=spec.schedule,
+                          total_steps=epochs * steps_per_epoch(n_train, spec.batch_size),
+                          weight_decay=spec.weight_decay)
 
 
 def run_optimizer(opts: RunOptions, n_train: int):

@@ -93,9 +93,7 @@ def test_short_run_beats_chance(name):
     eval_loss = lambda p, s, b, k: spec.module.loss(p, s, b, k, cfg, train=False)
     train = {"x": ds.x_train, "y": ds.y_train}
     # The entry's optimizer as `zoo train` builds it (schedule stretched over these epochs).
-    optimizer = cli.make_optimizer(
-        spec.optimizer, spec.lr, schedule=spec.schedule, weight_decay=spec.weight_decay,
-        total_steps=epochs * cli.steps_per_epoch(len(ds.x_train), spec.batch_size))
+    optimizer = cli.entry_optimizer(spec, len(ds.x_train), epochs)
     res = fit(loss, params, optimizer, train, key=0, epochs=epochs, batch_size=spec.batch_size,
               fast_path="loop", shuffle=spec.extra.get("sampling", True), progress=False)
     metrics = cli.evaluate(eval_loss, res.state.params, {}, {"x": ds.x_test, "y": ds.y_test})
