@@ -12,9 +12,12 @@ a directory holding torch (e.g. a ``pip install --target`` dir) to ``sys.path``.
 
 Variants of ours:
   ours            functional.recurrent.run(lstm_cell): input projection hoisted out of the loop
-                  (one matmul for all steps), the hand-written BPTT backward (custom_vjp), and
-                  on CPU the batch rows advanced as two independent chains per loop step
-                  (XLA runs them on two cores at once).
+                  (one matmul for all steps); the hand-written BPTT backward (custom_vjp),
+                  whose loops write the backward factors, then the gate gradients, in place
+                  over the projection's buffer, and whose weight gradients are one matmul
+                  after the loop; sequences stay in the caller's [batch, time] layout (no
+                  transposes); on CPU the batch rows advance as two independent chains per
+                  loop step (XLA runs them on two cores at once).
   ours-autodiff   same forward, backward by jax autodiff of the scan.
   ours-plain      lax.scan of lstm_cell as is (projection inside the loop), autodiff: the
                   "plain jax.grad through lax.scan" baseline.

@@ -244,17 +244,27 @@ def lstm_cell(params: dict, carry: tuple[Array, Array], x_t: Array
 
 
 # --------------------------------------------------------------------------------------------
-# LSTM recurrence with a hand-written backward pass (BPTT as derived in the notes, seed 000 /
+# LSTM layer with a hand-written backward pass (BPTT as derived in the notes, seed 000 /
 # Graves 2012 ch. 4). Autodiff of the scan is correct but slower on CPU: it keeps per-step
-# transposes and the dW_hh accumulation inside the reverse loop. Here the reverse loop only
-# propagates (dh, dc) and emits dgates; dW_hh is one large matmul after the loop, and the
-# input projection's gradients (dW_ih, db, dx) follow by autodiff of the hoisted matmul.
+# transposes and the dW_hh accumulation inside the reverse loop. Here:
+#   forward   px = xs @ W_ih^T for all steps (one matmul); the loop adds the biases and
+#             h @ W_hh^T, and writes every gradient-free backward factor of step t over px[t]
+#             in place (no fresh [time, batch, 4H] buffer, no post-pass over the activations);
+#   backward  the reverse loop only propagates (dh, dc), writing dgates_t over the factors of
+#             step t in place; then dW_hh and dW_ih come from ONE matmul
+#             [h_{t-1}, x_t]^T @ dgates over all steps, dx = dgates @ W_ih, db = sum(dgates).
+# Sequences stay in the caller's layout ([batch, time] or [time, batch]): the loops index the
+# time axis wherever it is, so nothing of size [time, batch, .] is transposed. On this
+# project's 2-core CPU every fresh large buffer costs page faults on every call, so not
+# allocating and not transposing is worth as much as the arithmetic: forward + backward in
+# benchmarks/bench_lstm.py went from 59.6 to 48.9 ms (median; torch 53 ms in the same run).
 # --------------------------------------------------------------------------------------------
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
-def _lstm_recurrence(w_hh, px, h0, c0, unroll=1):
-    """px <[time, batch, 4H]> (projected inputs + biases) -> (hs <[time, batch, H]>, hT, cT)."""
-    return _lstm_recurrence_fwd(w_hh, px, h0, c0, unroll)[0]
+@functools.partial(jax.custom_vjp, nondiff_argnums=(6, 7))
+def _lstm_layer(w_ih, w_hh, b, xs, h0, c0, unroll=1, time_axis=1):
+    """xs <[batch, time, in]> (time_axis 1) or <[time, batch, in]> (0), b <[4H]> = b_ih + b_hh
+    -> (hs <[batch, time, H]> or <[time, batch, H]>, hT, cT)."""
+    return _lstm_layer_run(w_ih, w_hh, b, xs, h0, c0, unroll, time_axis, residuals=False)[0]
 
 
 def _n_chains(batch: int) -> int:
@@ -269,87 +279,134 @@ def _n_chains(batch: int) -> int:
     return 2 if jax.default_backend() == 'cpu' and batch % 2 == 0 and batch >= 8 else 1
 
 
-def _split_rows(x, k):
-    """<[..., batch, F]> -> <[..., k, batch / k, F]> (free reshape)."""
-    return x.reshape(x.shape[:-2] + (k, x.shape[-2] // k, x.shape[-1]))
+class _Layout:
+    """Where time and batch sit in the layer's sequences, and the k-chain view of them.
+
+    A sequence <[batch, time, F]> (time_axis 1) is viewed as <[k, batch / k, time, F]>, and
+    <[time, batch, F]> (time_axis 0) as <[time, k, batch / k, F]> (free reshapes); either way
+    step t of the view is <[k, batch / k, F]>, one block of rows per chain.
+    """
+
+    def __init__(self, time_axis: int, k: int):
+        self.batch_axis, self.k = 1 - time_axis, k
+        self.step_axis = 2 if time_axis == 1 else 0
+
+    def split(self, x):
+        a = self.batch_axis
+        return x.reshape(x.shape[:a] + (self.k, x.shape[a] // self.k) + x.shape[a + 1:])
+
+    def merge(self, x):
+        a = self.batch_axis
+        return x.reshape(x.shape[:a] + (x.shape[a] * x.shape[a + 1],) + x.shape[a + 2:])
+
+    def at(self, x, t):
+        return lax.dynamic_index_in_dim(x, t, self.step_axis, keepdims=False)
+
+    def put(self, x, value, t):
+        return lax.dynamic_update_index_in_dim(x, value, t, self.step_axis)
+
+    def chains(self, h, c):
+        """Carry rows <[batch, H]> -> k chains of (h, c) rows <[batch / k, H]>."""
+        rows = lambda a: a.reshape((self.k, a.shape[0] // self.k, a.shape[1]))
+        return tuple(zip(rows(h), rows(c), strict=True))
 
 
-def _merge_rows(x):
-    """Inverse of ``_split_rows``."""
-    return x.reshape(x.shape[:-3] + (x.shape[-3] * x.shape[-2], x.shape[-1]))
+def _unchain(chains):
+    return tuple(jnp.concatenate(rows, 0) for rows in zip(*chains, strict=True))
 
 
-def _lstm_recurrence_fwd(w_hh, px, h0, c0, unroll):
-    n_h = h0.shape[-1]
-    k = _n_chains(h0.shape[0])
+def _lstm_layer_run(w_ih, w_hh, b, xs, h0, c0, unroll, time_axis, residuals):
+    n_time, n_h = xs.shape[time_axis], h0.shape[-1]
+    lay = _Layout(time_axis, _n_chains(h0.shape[0]))
     w_t = w_hh.T  # transposed once, outside the loop
-    # One activation pass over all 4H gate columns (a single kernel per step, and the stored
-    # activations need no concatenation): tanh(x) = 2 sigmoid(2x) - 1 on the g block.
+    # One activation pass over all 4H gate columns (a single kernel per step):
+    # tanh(x) = 2 sigmoid(2x) - 1 on the g block.
     col = lax.broadcasted_iota(jnp.int32, (1, 4 * n_h), 1)
-    on_g = ((col >= 2 * n_h) & (col < 3 * n_h)).astype(px.dtype)
+    on_g = ((col >= 2 * n_h) & (col < 3 * n_h)).astype(xs.dtype)
 
     def cell(h, c, p):
-        gates = p + h @ w_t
-        acts = jax.nn.sigmoid(gates * (1.0 + on_g)) * (1.0 + on_g) - on_g   # i, f, g, o
+        gates = p + b + h @ w_t
+        acts = jax.nn.sigmoid(gates * (1.0 + on_g)) * (1.0 + on_g) - on_g
         i, f, g, o = (acts[:, :n_h], acts[:, n_h:2 * n_h], acts[:, 2 * n_h:3 * n_h],
                       acts[:, 3 * n_h:])
-        c = f * c + i * g
-        return o * jnp.tanh(c), c, acts
+        c_new = f * c + i * g
+        tanh_c = jnp.tanh(c_new)
+        h_new = o * tanh_c
+        if not residuals:
+            return h_new, c_new, ()
+        # The factors of the backward pass that do not depend on the flowing gradients:
+        #   dc_t = dc_{t+1} f_{t+1} + dh_t o_t (1 - tanh^2 c_t)
+        #   dgates_t = [dc_t, dc_t, dc_t, dh_t] * [g i (1-i), c_{t-1} f (1-f), i (1-g^2),
+        #                                          tanh(c_t) o (1-o)]
+        slope = jnp.where(on_g > 0, 1.0 - acts * acts, acts * (1.0 - acts))
+        gate_factor = slope * jnp.concatenate([g, c, i, tanh_c], -1)
+        return h_new, c_new, (gate_factor, o * (1.0 - tanh_c * tanh_c), f)
 
-    def body(carry, p):  # carry: k chains of (h, c); p <[k, batch / k, 4H]>
-        steps = [cell(h, c, p[j]) for j, (h, c) in enumerate(carry)]
-        new = tuple((h, c) for h, c, _ in steps)
-        return new, tuple(jnp.stack([out[m] for out in steps]) for m in range(3))
+    def body(carry, t):  # carry: k chains of (h, c), the px / factor buffer, the outputs
+        chains, buf, hs = carry
+        p = lay.at(buf, t)
+        steps = [cell(h, c, p[j]) for j, (h, c) in enumerate(chains)]
+        hs = lay.put(hs, jnp.stack([s[0] for s in steps]), t)
+        factors = tuple(jnp.stack([s[2][m] for s in steps]) for m in range(len(steps[0][2])))
+        if residuals:
+            buf = lay.put(buf, factors[0], t)
+        return (tuple((s[0], s[1]) for s in steps), buf, hs), factors[1:]
 
-    carry0 = tuple(zip(_split_rows(h0[None], k)[0], _split_rows(c0[None], k)[0], strict=True))
-    carry, (hs, cs, acts) = lax.scan(body, carry0, _split_rows(px, k), unroll=unroll)
-    hs, cs, acts = _merge_rows(hs), _merge_rows(cs), _merge_rows(acts)
-    h_t = jnp.concatenate([h for h, _ in carry], 0)
-    c_t = jnp.concatenate([c for _, c in carry], 0)
-    return (hs, h_t, c_t), (w_hh, h0, c0, hs, cs, acts)
+    px = lay.split(xs @ w_ih.T)  # one matmul for all time steps
+    hs = jnp.zeros(px.shape[:-1] + (n_h,), px.dtype)
+    (chains, buf, hs), small = lax.scan(body, (lay.chains(h0, c0), px, hs),
+                                        jnp.arange(n_time), unroll=unroll)
+    hs = lay.merge(hs)
+    h_t, c_t = _unchain(chains)
+    if not residuals:
+        return (hs, h_t, c_t), None
+    return (hs, h_t, c_t), (w_ih, w_hh, xs, h0, hs, small, buf)
 
 
-def _lstm_recurrence_bwd(unroll, residuals, cotangents):
-    w_hh, h0, c0, hs, cs, acts = residuals
+def _lstm_layer_fwd(w_ih, w_hh, b, xs, h0, c0, unroll, time_axis):
+    return _lstm_layer_run(w_ih, w_hh, b, xs, h0, c0, unroll, time_axis, residuals=True)
+
+
+def _lstm_layer_bwd(unroll, time_axis, residuals, cotangents):
+    w_ih, w_hh, xs, h0, hs, (dc_from_dh, f), buf = residuals
     d_hs, d_ht, d_ct = cotangents
-    n_h = h0.shape[-1]
-    k = _n_chains(h0.shape[0])
-    c_prev = jnp.concatenate([c0[None], cs[:-1]], 0)
-    # Every factor that does not depend on the flowing gradients, for all steps at once (one
-    # vectorized pass instead of per-step work inside the loop):
-    #   dc_t = dc_{t+1} f_{t+1} + dh_t o_t (1 - tanh^2 c_t)
-    #   dgates_t = [dc_t, dc_t, dc_t, dh_t] * [g i (1-i), c_{t-1} f (1-f), i (1-g^2),
-    #                                         tanh(c_t) o (1-o)]
-    i, f, g, o = (acts[..., :n_h], acts[..., n_h:2 * n_h], acts[..., 2 * n_h:3 * n_h],
-                  acts[..., 3 * n_h:])
-    th = jnp.tanh(cs)
-    dc_from_dh = o * (1.0 - th * th)
-    gate_factor = jnp.concatenate([g * i * (1.0 - i), c_prev * f * (1.0 - f),
-                                   i * (1.0 - g * g), th * o * (1.0 - o)], -1)
+    n_time, n_h = xs.shape[time_axis], h0.shape[-1]
+    lay = _Layout(time_axis, _n_chains(h0.shape[0]))
+    d_hs = lay.split(d_hs)
 
-    def chain_step(dh_next, dc_next, dy, k_c, k_gates, f_t):
+    def chain_step(dh_next, dc_next, dy, k_c, f_t, k_gates):
         dh = dy + dh_next
         dc = dc_next + dh * k_c
         d_gates = jnp.concatenate([dc, dc, dc, dh], -1) * k_gates
-        return d_gates @ w_hh, dc * f_t, d_gates
+        return (d_gates @ w_hh, dc * f_t), d_gates
 
-    def body(carry, inp):  # carry: k chains of the gradients flowing in from step t+1
-        steps = [chain_step(*carry[j], *(x[j] for x in inp)) for j in range(k)]
-        return tuple((a, b) for a, b, _ in steps), jnp.stack([d for _, _, d in steps])
+    def body(carry, t):  # carry: k chains of (dh, dc) from step t+1, and the factor buffer
+        chains, buf = carry
+        here = (lay.at(d_hs, t), dc_from_dh[t], f[t], lay.at(buf, t))  # small: [time, k, ...]
+        steps = [chain_step(*chains[j], *(x[j] for x in here)) for j in range(lay.k)]
+        buf = lay.put(buf, jnp.stack([d for _, d in steps]), t)
+        return (tuple(s for s, _ in steps), buf), None
 
-    carry0 = tuple(zip(_split_rows(d_ht[None], k)[0], _split_rows(d_ct[None], k)[0],
-                       strict=True))
-    inputs = tuple(_split_rows(x, k) for x in (d_hs, dc_from_dh, gate_factor, f))
-    carry, d_gates = lax.scan(body, carry0, inputs, reverse=True, unroll=unroll)
-    d_gates = _merge_rows(d_gates)
-    dh0 = jnp.concatenate([a for a, _ in carry], 0)
-    dc0 = jnp.concatenate([b for _, b in carry], 0)
-    h_prev = jnp.concatenate([h0[None], hs[:-1]], 0)
-    d_w_hh = jnp.einsum('tbg,tbh->gh', d_gates, h_prev)  # one matmul over all steps
-    return d_w_hh, d_gates, dh0, dc0
+    (chains, buf), _ = lax.scan(body, (lay.chains(d_ht, d_ct), buf), jnp.arange(n_time),
+                                reverse=True, unroll=unroll)
+    dh0, dc0 = _unchain(chains)
+    d_gates = lay.merge(buf).reshape(-1, 4 * n_h)  # rows in the order of xs's rows
+    h_prev = lax.slice_in_dim(
+        jnp.concatenate([jnp.expand_dims(h0, time_axis), hs], time_axis), 0, n_time,
+        axis=time_axis)
+    inputs = jnp.concatenate([h_prev, xs], -1).reshape(d_gates.shape[0], -1)
+    d_w = lax.dot_general(d_gates, inputs, (((0,), (0,)), ((), ())))  # [4H, H + in]
+    d_xs = (d_gates @ w_ih).reshape(xs.shape)
+    return d_w[:, n_h:], d_w[:, :n_h], jnp.sum(d_gates, 0), d_xs, dh0, dc0
 
 
-_lstm_recurrence.defvjp(_lstm_recurrence_fwd, _lstm_recurrence_bwd)
+_lstm_layer.defvjp(_lstm_layer_fwd, _lstm_layer_bwd)
+
+
+def _lstm_bias(params, dtype):
+    if 'b_ih' in params:
+        return params['b_ih'] + params['b_hh']
+    return jnp.zeros(params['w_hh'].shape[:1], dtype)
 
 
 # The runners recognise our cells (also through functools.partial with keyword arguments) and
@@ -416,12 +473,16 @@ def init_carry(cell: Callable, params: dict, batch_size: int, dtype=None):
 # Runners
 # --------------------------------------------------------------------------------------------
 
-def _to_time_major(name, xs, time_axis):
+def _check_layout(name, xs, time_axis):
     if time_axis not in (0, 1):
         raise ValueError(f'{name}: expected time_axis 0 or 1, got {time_axis!r}')
     if not hasattr(xs, 'ndim') or xs.ndim != 3:
         raise ValueError(f'{name}: expected xs of rank 3 ([batch, time, features] for '
                          f'time_axis=1), got shape {getattr(xs, "shape", type(xs))}')
+
+
+def _to_time_major(name, xs, time_axis):
+    _check_layout(name, xs, time_axis)
     return xs if time_axis == 0 else jnp.swapaxes(xs, 0, 1)
 
 
@@ -451,13 +512,13 @@ def _scan_time_major(cell, params, xs, carry0, mask, reverse, unroll, hoist,
     """Core loop on time-major xs <[time, batch, features]>; mask <bool>[time, batch] or None."""
     n_time, batch = xs.shape[0], xs.shape[1]
     entry = _lookup(cell) if hoist else None
+    if carry0 is None:
+        carry0 = init_carry(cell, params, batch, xs.dtype)
     if entry is not None:
         project, step, _ = entry
         inputs = project(params, xs)  # one matmul for all time steps
     else:
         step, inputs = cell, xs
-    if carry0 is None:
-        carry0 = init_carry(cell, params, batch, xs.dtype)
 
     if reverse:
         if mask is None:
@@ -465,10 +526,7 @@ def _scan_time_major(cell, params, xs, carry0, mask, reverse, unroll, hoist,
         else:
             idx = _reverse_index(jnp.sum(mask, 0), n_time)
             inputs = _gather_time(inputs, idx)
-    if mask is None and manual_backward and entry is not None and entry[2] == 'lstm':
-        ys, h_t, c_t = _lstm_recurrence(params['w_hh'], inputs, carry0[0], carry0[1], unroll)
-        carry = (h_t, c_t)
-    elif mask is None:
+    if mask is None:
         body = lambda c, p: step(params, c, p)
         carry, ys = lax.scan(body, carry0, inputs, unroll=unroll)
     else:
@@ -530,8 +588,19 @@ def run(cell: Callable, params: dict, xs: Array, carry0=None, *, lengths: Array 
       ``(carry, ys)``: the final carry and outputs ``<f32>[batch, time, H]`` (same layout as
       ``xs``); with padding, ``carry`` is the state after each sequence's last real step.
     """
-    xs_tm = _to_time_major('run', xs, time_axis)
-    m = _mask_from('run', lengths, mask, xs_tm.shape[1], xs_tm.shape[0])
+    _check_layout('run', xs, time_axis)
+    batch, n_time = xs.shape[1 - time_axis], xs.shape[time_axis]
+    m = _mask_from('run', lengths, mask, batch, n_time)
+    entry = _lookup(cell) if hoist else None
+    if m is None and manual_backward and entry is not None and entry[2] == 'lstm':
+        # The LSTM layer with the hand-written backward reads and writes xs's own layout.
+        if carry0 is None:
+            carry0 = init_carry(cell, params, batch, xs.dtype)
+        xs = jnp.flip(xs, time_axis) if reverse else xs
+        ys, h_t, c_t = _lstm_layer(params['w_ih'], params['w_hh'],
+                                   _lstm_bias(params, xs.dtype), xs, *carry0, unroll, time_axis)
+        return (h_t, c_t), (jnp.flip(ys, time_axis) if reverse else ys)
+    xs_tm = xs if time_axis == 0 else jnp.swapaxes(xs, 0, 1)
     carry, ys = _scan_time_major(cell, params, xs_tm, carry0, m, reverse, unroll, hoist,
                                  manual_backward)
     return carry, (ys if time_axis == 0 else jnp.swapaxes(ys, 0, 1))

@@ -256,21 +256,25 @@ def test_gradients_through_sequences_float64(kind):
         assert _directional_fd_error(loss, deep) < 1e-6
 
 
-@pytest.mark.parametrize('batch', [BATCH, 8])
-def test_lstm_manual_backward_equals_autodiff_float64(batch):
-    """The hand-written BPTT backward (custom_vjp) vs autodiff of the scan and vs FD; batch 8
-    runs the rows as two independent chains on CPU, batch 3 as one."""
+@pytest.mark.parametrize('batch,bias,time_axis', [(BATCH, True, 1), (8, True, 1),
+                                                   (8, False, 0)])
+def test_lstm_manual_backward_equals_autodiff_float64(batch, bias, time_axis):
+    """The hand-written BPTT backward (custom_vjp) vs autodiff of the scan and vs FD, for every
+    input (weights, biases, xs, initial carry); batch 8 runs the rows as two independent chains
+    on CPU, batch 3 as one; also without biases, and time-major."""
     assert R._n_chains(batch) == (2 if batch == 8 and jax.default_backend() == 'cpu' else 1)
     with jax.enable_x64(True):
-        p = _params('lstm', dtype=jnp.float64)
+        p = R.lstm_init(jax.random.key(0), N_IN, H, bias=bias, dtype=jnp.float64)
         xs = _xs(batch=batch, dtype=jnp.float64)
         c0 = jax.tree.map(lambda a: a.astype(jnp.float64), _carry('lstm', batch=batch))
         w = jax.random.normal(jax.random.key(5), (batch, T, H), jnp.float64)
+        if time_axis == 0:
+            xs, w = jnp.swapaxes(xs, 0, 1), jnp.swapaxes(w, 0, 1)
 
         def loss(args, manual, reverse):
             q, x, c = args
             (h_t, c_t), ys = R.run(R.lstm_cell, q, x, c, reverse=reverse,
-                                   manual_backward=manual)
+                                   manual_backward=manual, time_axis=time_axis)
             return jnp.sum(jnp.sin(ys) * w) + jnp.sum(h_t * c_t) + jnp.sum(c_t)
 
         for reverse in (False, True):
