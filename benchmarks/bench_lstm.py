@@ -125,6 +125,9 @@ def main() -> None:
           f'jax {jax.__version__}, {jax.devices()[0].platform}, {os.cpu_count()} cpus'
           + (f', torch {torch.__version__} ({torch.get_num_threads()} threads)' if torch
              else ', torch not importable'))
+    malloc = sorted(f'{k}={v}' for k, v in os.environ.items() if k.startswith('MALLOC_'))
+    print('allocator: ' + (' '.join(malloc) if malloc else 'default (no MALLOC_* settings); '
+                           'see docs/recurrent-zoo.md, "LSTM speed"'))
     print(f'ours vs ours-autodiff max |grad difference|: {err:.2e}')
     print(f'{"contender":<15}{"min ms":>9}{"median ms":>11}{"median/" + base:>15}')
     for k in calls:
