@@ -68,7 +68,7 @@ def run_chunked(cell: Callable, params: dict, xs: Array, carry0=None, *, chunk: 
     xs_tm = recurrent._to_time_major('run_chunked', xs, time_axis)
     n_time, batch = xs_tm.shape[:2]
     if carry0 is None:
-        carry0 = recurrent.init_carry(cell, params, batch, xs_tm.dtype)
+        carry0 = recurrent._zero_carry(cell, params, batch, xs_tm)
     n_full = n_time // chunk
     core = lambda c, x: recurrent._scan_time_major(cell, params, x, c, None, False, unroll,
                                                    hoist)
@@ -174,7 +174,7 @@ def truncated_outputs(cell: Callable, params: dict, xs: Array, k: int, carry0=No
     else:
         step, inputs = cell, xs_tm
     if carry0 is None:
-        carry0 = recurrent.init_carry(cell, params, batch, xs_tm.dtype)
+        carry0 = recurrent._zero_carry(cell, params, batch, xs_tm)
     kk = min(k, n_time - 1)
 
     # Window t covers steps t-kk .. t and starts from h_{t-kk-1} (a constant) or from carry0
@@ -267,7 +267,7 @@ def gradient_norms_by_lag(cell: Callable, params: dict, xs: Array, t: int | None
     if not isinstance(t, int) or not 0 <= t < n_time:
         raise ValueError(f'gradient_norms_by_lag: expected an int 0 <= t < {n_time}, got {t!r}')
     if carry0 is None:
-        carry0 = recurrent.init_carry(cell, params, batch, xs_tm.dtype)
+        carry0 = recurrent._zero_carry(cell, params, batch, xs_tm)
     loss_fn = loss_fn or (lambda y: jnp.sum(y, axis=-1))
     xs_t = xs_tm[:t + 1]
 

@@ -472,6 +472,14 @@ def init_carry(cell: Callable, params: dict, batch_size: int, dtype=None):
     return (z(), z()) if entry[2] == 'lstm' else z()
 
 
+def _zero_carry(cell, params, batch: int, xs):
+    """:func:`init_carry` in the dtype the cell computes in: xs's and the weights' promoted
+    dtype (float32 for bfloat16 inputs and float32 weights). TypeError for unknown cells."""
+    if _lookup(cell) is None:
+        return init_carry(cell, params, batch)  # raises, naming the cell
+    return init_carry(cell, params, batch, jnp.result_type(xs, params['w_hh']))
+
+
 # --------------------------------------------------------------------------------------------
 # Runners
 # --------------------------------------------------------------------------------------------
@@ -516,7 +524,7 @@ def _scan_time_major(cell, params, xs, carry0, mask, reverse, unroll, hoist,
     n_time, batch = xs.shape[0], xs.shape[1]
     entry = _lookup(cell) if hoist else None
     if carry0 is None:
-        carry0 = init_carry(cell, params, batch, xs.dtype)
+        carry0 = _zero_carry(cell, params, batch, xs)
     if entry is not None:
         project, step, _ = entry
         inputs = project(params, xs)  # one matmul for all time steps
@@ -595,10 +603,11 @@ def run(cell: Callable, params: dict, xs: Array, carry0=None, *, lengths: Array 
     batch, n_time = xs.shape[1 - time_axis], xs.shape[time_axis]
     m = _mask_from('run', lengths, mask, batch, n_time)
     entry = _lookup(cell) if hoist else None
-    if m is None and manual_backward and entry is not None and entry[2] == 'lstm':
+    if carry0 is None and entry is not None:
+        carry0 = _zero_carry(cell, params, batch, xs)
+    if (m is None and manual_backward and entry is not None and entry[2] == 'lstm'
+            and n_time > 0):
         # The LSTM layer with the hand-written backward reads and writes xs's own layout.
-        if carry0 is None:
-            carry0 = init_carry(cell, params, batch, xs.dtype)
         xs = jnp.flip(xs, time_axis) if reverse else xs
         ys, h_t, c_t = _lstm_layer(params['w_ih'], params['w_hh'],
                                    _lstm_bias(params, xs.dtype), xs, *carry0, unroll, time_axis)

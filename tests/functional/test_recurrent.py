@@ -305,6 +305,35 @@ def test_lstm_manual_backward_second_order_float64():
             np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize('kind', list(CELLS))
+def test_bfloat16_inputs_with_float32_weights_and_zero_length(kind):
+    """The default carry takes the dtype the cell computes in (bf16 inputs promote to the f32
+    weights), so the run equals the run on the inputs cast to f32 exactly; a zero-length
+    sequence returns the initial carry and no outputs, gradients included."""
+    init, cell = CELLS[kind]
+    p = init(jax.random.key(0), N_IN, H)
+    xs = _xs(batch=8).astype(jnp.bfloat16)
+    for manual in (True, False):
+        carry, ys = R.run(cell, p, xs, manual_backward=manual)
+        carry_ref, ys_ref = R.run(cell, p, xs.astype(jnp.float32), manual_backward=manual)
+        assert ys.dtype == jnp.float32
+        np.testing.assert_array_equal(ys, ys_ref)
+        for a, b in zip(jax.tree.leaves(carry), jax.tree.leaves(carry_ref), strict=True):
+            np.testing.assert_array_equal(a, b)
+
+        c0 = _carry(kind, batch=8)
+        empty = jnp.zeros((8, 0, N_IN))
+        carry, ys = R.run(cell, p, empty, c0, manual_backward=manual)
+        assert ys.shape == (8, 0, H)
+        for a, b in zip(jax.tree.leaves(carry), jax.tree.leaves(c0), strict=True):
+            np.testing.assert_array_equal(a, b)
+        def final_carry_sum(q, empty=empty, c0=c0, manual=manual):
+            carry = R.run(cell, q, empty, c0, manual_backward=manual)[0]
+            return sum(jnp.sum(c) for c in jax.tree.leaves(carry))
+        grads = jax.grad(final_carry_sum)(p)
+        assert all(not np.any(g) for g in jax.tree.leaves(grads))
+
+
 def test_fd_checker_fails_on_wrong_gradient():
     with jax.enable_x64(True):
         p = _params('rnn', dtype=jnp.float64)
