@@ -21,14 +21,15 @@ the ratios, not the absolute numbers):
    outside loops); ours goes through ``functional.layers.conv``, whose hand-written gradient
    uses canonical layouts, and ``auto`` picks whichever path measures faster.
 4. ``train.experiments.train_seeds_vmapped``: 8 seeds in one vmapped jit vs 1 seed (target:
-   8 seeds cost <= 3x one seed), and vs 8 seeds one after another, with each epoch as one
-   scan and as a per-step loop of the vmapped step.
+   8 seeds cost <= 3x one seed), with the default seed groups (two groups advancing side by
+   side on a multi-core CPU) and with one group, and vs 8 seeds one after another; each
+   epoch as one scan and as a per-step loop of the vmapped step.
 
 Every rate is the best epoch of several (each epoch is 40 steps, whole ``fit`` epochs
 including its per-epoch bookkeeping): on a shared machine the best epoch is the one least
 disturbed by other work, which makes the ratios far steadier than means or medians.
 
-Run: ``python benchmarks/bench_loop.py [--epochs 15] [--quick]``.
+Run: ``python benchmarks/bench_loop.py [--epochs 15] [--quick] [--seeds-only]``.
 """
 
 from __future__ import annotations
@@ -213,11 +214,12 @@ def fit_rate(init, apply, x, y, epochs, fast_path):
     return (N // BATCH) / seconds, (chosen[0] if chosen else fast_path), epochs_t[-1]["path"]
 
 
-def seeds_seconds(init, apply, x, y, epochs, seeds, vmap, fast_path):
+def seeds_seconds(init, apply, x, y, epochs, seeds, vmap, fast_path, seed_groups=None):
     """Best seconds per epoch (all seeds together) after the first (compiling) epoch."""
     runs = experiments.train_seeds_vmapped(
         make_loss(apply), init, optax.adam(LR), {"x": x, "y": y}, list(range(seeds)),
-        epochs=epochs + 1, batch_size=BATCH, vmap=vmap, fast_path=fast_path)
+        epochs=epochs + 1, batch_size=BATCH, vmap=vmap, fast_path=fast_path,
+        seed_groups=seed_groups)
     return min(runs.epoch_seconds[1:])
 
 
@@ -225,6 +227,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=15, help="timed epochs (40 steps each)")
     ap.add_argument("--quick", action="store_true", help="3 timed epochs (smoke test)")
+    ap.add_argument("--seeds-only", action="store_true", help="only the seeds table")
     args = ap.parse_args(argv)
     epochs = 3 if args.quick else args.epochs
     x, y = make_data()
@@ -235,7 +238,7 @@ def main(argv=None):
     rows = []
     models = (("MLP", mlp_init, mlp_apply), ("logistic", logistic_init, logistic_apply),
               ("CNN", cnn_init, cnn_apply))
-    for name, init, apply in models:
+    for name, init, apply in () if args.seeds_only else models:
         n_params = sum(a.size for a in jax.tree.leaves(init(jax.random.PRNGKey(0))))
         base = flax_loop(fl[name.lower()], x, y, epochs)
         rows.append((name, n_params, "flax loop (per-step, NumPy batches)", base, "", 1.0))
@@ -252,16 +255,21 @@ def main(argv=None):
         print(f"{name:8} {n_params:7d}  {variant:38} {rate:9.0f} {ratio:7.2f}x  {note}")
 
     print()
-    print("seeds trained together (train_seeds_vmapped), milliseconds per epoch of 40 steps")
-    print(f"{'model':5} {'path':5} {'1 seed':>9} {'8 vmapped':>10} {'8 in turn':>10} "
-          f"{'vmapped/1':>10} {'in turn/vmapped':>16}")
+    groups = experiments._seed_group_bounds(8, None, True, "bench")
+    print("seeds trained together (train_seeds_vmapped), milliseconds per epoch of 40 steps; "
+          f"'8 vmapped' uses the default seed_groups ({len(groups)} here), '1 group' "
+          "seed_groups=1")
+    print(f"{'model':5} {'path':5} {'1 seed':>8} {'8 vmapped':>10} {'1 group':>8} "
+          f"{'8 in turn':>10} {'vmapped/1':>10} {'1 group/1':>10} {'in turn/vmapped':>16}")
     for name, init, apply in (("MLP", mlp_init, mlp_apply), ("CNN", cnn_init, cnn_apply)):
         for path in ("scan", "loop"):
             one = seeds_seconds(init, apply, x, y, epochs, 1, True, path)
             eight = seeds_seconds(init, apply, x, y, epochs, 8, True, path)
+            single = seeds_seconds(init, apply, x, y, epochs, 8, True, path, seed_groups=1)
             turn = seeds_seconds(init, apply, x, y, epochs, 8, False, path)
-            print(f"{name:5} {path:5} {one * 1e3:9.1f} {eight * 1e3:10.1f} {turn * 1e3:10.1f} "
-                  f"{eight / one:9.2f}x {turn / eight:15.2f}x")
+            print(f"{name:5} {path:5} {one * 1e3:8.1f} {eight * 1e3:10.1f} {single * 1e3:8.1f} "
+                  f"{turn * 1e3:10.1f} {eight / one:9.2f}x {single / one:9.2f}x "
+                  f"{turn / eight:15.2f}x")
 
 
 if __name__ == "__main__":

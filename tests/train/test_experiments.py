@@ -285,6 +285,38 @@ def test_vmapped_seeds_equal_running_the_seeds_one_by_one(seed_runs):
     assert not _close_trees(vm.params_of(0), one_by_one[1][1], 1e-3)
 
 
+@pytest.mark.parametrize("seed_groups, fast_path", [(1, "scan"), (3, "scan"), (2, "loop")])
+def test_seed_groups_change_nothing_but_speed(seed_runs, seed_groups, fast_path):
+    """Seeds split into groups that advance side by side: every seed still equals its own fit
+    run (1e-6, as for one vmapped group), whatever the grouping and path."""
+    config, data, seeds, _, _, one_by_one, _ = seed_runs
+    init_fn, loss_fn, opt = build_mlp(config)
+    runs = ex.train_seeds_vmapped(loss_fn, init_fn, opt, data, seeds, epochs=3,
+                                  batch_size=16, seed_groups=seed_groups, fast_path=fast_path)
+    for i, (history, params) in enumerate(one_by_one):
+        assert _close_trees(runs.params_of(i), params, 1e-6), f"seed {seeds[i]}"
+        assert runs.histories[i][-1]["loss"] == pytest.approx(history[-1]["loss"], rel=1e-5)
+    # the groups are stitched back in seed order: a swap would fail the check above
+    assert not _close_trees(runs.params_of(0), one_by_one[1][1], 1e-3)
+
+
+def test_seed_group_bounds_and_bad_values():
+    assert ex._seed_group_bounds(8, 2, True, "f") == [(0, 4), (4, 8)]
+    assert ex._seed_group_bounds(5, 5, True, "f") == [(i, i + 1) for i in range(5)]
+    for n, g in ((3, 2), (7, 3), (10, 4)):
+        bounds = ex._seed_group_bounds(n, g, True, "f")
+        sizes = [hi - lo for lo, hi in bounds]
+        assert bounds[0][0] == 0 and bounds[-1][1] == n and len(bounds) == g
+        assert all(a[1] == b[0] for a, b in zip(bounds[:-1], bounds[1:], strict=True))
+        assert max(sizes) - min(sizes) <= 1 and min(sizes) >= 1
+    assert ex._seed_group_bounds(4, None, False, "f") == [(0, 4)]   # no vmap: one group
+    init_fn, loss_fn, opt = build_mlp({"lr": 0.1})
+    for bad in (0, 4, True, 1.5, "2"):
+        with pytest.raises(ValueError, match="seed_groups must be None or an int from 1"):
+            ex.train_seeds_vmapped(loss_fn, init_fn, opt, _mlp_data(0), [0, 1, 2], epochs=1,
+                                   seed_groups=bad)
+
+
 def test_run_grid_vmapped_matches_run_grid_with_fit(seed_runs, tmp_path):
     config, data, seeds, vm, _, one_by_one, _ = seed_runs
     trials = ex.run_grid_vmapped(build_mlp, [config], seeds, data, keep_params=True,
