@@ -460,9 +460,10 @@ def train_seeds_vmapped(
             backend runs them on different cores at once; a single vmapped group runs its
             small batched matmuls on one core. ``None`` (default): 2 on the CPU backend with
             at least 2 cores and 2 seeds, else 1. In ``benchmarks/bench_loop.py`` (MNIST-1D
-            MLP, 8 seeds, 2 cores), 2 groups took 5.3x one seed's time against 7.6x for one
-            group. Every seed's numbers are those of its own run, whatever the grouping (up to
-            the last bits of vmap's batched matmuls).
+            MLP, 8 seeds, scanned epochs, 2 cores), 2 groups took 4.6-5.3x one seed's time
+            against 6.5-7.4x for one group; the CNN gained little (8.3x against 8.9x). Every
+            seed's numbers are those of its own run, whatever the grouping (up to the last
+            bits of vmap's batched matmuls).
 
     Returns:
         :class:`SeedRuns` with parameters stacked on a leading seed axis.
