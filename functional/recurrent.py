@@ -257,7 +257,8 @@ def lstm_cell(params: dict, carry: tuple[Array, Array], x_t: Array
 # time axis wherever it is, so nothing of size [time, batch, .] is transposed. On this
 # project's 2-core CPU every fresh large buffer costs page faults on every call, so not
 # allocating and not transposing is worth as much as the arithmetic: forward + backward in
-# benchmarks/bench_lstm.py went from 59.6 to 48.9 ms (median; torch 53 ms in the same run).
+# benchmarks/bench_lstm.py went from 59.6 to 44.6-45.4 ms (medians; torch 50.4-54.0 ms in the
+# same runs; see docs/recurrent-zoo.md for the allocator's part).
 # --------------------------------------------------------------------------------------------
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(6, 7))
