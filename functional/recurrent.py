@@ -604,11 +604,11 @@ def run(cell: Callable, params: dict, xs: Array, carry0=None, *, lengths: Array 
     batch, n_time = xs.shape[1 - time_axis], xs.shape[time_axis]
     m = _mask_from('run', lengths, mask, batch, n_time)
     entry = _lookup(cell) if hoist else None
-    if carry0 is None and entry is not None:
-        carry0 = _zero_carry(cell, params, batch, xs)
     if (m is None and manual_backward and entry is not None and entry[2] == 'lstm'
             and n_time > 0):
         # The LSTM layer with the hand-written backward reads and writes xs's own layout.
+        if carry0 is None:
+            carry0 = _zero_carry(cell, params, batch, xs)
         xs = jnp.flip(xs, time_axis) if reverse else xs
         ys, h_t, c_t = _lstm_layer(params['w_ih'], params['w_hh'],
                                    _lstm_bias(params, xs.dtype), xs, *carry0, unroll, time_axis)

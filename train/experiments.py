@@ -518,24 +518,19 @@ def train_seeds_vmapped(
                                                           else w0[0]))[1]
     acc0 = {**_acc_zero(shapes), "steps": jnp.zeros((), jnp.float32)}
 
+    def step_one(state, acc, i, wi):
+        """One batch (i <i32>[batch]) of one seed."""
+        state, m = train_step(state, gather(i, wi))
+        return state, _acc_step(acc, m)
+
     def epoch_one(state, idx, w):
         """One seed's epoch: scan over its batches (idx <i32>[batches, batch])."""
-        def body(carry, xs):
-            st, acc = carry
-            i, wi = xs
-            st, m = train_step(st, gather(i, wi))
-            return (st, _acc_step(acc, m)), None
-
+        body = lambda carry, xs: (step_one(*carry, *xs), None)
         return jax.lax.scan(body, (state, acc0), (idx, w))[0]
 
     def evaluate_one(state):
         m = eval_step(state, edata)
         return {k: v * m["count"] if k != "count" else v for k, v in m.items()}
-
-    def step_one(state, acc, i, wi):
-        """One batch (i <i32>[batch]) of one seed."""
-        state, m = train_step(state, gather(i, wi))
-        return state, _acc_step(acc, m)
 
     # With vmap, the state is a tuple of seed groups, each stacked on a leading seed axis, and
     # every loop step advances all groups (independent work XLA may run on separate cores).
