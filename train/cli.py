@@ -334,10 +334,10 @@ def write_run_files(out: str, *, opts: RunOptions, summary: dict, history, cfg, 
                     title: str = "") -> None:
     """Write ``summary.json``, ``loss.png`` and ``manifest.json`` of a finished run."""
     from train import plots
-    from train.manifest import write_manifest
+    from train.manifest import finite_or_none, write_manifest
 
     with open(os.path.join(out, SUMMARY_FILE), "w") as f:
-        json.dump(summary, f, indent=2, sort_keys=True)
+        json.dump(finite_or_none(summary), f, indent=2, sort_keys=True, allow_nan=False)
         f.write("\n")
     if history:
         plots.plot_history(history, os.path.join(out, CURVE_FILE), title=title)

@@ -26,6 +26,7 @@ import csv
 import dataclasses
 import itertools
 import math
+import numbers
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -33,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from train.manifest import params_hash, write_manifest
+from train.manifest import json_line, params_hash, write_manifest
 
 # ---------------------------------------------------------------------------------------------
 # Optimizers and regimes by name
@@ -167,13 +168,11 @@ def save_trial(trial: Trial, params, out_dir: str | os.PathLike, index: int) -> 
     Returns:
         The trial's directory.
     """
-    import json
-
     run_dir = os.path.join(os.fspath(out_dir), f"trial_{index:04d}_seed{trial.seed}")
     os.makedirs(run_dir, exist_ok=True)
     with open(os.path.join(run_dir, "history.jsonl"), "w") as fh:
         for row in trial.history:
-            fh.write(json.dumps(row) + "\n")
+            fh.write(json_line(row))
     write_manifest(run_dir, config=trial.config, seed=trial.seed, params=params,
                    extra={"round": trial.round, "score": trial.score,
                           "final": trial.history[-1] if trial.history else {}})
@@ -326,19 +325,27 @@ _STEP_MEANS = ("grad_norm", "param_norm", "update_norm")
 
 def _acc_step(acc, m):
     # Same reductions as fit: weighted means become sums of mean * count, norms are averaged
-    # over steps, the learning rate is the last one, non-finite steps are counted.
+    # over steps, the learning rate is the last one, non-finite steps are counted and their
+    # loss, norms and rows left out (where, not a product: NaN * 0 is NaN).
+    import jax.numpy as jnp
+
+    bad = m.get("nonfinite")
+    add = ((lambda v, x: v + x) if bad is None
+           else (lambda v, x: jnp.where(bad > 0, v, v + x)))
     out = {}
     for k, v in acc.items():
         if k == "count":
-            out[k] = v + m["count"]
+            out[k] = add(v, m["count"])
         elif k == "steps":
-            out[k] = v + 1.0
-        elif k in _STEP_MEANS or k == "nonfinite":
+            out[k] = add(v, 1.0)
+        elif k == "nonfinite":
             out[k] = v + m[k]
+        elif k in _STEP_MEANS:
+            out[k] = add(v, m[k])
         elif k == "learning_rate":
             out[k] = m[k]
         else:
-            out[k] = v + m[k] * m["count"]
+            out[k] = add(v, m[k] * m["count"])
     return out
 
 
@@ -358,6 +365,7 @@ def _acc_logs(acc, prefix=""):
                 logs[prefix + "skipped_steps"] = int(v)
         else:
             logs[prefix + k] = v / count if count else math.nan
+    logs[prefix + "count"] = count
     return logs
 
 
@@ -628,8 +636,11 @@ def run_grid_vmapped(
 ) -> list[Trial]:
     """:func:`run_grid` with all seeds of each configuration trained at once.
 
-    Each configuration runs :func:`train_seeds_vmapped`; trial ``(config, seed)`` equals what
-    ``run_grid(fit_experiment(build, train_data, ...), ...)`` gives for it.
+    Each configuration runs :func:`train_seeds_vmapped`; trial ``(config, seed)`` is what
+    ``run_grid(fit_experiment(build, train_data, ...), ...)`` gives for it up to float
+    rounding: the vmapped kernels may round differently (about 1e-7 relative for Adam here),
+    so the ``params_hash`` columns of the two tables can differ; with ``vmap=False`` in
+    ``options`` the parameters are bitwise those of ``fit``.
 
     Args:
         build: ``build(config) -> (init_fn, loss_fn, optimizer[, model_state])``.
@@ -689,12 +700,15 @@ class LogUniform:
     def to_unit(self, v):
         return (math.log(v) - math.log(self.low)) / (math.log(self.high) - math.log(self.low))
 
+    def _raw(self, u):
+        return math.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low)))
+
     def from_unit(self, u):
-        v = math.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low)))
+        v = self._raw(u)
         return int(round(v)) if self.integer else v
 
     def narrowed(self, lo_unit, hi_unit):
-        return dataclasses.replace(self, low=self.from_unit(lo_unit), high=self.from_unit(hi_unit))
+        return _narrowed(self, self._raw(lo_unit), self._raw(hi_unit))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -739,12 +753,28 @@ class Uniform:
     def to_unit(self, v):
         return (v - self.low) / (self.high - self.low)
 
+    def _raw(self, u):
+        return self.low + u * (self.high - self.low)
+
     def from_unit(self, u):
-        v = self.low + u * (self.high - self.low)
+        v = self._raw(u)
         return int(round(v)) if self.integer else v
 
     def narrowed(self, lo_unit, hi_unit):
-        return dataclasses.replace(self, low=self.from_unit(lo_unit), high=self.from_unit(hi_unit))
+        return _narrowed(self, self._raw(lo_unit), self._raw(hi_unit))
+
+
+def _narrowed(dim, low, high):
+    """``dim`` over [low, high]; an integer dimension keeps the whole integers the interval
+    touches (its bounds rounded outwards, within the old ones), and one that holds a single
+    integer becomes that fixed value."""
+    if not dim.integer:
+        return dataclasses.replace(dim, low=low, high=high)
+    low = max(math.floor(low + 1e-9), math.ceil(dim.low))
+    high = min(math.ceil(high - 1e-9), math.floor(dim.high))
+    if low >= high:
+        return int(low)
+    return dataclasses.replace(dim, low=low, high=high)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -794,8 +824,9 @@ def zoom(space: Mapping[str, Any], best: Sequence[Mapping], *, margin: float = 0
 
     For each continuous dimension, the new interval spans the best configurations' values on
     that dimension's own scale (log for :class:`LogUniform`), widened by ``margin`` times the
-    old interval's width on each side and clipped to the old interval. A :class:`Choice`
-    keeps only the values that the best configurations used.
+    old interval's width on each side and clipped to the old interval; an integer dimension
+    rounds its new bounds outwards to whole numbers and becomes a fixed value when they
+    meet. A :class:`Choice` keeps only the values that the best configurations used.
 
     Args:
         space: the coarse space.
@@ -817,7 +848,9 @@ def zoom(space: Mapping[str, Any], best: Sequence[Mapping], *, margin: float = 0
         elif hasattr(dim, "narrowed"):
             units = [dim.to_unit(b[name]) for b in best]
             lo, hi = max(0.0, min(units) - margin), min(1.0, max(units) + margin)
-            finer[name] = dim.narrowed(lo, hi) if hi > lo else dim
+            # an integer dimension narrows to a fixed value when the best agree on it
+            keep_old = hi <= lo and not getattr(dim, "integer", False)
+            finer[name] = dim if keep_old else dim.narrowed(lo, hi)
         else:
             finer[name] = dim
     return finer
@@ -900,8 +933,15 @@ def random_search(
     if rounds < 1 or top_k < 1:
         raise ValueError(f"random_search: expected rounds >= 1 and top_k >= 1, "
                          f"got {rounds}, {top_k}")
-    per_round = [n_trials] * rounds if isinstance(n_trials, int) else list(n_trials)
-    if len(per_round) != rounds or min(per_round) < 1:
+    if isinstance(n_trials, numbers.Integral) and not isinstance(n_trials, bool):
+        per_round = [int(n_trials)] * rounds
+    elif isinstance(n_trials, Sequence) and not isinstance(n_trials, str):
+        per_round = list(n_trials)
+    else:
+        per_round = None
+    if (per_round is None or len(per_round) != rounds
+            or not all(isinstance(k, numbers.Integral) and not isinstance(k, bool) and k >= 1
+                       for k in per_round)):
         raise ValueError(f"random_search: expected n_trials as a positive int or {rounds} "
                          f"positive ints, got {n_trials!r}")
     score_of = _score_fn(score)

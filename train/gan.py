@@ -8,7 +8,6 @@ what needs the host: shuffling, the loop, progress, PNG sample grids from a fixe
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from dataclasses import dataclass
 
@@ -16,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from train.manifest import json_line
 from zoo import gan
 
 
@@ -105,7 +105,7 @@ def fit_gan(cfg: gan.Config, x, *, key: jax.Array, epochs: int = 10, batch_size:
                            for k, v in logs.items()), flush=True)
         if out_dir:
             with open(os.path.join(out_dir, "metrics.jsonl"), "a") as f:
-                f.write(json.dumps(logs) + "\n")
+                f.write(json_line(logs))
             if (epoch + 1) % sample_every == 0 or epoch + 1 == epochs:
                 samples = gan.sample(state.params, state.model_state, fixed_z_key, n_grid, cfg)
                 save_samples(np.asarray(samples), os.path.join(out_dir,
@@ -229,7 +229,6 @@ def cli_train(spec, opts) -> dict:
     ``summary.json`` (final losses, and mode coverage for 2-D mixtures) and ``manifest.json``.
     ``--resume`` continues from the latest checkpoint to ``--epochs`` in total.
     """
-    import json
     import time
 
     from train.checkpoint import CheckpointManager
@@ -256,7 +255,7 @@ def cli_train(spec, opts) -> dict:
         history.append(logs)
         epoch = logs["epoch"]
         with open(os.path.join(opts.out, "metrics.jsonl"), "a") as f:
-            f.write(json.dumps(logs) + "\n")
+            f.write(json_line(logs))
         if not opts.quiet:
             print(" ".join(f"{k}={v:.4g}" for k, v in logs.items()), flush=True)
         if epoch % every == 0 or epoch == opts.epochs:

@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import collections
 import functools
-import json
 import math
 import os
 import time
@@ -60,6 +59,7 @@ import numpy as np
 import optax
 
 from train import sharding as shd
+from train.manifest import json_line
 
 NAN_POLICIES = ("stop", "skip", None)
 FAST_PATHS = ("auto", "scan", "loop")
@@ -373,11 +373,20 @@ def _acc_zeros(metric_names: tuple) -> Callable:
 
 
 def _acc_add(acc: dict, m: Mapping, step) -> dict:
-    """Add one step's metrics; ``step`` is the global index of the step they came from."""
+    """Add one step's metrics; ``step`` is the global index of the step they came from.
+
+    A step the NaN guard did not apply (``nonfinite``) only counts as skipped: its loss,
+    norms and rows stay out of the sums, so one skipped step leaves the epoch's means finite.
+    """
+    bad = m.get("nonfinite")
+    if bad is None:
+        add = lambda total, x: total + x  # noqa: E731
+    else:   # where, not a product: NaN * 0 is NaN
+        add = lambda total, x: jnp.where(bad > 0, total, total + x)  # noqa: E731
     count = m["count"]
-    new = {"sums": {k: acc["sums"][k] + m[k] * count for k in acc["sums"]},
-           "norms": {k: acc["norms"][k] + m[k] for k in acc["norms"]},
-           "count": acc["count"] + count, "steps": acc["steps"] + 1.0,
+    new = {"sums": {k: add(acc["sums"][k], m[k] * count) for k in acc["sums"]},
+           "norms": {k: add(acc["norms"][k], m[k]) for k in acc["norms"]},
+           "count": add(acc["count"], count), "steps": add(acc["steps"], 1.0),
            "skipped": acc["skipped"] + m.get("nonfinite", 0.0),
            "bad_step": acc["bad_step"], "bad_leaf": acc["bad_leaf"]}
     if "learning_rate" in acc:
@@ -577,6 +586,8 @@ def _as_data(data, where: str, name: str):
         if len(set(sizes.values())) != 1 or None in sizes.values():
             raise ValueError(f"{where}: every array of {name} needs the same leading (batch) "
                              f"axis, got leading sizes {sizes}")
+        if next(iter(sizes.values())) == 0:
+            raise ValueError(f"{where}: {name} has no rows (leading axis of length 0)")
         return dict(data)
     return None
 
@@ -587,6 +598,37 @@ def _is_streaming(data) -> bool:
 
 def _stream_batches(data, epoch):
     return data(epoch) if callable(data) else data
+
+
+def _check_int(where: str, name: str, value, *, low: int, none_ok: bool = False) -> None:
+    """TypeError unless ``value`` is an int (bools are not), ValueError unless >= ``low``."""
+    if value is None and none_ok:
+        return
+    expected = f"{'None or ' if none_ok else ''}an int >= {low}"
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{where}: {name} must be {expected}, got {value!r}")
+    if value < low:
+        raise ValueError(f"{where}: {name} must be {expected}, got {value!r}")
+
+
+def _run_settings(n, batch_size, shuffle, drop_last, data_key) -> dict:
+    """What fixes a run's data order: a resumed run must have the same (saved in checkpoints)."""
+    return {"n": n, "batch_size": None if batch_size is None else int(batch_size),
+            "shuffle": shuffle, "drop_last": bool(drop_last),
+            "data_key": [int(w) for w in np.asarray(data_key).astype(np.uint32).ravel()]}
+
+
+def _log_keys(metric_shapes: Mapping, nan_policy, eval_names=()) -> set:
+    """Every key an epoch's logs can hold, given the step's and the evaluation's metrics."""
+    keys = {"epoch", "step", "count"}
+    keys |= {k for k in metric_shapes if k not in _SPECIAL_KEYS}
+    keys |= {k for k in NORM_KEYS if k in metric_shapes}
+    if "learning_rate" in metric_shapes:
+        keys.add("learning_rate")
+    if nan_policy == "skip":
+        keys.add("skipped_steps")
+    keys |= {"val_" + k for k in eval_names}
+    return keys
 
 
 def _guess_mode(metric: str) -> str:
@@ -606,7 +648,8 @@ def _parse_monitor(spec, where: str):
     for item in spec[1:]:
         if item in ("min", "max"):
             out["mode"] = item
-        elif isinstance(item, (int, np.integer)) and item >= 0:
+        elif (isinstance(item, (int, np.integer)) and not isinstance(item, bool)
+              and item >= 0):
             out["patience"] = int(item)
         else:
             raise ValueError(f"{where}: expected a patience >= 0 or 'min'/'max', got {item!r}")
@@ -675,6 +718,7 @@ def evaluate(loss_fn: Callable, state: TrainState, data, *, batch_size: int | No
     Returns:
         ``{'loss': float, <model metrics>: float, 'count': float}`` with the prefix.
     """
+    _check_int("evaluate", "batch_size", batch_size, low=1, none_ok=True)
     mesh = shd.make_mesh(mesh)
     data = _as_data(data, "evaluate", "data")
     if data is None:
@@ -740,25 +784,32 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
             the same numbers on CPU, so the choice does not change results.
         nan_policy: ``'stop'`` (raise ``NonFiniteError`` naming the step and the first
             non-finite leaf; the state keeps the last finite values), ``'skip'`` (non-finite
-            updates are not applied and counted as ``skipped_steps``) or ``None`` (unchecked).
+            updates are not applied and counted as ``skipped_steps``; their loss and norms stay
+            out of the epoch's means) or ``None`` (unchecked).
         early_stopping: ``(metric, patience)`` or ``(metric, patience, 'min'|'max')``: stop
             once ``metric`` (e.g. ``'val_loss'``) has not improved on its best for
             ``patience`` consecutive epochs (Keras' rule; the best state is the best
             checkpoint when ``keep_best`` names the same metric).
             The mode defaults to ``'max'`` for names containing ``acc``, else ``'min'``.
         callbacks: objects with optional ``on_epoch_end(epoch, state, logs) -> bool`` (True
-            stops training) and ``on_fit_end(state, history)``; a plain callable is used as
-            ``on_epoch_end``.
+            stops training; ``state`` is a copy the callback may keep) and
+            ``on_fit_end(state, history)``; a plain callable is used as ``on_epoch_end``.
         progress: show a ``tqdm.auto`` progress bar over epochs (False silences it).
-        history_path: write the history as JSONL, one line per epoch (rewritten on resume).
-        checkpoint_dir: save a checkpoint (``train.checkpoint``) after every epoch.
+        history_path: write the history as JSONL, one line per epoch (rewritten on resume);
+            NaN and infinite values are written as ``null`` (strict JSON).
+        checkpoint_dir: save a checkpoint (``train.checkpoint``) after every epoch. A fresh
+            run (``resume=False``) refuses a directory that already holds checkpoints.
+            Checkpoints also record the data settings (number of rows, ``batch_size``,
+            ``shuffle``, ``drop_last``, data key), and a resume with other settings is refused.
+            With ``history_path`` or ``checkpoint_dir``, a run that ends without an error
+            writes ``manifest.json`` (``train.manifest``) into each of their directories.
         keep: number of most recent checkpoints kept.
         keep_best: also keep the best checkpoint by this metric (``'val_loss'``, or
             ``(metric, 'min'|'max')``).
         checkpoint_every: also checkpoint every this many steps inside an epoch (with the
             epoch's partial metric sums, so a resumed run's history is unchanged); a scanned
             epoch then runs as scans over chunks of this many batches.
-        resume: continue from the latest good checkpoint in ``checkpoint_dir`` if any, at
+        resume: continue from the latest good checkpoint in ``checkpoint_dir`` (required) if any, at
             the saved epoch and batch (streamed data: the first batches of the resumed epoch
             are drawn and skipped, so ``train_data(epoch)`` must be repeatable).
         mesh: ``None`` (one device), ``'auto'`` (all devices) or a ``jax.sharding.Mesh`` with
@@ -783,11 +834,12 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
         raise ValueError(f"{where}: nan_policy must be one of {NAN_POLICIES}, got {nan_policy!r}")
     if shuffle not in (True, False, "replacement"):
         raise ValueError(f"{where}: shuffle must be True, False or 'replacement', got {shuffle!r}")
-    if not isinstance(epochs, (int, np.integer)) or epochs < 0:
-        raise ValueError(f"{where}: epochs must be an int >= 0, got {epochs!r}")
-    if batch_size is not None and (not isinstance(batch_size, (int, np.integer))
-                                   or batch_size < 1):
-        raise ValueError(f"{where}: batch_size must be None or an int >= 1, got {batch_size!r}")
+    _check_int(where, "epochs", epochs, low=0)
+    _check_int(where, "batch_size", batch_size, low=1, none_ok=True)
+    _check_int(where, "eval_batch_size", eval_batch_size, low=1, none_ok=True)
+    _check_int(where, "checkpoint_every", checkpoint_every, low=1, none_ok=True)
+    if resume and checkpoint_dir is None:
+        raise ValueError(f"{where}: resume=True needs a checkpoint_dir to resume from")
     mesh = shd.make_mesh(mesh)
     data = _as_data(train_data, where, "train_data")
     if data is None and not _is_streaming(train_data):
@@ -803,10 +855,10 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
         raise ValueError(f"{where}: early_stopping needs (metric, patience[, mode]), "
                          f"got {early_stopping!r}")
     best_spec = _parse_monitor(keep_best, where + " keep_best")
-    if checkpoint_every is not None and (not isinstance(checkpoint_every, (int, np.integer))
-                                         or checkpoint_every < 1):
-        raise ValueError(f"{where}: checkpoint_every must be None or an int >= 1, "
-                         f"got {checkpoint_every!r}")
+    for what, spec in (("early_stopping", es), ("keep_best", best_spec)):
+        if spec is not None and spec["metric"].startswith("val_") and edata is None:
+            raise ValueError(f"{where}: {what} monitors {spec['metric']!r}, a validation "
+                             "metric, but no eval_data was given")
     callbacks = tuple(callbacks)
 
     n = bs = None
@@ -820,6 +872,7 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
 
     step_key, data_key = jax.random.split(_as_raw_key(key, where))
     data_key = np.asarray(data_key)   # read on the host every epoch (epoch_rng)
+    run_settings = _run_settings(n, batch_size, shuffle, drop_last, data_key)
     state = init_train_state(params, optimizer, key=step_key, model_state=model_state)
     state = shd.replicate(state, mesh)
     train_step, runner = _cached(
@@ -840,8 +893,22 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
         manager = ckpt_lib.CheckpointManager(checkpoint_dir, keep=keep,
                                              best_metric=best_spec and best_spec["metric"],
                                              best_mode=best_spec and best_spec["mode"])
+        if not resume and manager.latest_step() is not None:
+            raise ValueError(
+                f"{where}: checkpoint_dir {checkpoint_dir!r} already holds checkpoints (steps "
+                f"{manager.steps()}) of an earlier run; pass resume=True to continue that "
+                "run, or give a fresh run an empty directory (nothing was deleted)")
         if resume and manager.latest_step() is not None:
             state, meta = manager.restore(state)
+            saved = meta.get("run")
+            if saved is not None and saved != run_settings:
+                diff = ", ".join(f"{k}: saved {saved.get(k)!r}, now {run_settings.get(k)!r}"
+                                 for k in sorted(set(saved) | set(run_settings))
+                                 if saved.get(k) != run_settings.get(k))
+                raise ValueError(
+                    f"{where}: resume=True, but the checkpoint in {checkpoint_dir!r} was "
+                    f"written by a run with other data settings ({diff}; data_key comes from "
+                    "key); resume with the same data, key, batch_size, shuffle and drop_last")
             start_epoch = int(meta["next_epoch"])
             start_batch = int(meta.get("next_batch", 0))
             resumed_acc = meta.get("acc")
@@ -853,7 +920,7 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
         os.makedirs(os.path.dirname(os.path.abspath(history_path)), exist_ok=True)
         with open(history_path, "w") as f:
             for row in history:
-                f.write(json.dumps(row) + "\n")
+                f.write(json_line(row))
 
     def check_finite(acc_host, epoch):
         bad_step = int(acc_host["bad_step"])
@@ -873,7 +940,7 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
         meta = {"next_epoch": epoch + (next_batch == 0), "next_batch": next_batch,
                 "history": history, "early_stopping": es_state, "metrics": logs or {},
                 "acc": None if acc_host is None else _acc_to_json(acc_host),
-                "stopped": stopped}
+                "stopped": stopped, "run": run_settings}
         manager.save(int(jax.device_get(state.step)), state, meta)
 
     def start_acc():
@@ -883,6 +950,20 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
             acc = _acc_from_json(acc, resumed_acc)
             resumed_acc = None
         return acc
+
+    def check_monitors(metric_shapes):
+        """Before the first step: the monitored metrics must be ones the logs will hold."""
+        eval_names = ()
+        if edata is not None:
+            n_eval = int(np.shape(next(iter(edata.values())))[0])
+            probe = _gather(edata, np.zeros(min(n_eval, 2), np.int32), None)
+            eval_names = jax.eval_shape(make_eval_step(eval_loss_fn or loss_fn), state,
+                                        probe).keys()
+        known = _log_keys(metric_shapes, nan_policy, eval_names)
+        for what, spec in (("early_stopping", es), ("keep_best", best_spec)):
+            if spec is not None and spec["metric"] not in known:
+                raise ValueError(f"{where}: {what} monitors {spec['metric']!r}, which is not "
+                                 f"in the epoch logs (they hold {sorted(known)})")
 
     def plan(epoch):
         return epoch_plan(n, batch_size, epoch=epoch, data_key=data_key, shuffle=shuffle,
@@ -908,6 +989,7 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
                 if metric_shapes is None:
                     probe = _gather(data, idx[0], None if w is None else w[0])
                     metric_shapes = jax.eval_shape(train_step, state, probe)[1]
+                    check_monitors(metric_shapes)
                 acc = start_acc()
                 nb = idx.shape[0]
                 every = checkpoint_every if manager is not None and checkpoint_every else nb
@@ -970,10 +1052,15 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
                         acc_host = jax.device_get(acc)
                         check_finite(acc_host, epoch)
                         save(state, epoch, b, acc_host)
+                    if not isinstance(batch, Mapping):
+                        raise TypeError(f"{where}: streamed train_data must yield batches as "
+                                        f"dicts of arrays, got {type(batch).__name__} in epoch "
+                                        f"{epoch}")
                     batch = shd.shard_batch(dict(batch), mesh)
                     if acc is None:
                         if metric_shapes is None:
                             metric_shapes = jax.eval_shape(train_step, state, batch)[1]
+                            check_monitors(metric_shapes)
                         acc = start_acc()
                     state, acc = runner.stream_step(state, acc, batch)
                 if acc is None:
@@ -990,7 +1077,7 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
             history.append(logs)
             if history_path is not None:
                 with open(history_path, "a") as f:
-                    f.write(json.dumps(logs) + "\n")
+                    f.write(json_line(logs))
             if es is not None:
                 value = logs.get(es["metric"])
                 if value is None:
@@ -1001,7 +1088,9 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
                 else:
                     es_state = {"best": es_state["best"], "wait": es_state["wait"] + 1}
                     stop = es_state["wait"] >= es["patience"]
-            stop = _call_callbacks(callbacks, "on_epoch_end", epoch, state, logs) or stop
+            if callbacks:   # a copy: the next epoch donates (frees) the state's buffers
+                stop = _call_callbacks(callbacks, "on_epoch_end", epoch,
+                                       jax.tree.map(jnp.copy, state), logs) or stop
             if manager is not None:
                 save(state, epoch, 0, logs=logs, stopped=stop)
             bar.update(1)
@@ -1011,5 +1100,21 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
                 break
     finally:
         bar.close()
+    outputs = [os.path.dirname(os.path.abspath(history_path))] if history_path else []
+    outputs += [checkpoint_dir] if checkpoint_dir is not None else []
+    if outputs:
+        from train.manifest import write_manifest
+
+        config = {"loss_fn": loss_fn, "optimizer": optimizer, "epochs": epochs,
+                  "batch_size": batch_size, "shuffle": shuffle, "drop_last": drop_last,
+                  "fast_path": fast_path, "nan_policy": nan_policy,
+                  "early_stopping": early_stopping, "keep_best": keep_best,
+                  "checkpoint_every": checkpoint_every, "n_train": n,
+                  "data_key": run_settings["data_key"]}
+        seed = int(key) if isinstance(key, (int, np.integer)) else None
+        extra = {"epochs_run": len(history), "final": history[-1] if history else {},
+                 "timings": timings}
+        for out_dir in dict.fromkeys(outputs):
+            write_manifest(out_dir, config=config, seed=seed, params=state.params, extra=extra)
     _call_callbacks(callbacks, "on_fit_end", state, history)
     return FitResult(state, history, timings)

@@ -104,18 +104,39 @@ def versions() -> dict[str, str | None]:
     return out
 
 
+def json_line(row: Any) -> str:
+    """One JSONL line of strict JSON: NaN and infinities, which JSON lacks, become ``null``
+    (Python's ``json`` would write the non-standard ``NaN``), at any depth."""
+    return json.dumps(finite_or_none(row), allow_nan=False) + "\n"
+
+
+def finite_or_none(value: Any) -> Any:
+    """``value`` with every non-finite float (NaN, +-inf) replaced by ``None``, recursively
+    through dicts, lists and tuples (tuples become lists): ready for strict JSON."""
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_none(v) for v in value]
+    return value
+
+
 def _jsonable(value: Any) -> Any:
-    """Config values as JSON: dataclasses and mappings recursively, arrays as lists, else repr."""
+    """Config values as JSON: dataclasses and mappings recursively, arrays as lists, else repr;
+    NaN and infinities as ``null``."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
-    if isinstance(value, (bool, int, float, str)) or value is None:
+    if isinstance(value, float):
+        return finite_or_none(value)
+    if isinstance(value, (bool, int, str)) or value is None:
         return value
     if isinstance(value, (np.generic, np.ndarray, jax.Array)):
-        return np.asarray(value).tolist()
+        return finite_or_none(np.asarray(value).tolist())
     if callable(value):
         return getattr(value, "__qualname__", None) or getattr(value, "__name__", repr(value))
     return repr(value)
@@ -185,7 +206,7 @@ def write_manifest(
         fd, tmp = tempfile.mkstemp(prefix=".manifest.", suffix=".tmp", dir=out_dir)
         try:
             with os.fdopen(fd, "w") as fh:
-                json.dump(manifest, fh, indent=2, sort_keys=True)
+                json.dump(manifest, fh, indent=2, sort_keys=True, allow_nan=False)
                 fh.write("\n")
             os.replace(tmp, os.path.join(out_dir, MANIFEST_NAME))
         except BaseException:

@@ -365,3 +365,28 @@ def test_batched_epoch_plans_equal_fits_plan_per_seed(batch_size, shuffle, drop_
             assert (w is None) == (ref_w is None)
             if w is not None:
                 np.testing.assert_array_equal(w, ref_w)
+
+
+def test_zoom_keeps_integer_dimensions_whole_and_search_survives_them():
+    space = {"layers": ex.Uniform(1, 4, integer=True), "h": ex.LogUniform(8, 512, integer=True)}
+    best = [{"layers": 2, "h": 64}, {"layers": 2, "h": 70}]
+    finer = ex.zoom(space, best, margin=0.1)
+    # layers: units 1/3 +- 0.1 -> [1.7, 2.3] -> rounded outwards to the integers [1, 3]
+    assert finer["layers"] == ex.Uniform(1, 3, integer=True)
+    assert finer["h"].low == math.floor(8 * (512 / 8) ** (math.log(64 / 8) /
+                                                            math.log(512 / 8) - 0.1))
+    assert isinstance(finer["h"].low, int) and isinstance(finer["h"].high, int)
+    # the best agree and there is no margin: a fixed value, not Uniform(2, 2)
+    assert ex.zoom(space, best, margin=0.0)["layers"] == 2
+
+    def exp(config, seed):
+        return [{"loss": (config["layers"] - 2) ** 2 + abs(math.log(config["h"] / 64))}], {}
+
+    res = ex.random_search(exp, space, score="loss", n_trials=np.int64(8), rounds=3,
+                           top_k=2, margin=0.0, search_seed=1)
+    assert len(res.trials) == 24
+    assert all(isinstance(t.config["layers"], int) for t in res.trials)
+    with pytest.raises(ValueError, match="n_trials"):
+        ex.random_search(exp, space, score="loss", n_trials=2.5, rounds=1)
+    with pytest.raises(ValueError, match="n_trials"):
+        ex.random_search(exp, space, score="loss", n_trials=[4, True], rounds=2)

@@ -487,3 +487,168 @@ def test_sampling_with_replacement_draws_independent_batches():
     with pytest.raises(ValueError, match="shuffle must be"):
         loop.fit(lambda p, s, b, k: (0.0, (s, {})), {"w": np.zeros(2)}, optax.sgd(0.1),
                  {"x": np.zeros((4, 2))}, key=key, shuffle="sometimes", progress=False)
+
+
+# --------------------------------------------------------------------------- review fixes
+
+def _nan_row_data():
+    """Linear data whose row 5 is NaN: with batch_size 2 and no shuffle, batch 2 is bad."""
+    data, params = linear_data()
+    data["x"] = data["x"].copy()
+    data["x"][5, 0] = np.nan
+    return data, params
+
+
+def _hand_skip_epoch(params, data, lr, bs, bad_batches):
+    """One epoch of SGD by hand that skips ``bad_batches``: (params, mean loss, rows)."""
+    p = {k: np.asarray(v, np.float64) for k, v in params.items()}
+    x, y = data["x"].astype(np.float64), data["y"].astype(np.float64)
+    total = rows = 0.0
+    for b in range(len(x) // bs):
+        if b in bad_batches:
+            continue
+        xb, yb = x[b * bs:(b + 1) * bs], y[b * bs:(b + 1) * bs]
+        g, loss = np_grad(p, xb, yb, np.ones(bs))
+        total, rows = total + loss * bs, rows + bs
+        p = {k: p[k] - lr * g[k] for k in p}
+    return p, total / rows, rows
+
+
+@pytest.mark.parametrize("fast_path", ["scan", "loop"])
+def test_skipped_steps_stay_out_of_the_epoch_means(fast_path):
+    data, params = _nan_row_data()
+    res = loop.fit(linear_loss, params, optax.sgd(0.1), data, key=0, epochs=1, batch_size=2,
+                   shuffle=False, nan_policy="skip", fast_path=fast_path, progress=False)
+    p, mean_loss, rows = _hand_skip_epoch(params, data, 0.1, 2, {2})
+    (h,) = res.history
+    assert h["skipped_steps"] == 1 and h["count"] == rows == 18
+    np.testing.assert_allclose(h["loss"], mean_loss, rtol=1e-5)
+    np.testing.assert_allclose(h["sse"], mean_loss, rtol=1e-5)
+    assert all(np.isfinite(h[k]) for k in loop.NORM_KEYS)
+    for k in p:
+        np.testing.assert_allclose(np.asarray(res.state.params[k]), p[k], atol=1e-6)
+    # the checker: counting the skipped batch's rows would give another mean
+    assert abs(h["loss"] * 18 / 20 - mean_loss) > 1e-3
+
+
+def test_vmapped_seeds_skip_like_fit():
+    from train import experiments
+
+    data, params = _nan_row_data()
+    runs = experiments.train_seeds_vmapped(
+        linear_loss, lambda key: params, optax.sgd(0.1), data, [0, 1], epochs=1,
+        batch_size=2, shuffle=False, nan_policy="skip")
+    ref = loop.fit(linear_loss, params, optax.sgd(0.1), data, key=0, epochs=1, batch_size=2,
+                   shuffle=False, nan_policy="skip", progress=False).history[0]
+    for hist in runs.histories:
+        assert hist[0]["count"] == ref["count"] == 18 and hist[0]["skipped_steps"] == 1
+        np.testing.assert_allclose(hist[0]["loss"], ref["loss"], rtol=1e-6)
+
+
+def test_callbacks_may_keep_the_state_they_are_given():
+    data, params = linear_data()
+    kept = []
+    res = loop.fit(linear_loss, params, optax.sgd(0.1), data, key=0, epochs=3, batch_size=5,
+                   fast_path="scan", progress=False,
+                   callbacks=[lambda e, state, logs: kept.append(state.params)])
+    assert len(kept) == 3
+    # readable after later epochs donated the training state, and equal to it at the end
+    assert leaves_equal(kept[-1], res.state.params)
+    assert not leaves_equal(kept[0], kept[-1])
+
+
+def test_more_bad_arguments_raise_before_any_step(tmp_path):
+    data, params = linear_data()
+    sgd = optax.sgd(0.1)
+    ran = []
+    kw = dict(key=0, epochs=2, progress=False, callbacks=[lambda e, s, logs: ran.append(e)])
+    cases = [
+        (ValueError, "eval_batch_size", dict(eval_data=data, eval_batch_size=0)),
+        (TypeError, "eval_batch_size", dict(eval_data=data, eval_batch_size=2.5)),
+        (TypeError, "batch_size", dict(batch_size=True)),
+        (TypeError, "epochs", dict(epochs=True)),
+        (ValueError, "resume=True needs a checkpoint_dir", dict(resume=True)),
+        (ValueError, "no eval_data", dict(early_stopping=("val_loss", 2))),
+        (ValueError, "no eval_data", dict(keep_best="val_loss",
+                                          checkpoint_dir=str(tmp_path / "a"))),
+        (ValueError, "patience", dict(early_stopping=("loss", True))),
+        (ValueError, "'val_los', which is not in the epoch logs",
+         dict(eval_data=data, keep_best="val_los", checkpoint_dir=str(tmp_path / "b"))),
+        (ValueError, "'los', which is not in the epoch logs", dict(early_stopping=("los", 2))),
+    ]
+    for error, match, extra in cases:
+        with pytest.raises(error, match=match):
+            loop.fit(linear_loss, params, sgd, data, **{**kw, **extra})
+    with pytest.raises(ValueError, match="no rows"):
+        loop.fit(linear_loss, params, sgd, {k: v[:0] for k, v in data.items()}, **kw)
+    with pytest.raises(TypeError, match="must yield batches as dicts of arrays, got int"):
+        loop.fit(linear_loss, params, sgd, [1, 2, 3], **kw)
+    state = loop.init_train_state(params, sgd, key=0)
+    with pytest.raises(ValueError, match="batch_size"):
+        loop.evaluate(linear_loss, state, data, batch_size=0)
+    with pytest.raises(ValueError, match="no rows"):
+        loop.evaluate(linear_loss, state, {k: v[:0] for k, v in data.items()})
+    assert ran == []
+    # the monitors that do exist pass the check
+    res = loop.fit(linear_loss, params, sgd, data, eval_data=data,
+                   early_stopping=("val_sse", 5), **kw)
+    assert "val_sse" in res.history[-1] and ran == [0, 1]
+
+
+def test_checkpoint_dir_of_an_earlier_run_is_refused_or_resumed_consistently(tmp_path):
+    from train import checkpoint as ck
+
+    data, params = linear_data()
+    sgd = optax.sgd(0.1)
+    d = str(tmp_path / "ck")
+    loop.fit(linear_loss, params, sgd, data, key=1, epochs=3, batch_size=4,
+             checkpoint_dir=d, progress=False)
+    before = ck.CheckpointManager(d).steps()
+    with pytest.raises(ValueError, match="already holds checkpoints"):
+        loop.fit(linear_loss, params, sgd, data, key=2, epochs=2, batch_size=4,
+                 checkpoint_dir=d, progress=False)
+    assert ck.CheckpointManager(d).steps() == before   # nothing deleted
+    with pytest.raises(ValueError, match="batch_size: saved 4, now 3"):
+        loop.fit(linear_loss, params, sgd, data, key=1, epochs=4, batch_size=3,
+                 checkpoint_dir=d, resume=True, progress=False)
+    with pytest.raises(ValueError, match="data_key"):
+        loop.fit(linear_loss, params, sgd, data, key=2, epochs=4, batch_size=4,
+                 checkpoint_dir=d, resume=True, progress=False)
+    with pytest.raises(ValueError, match="n: saved 20, now 19"):
+        loop.fit(linear_loss, params, sgd, {k: v[:19] for k, v in data.items()}, key=1,
+                 epochs=4, batch_size=4, checkpoint_dir=d, resume=True, progress=False)
+    # the same settings continue exactly
+    res = loop.fit(linear_loss, params, sgd, data, key=1, epochs=4, batch_size=4,
+                   checkpoint_dir=d, resume=True, progress=False)
+    ref = loop.fit(linear_loss, params, sgd, data, key=1, epochs=4, batch_size=4,
+                   progress=False)
+    assert leaves_equal(res.state, ref.state) and res.history == ref.history
+
+
+def test_history_file_is_strict_json_and_fit_writes_manifests(tmp_path):
+    from train import manifest
+
+    data, params = linear_data()
+    data["x"] = np.full_like(data["x"], np.nan)   # every step skipped: the means are NaN
+    hist = tmp_path / "logs" / "history.jsonl"
+    ck_dir = tmp_path / "ck"
+    res = loop.fit(linear_loss, params, optax.sgd(0.1), data, key=5, epochs=2, batch_size=10,
+                   nan_policy="skip", history_path=str(hist), checkpoint_dir=str(ck_dir),
+                   progress=False)
+    assert np.isnan(res.history[0]["loss"])
+
+    def no_constants(name):
+        raise AssertionError(f"non-standard JSON constant {name}")
+
+    rows = [json.loads(line, parse_constant=no_constants)
+            for line in hist.read_text().splitlines()]
+    assert [r["loss"] for r in rows] == [None, None]
+    assert [r["skipped_steps"] for r in rows] == [2, 2]
+    for out in (hist.parent, ck_dir):
+        m = json.loads((out / "manifest.json").read_text(), parse_constant=no_constants)
+        assert m["params_hash"] == manifest.params_hash(res.state.params)
+        assert m["seed"] == 5 and m["config"]["batch_size"] == 10
+        assert m["config"]["nan_policy"] == "skip" and m["extra"]["epochs_run"] == 2
+        assert m["extra"]["final"]["loss"] is None
+    assert manifest.json_line({"a": float("inf"), "b": [1.5, float("nan")]}) == \
+        '{"a": null, "b": [1.5, null]}\n'
