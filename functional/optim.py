@@ -149,19 +149,24 @@ class WeightDecaySchedule(NamedTuple):
 
 
 def _concrete(value):
-    """The value as a Python float, or None when it is traced (no check possible then)."""
+    """The value as a Python float, None when it is traced (no check possible then), or
+    "bad" when it is not a real scalar (bool, complex, string, non-scalar array, ...)."""
     if isinstance(value, jax.core.Tracer):
         return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real | np.ndarray | jax.Array):
+    if isinstance(value, bool | np.bool_) or not isinstance(
+        value, numbers.Real | np.ndarray | jax.Array
+    ):
         return "bad"
     arr = np.asarray(value)
-    if arr.shape != () or not np.issubdtype(arr.dtype, np.number):
+    real = jnp.issubdtype(arr.dtype, jnp.floating) or jnp.issubdtype(arr.dtype, jnp.integer)
+    if arr.shape != () or not real:
         return "bad"
     return float(arr)
 
 
 def _check(fn: str, name: str, value, *, low=None, high=None, low_open=False, high_open=True):
-    """Raise ValueError/TypeError unless ``value`` is a real scalar in the given interval."""
+    """Raise ValueError/TypeError unless ``value`` is a finite real scalar in the given
+    interval (every interval here is open at infinity: +-inf and NaN are rejected)."""
     v = _concrete(value)
     if v is None:
         return
@@ -169,7 +174,7 @@ def _check(fn: str, name: str, value, *, low=None, high=None, low_open=False, hi
         raise TypeError(f"{fn}: {name} must be a real scalar, got {value!r}")
     bad_low = low is not None and (v <= low if low_open else v < low)
     bad_high = high is not None and (v >= high if high_open else v > high)
-    if bad_low or bad_high or np.isnan(v):
+    if bad_low or bad_high or not np.isfinite(v):
         lo = "(-inf" if low is None else ("(" if low_open else "[") + f"{low:g}"
         hi = "inf)" if high is None else f"{high:g}" + (")" if high_open else "]")
         raise ValueError(f"{fn}: {name} must be in {lo}, {hi}, got {value!r}")
@@ -195,9 +200,90 @@ def _check_weight_decay(fn: str, weight_decay):
     _check(fn, "weight_decay", weight_decay, low=0.0)
 
 
+def _check_bool(fn: str, name: str, value):
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{fn}: {name} must be a bool, got {value!r}")
+
+
+def _is_bool_leaf(x) -> bool:
+    """A concrete boolean: a Python or NumPy bool, or a 0-d bool array that is not traced."""
+    if isinstance(x, bool | np.bool_):
+        return True
+    if isinstance(x, jax.core.Tracer) or not isinstance(x, np.ndarray | jax.Array):
+        return False
+    return x.shape == () and x.dtype == np.bool_
+
+
+def _check_mask_tree(fn: str, name: str, mask):
+    """A mask pytree must have only boolean leaves (decay applies where True)."""
+    if not all(_is_bool_leaf(m) for m in jax.tree.leaves(mask)):
+        raise TypeError(
+            f"{fn}: {name} must be None, a callable, or a pytree whose leaves are bools, "
+            f"got {mask!r}"
+        )
+
+
+def _check_mask(fn: str, mask):
+    """None, a callable (its result is checked at update time) or a pytree of bools."""
+    if mask is not None and not callable(mask):
+        _check_mask_tree(fn, "mask", mask)
+
+
 def _check_form(fn: str, form: str):
     if form not in ("optax", "notes"):
         raise ValueError(f"{fn}: form must be 'optax' or 'notes', got {form!r}")
+
+
+# --------------------------------------------------------------------------- state checks
+#
+# Each of our blocks records the state type its init makes on its update function
+# (``update.state_type``); ``chain`` and the block itself compare the state they are given
+# with it before touching a field, so a foreign state (optax's, another optimizer's) fails
+# with a named TypeError instead of an AttributeError deep inside. The checks look at Python
+# types only, at trace time: no array operations, nothing under jit or vmap.
+
+
+def _type_name(state) -> str:
+    cls = type(state)
+    return ("optax " if cls.__module__.split(".")[0] == "optax" else "") + cls.__name__
+
+
+def _is_chain_state(state) -> bool:
+    """A chain's state: a plain tuple (or list) of states, not a NamedTuple state."""
+    return isinstance(state, tuple | list) and not hasattr(state, "_fields")
+
+
+def _state_ok(state, expected) -> bool:
+    """``state`` is an ``expected``, or the like-named state class of optax with the same
+    fields (optax's ``EmptyState``, ``ScaleByAdamState``, ...: same layout, same meaning)."""
+    if expected is tuple:
+        return _is_chain_state(state)
+    if isinstance(state, expected):
+        return True
+    if not isinstance(state, tuple):
+        return False
+    return (type(state).__name__ == expected.__name__
+            and getattr(state, "_fields", None) == expected._fields)
+
+
+def _check_state(fn: str, what: str, state, expected, owner: str):
+    if not _state_ok(state, expected):
+        raise TypeError(
+            f"{fn}: {what} is {_type_name(state)}, expected {expected.__name__}; "
+            f"pass the state made by this {owner}'s init"
+        )
+
+
+def _transformation(fn: str, init, update, state_type) -> GradientTransformation:
+    """``GradientTransformation(init, update)`` whose update first checks that the state is
+    a ``state_type`` (the type ``init`` makes)."""
+
+    def checked_update(updates, state, params=None):
+        _check_state(fn, "state", state, state_type, "transformation")
+        return update(updates, state, params)
+
+    checked_update.state_type = state_type
+    return GradientTransformation(init, checked_update)
 
 
 # --------------------------------------------------------------------------- tree helpers
@@ -219,9 +305,27 @@ def _full_like(tree, value):
     return jax.tree.map(lambda x: jnp.full_like(x, value), tree)
 
 
+def _abs_sq(x):
+    """|x|**2: x * x for real x (bit for bit what g**2 gives), (conj(x) * x).real for complex
+    x, as optax's ``numerics.abs_sq``."""
+    if jnp.iscomplexobj(x):
+        return (jnp.conj(x) * x).real
+    return x * x
+
+
 def _moment(updates, moments, decay, order):
-    """Exponential moving average of g**order: (1 - decay) * g**order + decay * m."""
+    """Exponential moving average of g**order: (1 - decay) * g**order + decay * m.
+
+    g**2 also for complex g (Adadelta's rule, as optax's ``tree.update_moment``); the
+    second moments of Adam, RMSprop and the centered RMSprop use ``_moment_abs_sq``.
+    """
     return jax.tree.map(lambda g, t: (1 - decay) * (g**order) + decay * t, updates, moments)
+
+
+def _moment_abs_sq(updates, moments, decay):
+    """Exponential moving average of |g|**2 (= g**2 for real g; optax's
+    ``tree.update_moment_per_elem_norm`` with order 2)."""
+    return jax.tree.map(lambda g, t: (1 - decay) * _abs_sq(g) + decay * t, updates, moments)
 
 
 @functools.partial(jax.jit, inline=True)
@@ -235,7 +339,7 @@ def _bias_correct(moments, decay, count):
 
 
 def _global_norm(tree) -> jax.Array:
-    return jnp.sqrt(sum(jnp.sum(jnp.square(x)) for x in jax.tree.leaves(tree)))
+    return jnp.sqrt(sum(jnp.sum(_abs_sq(jnp.asarray(x))) for x in jax.tree.leaves(tree)))
 
 
 # --------------------------------------------------------------------------- combinators
@@ -243,7 +347,8 @@ def _global_norm(tree) -> jax.Array:
 
 def identity() -> GradientTransformation:
     """Leaves updates unchanged; state ``EmptyState()``."""
-    return GradientTransformation(lambda params: EmptyState(), lambda u, s, p=None: (u, s))
+    return _transformation("identity", lambda params: EmptyState(),
+                           lambda u, s, p=None: (u, s), EmptyState)
 
 
 def chain(*transforms) -> GradientTransformation:
@@ -251,7 +356,8 @@ def chain(*transforms) -> GradientTransformation:
 
     Accepts ours and optax's alike (anything with ``.init`` and ``.update``), mirroring
     ``optax.chain``; extra keyword arguments of optax's ``ExtraArgs`` variant are not
-    forwarded.
+    forwarded. ``update`` checks that each entry of the state has the type our block's init
+    makes (optax's blocks are not checked) and raises a TypeError naming the entry otherwise.
 
     Args:
       *transforms: gradient transformations, applied left to right.
@@ -259,26 +365,41 @@ def chain(*transforms) -> GradientTransformation:
     Returns:
       A ``GradientTransformation`` whose state is ``tuple(t.init(params) for t in transforms)``.
     """
+    return _chain("chain", *transforms)
+
+
+def _chain(fn: str, *transforms) -> GradientTransformation:
+    """``chain`` whose errors name ``fn`` (the optimizer the user called)."""
     for i, t in enumerate(transforms):
         if not (hasattr(t, "init") and hasattr(t, "update")):
             raise TypeError(
-                f"chain: argument {i} must have .init and .update, got {type(t).__name__}"
+                f"{fn}: argument {i} must have .init and .update, got {type(t).__name__}"
             )
+    state_types = [getattr(t.update, "state_type", None) for t in transforms]
 
     def init(params):
         return tuple(t.init(params) for t in transforms)
 
     def update(updates, state, params=None):
+        if not _is_chain_state(state):
+            raise TypeError(
+                f"{fn}: state is {_type_name(state)}, expected a tuple of "
+                f"{len(transforms)} states; pass the state made by this optimizer's init"
+            )
         if len(state) != len(transforms):
             raise ValueError(
-                f"chain: expected a state tuple of {len(transforms)} entries, got {len(state)}"
+                f"{fn}: expected a state tuple of {len(transforms)} entries, got {len(state)}"
             )
+        for i, (s, expected) in enumerate(zip(state, state_types, strict=True)):
+            if expected is not None:
+                _check_state(fn, f"state entry {i}", s, expected, "optimizer")
         new_state = []
         for t, s in zip(transforms, state, strict=True):
             updates, s = t.update(updates, s, params)
             new_state.append(s)
         return updates, tuple(new_state)
 
+    update.state_type = tuple
     return GradientTransformation(init, update)
 
 
@@ -301,12 +422,13 @@ def apply_updates(params, updates):
 
 
 def scale(step_size: float) -> GradientTransformation:
-    """Multiply updates by a fixed ``step_size``; stateless."""
+    """Multiply updates by a fixed ``step_size`` (a finite real scalar, any sign); stateless."""
+    _check("scale", "step_size", step_size)
 
     def update(updates, state, params=None):
         return jax.tree.map(lambda g: step_size * g, updates), state
 
-    return GradientTransformation(lambda params: EmptyState(), update)
+    return _transformation("scale", lambda params: EmptyState(), update, EmptyState)
 
 
 def scale_by_schedule(step_size_fn: Schedule) -> GradientTransformation:
@@ -326,10 +448,12 @@ def scale_by_schedule(step_size_fn: Schedule) -> GradientTransformation:
 
     def update(updates, state, params=None):
         step_size = step_size_fn(state.count)
-        updates = jax.tree.map(lambda g: jnp.array(step_size, dtype=g.dtype) * g, updates)
+        updates = jax.tree.map(
+            lambda g: jnp.array(step_size, dtype=jnp.result_type(g)) * g, updates
+        )
         return updates, ScaleByScheduleState(count=_safe_increment(state.count))
 
-    return GradientTransformation(init, update)
+    return _transformation("scale_by_schedule", init, update, ScaleByScheduleState)
 
 
 def scale_by_learning_rate(
@@ -351,6 +475,7 @@ def scale_by_learning_rate(
       ``learning_rate`` a scalar of the default float dtype.
     """
     _check_lr("scale_by_learning_rate", learning_rate)
+    _check_bool("scale_by_learning_rate", "flip_sign", flip_sign)
     sign = -1 if flip_sign else 1
     schedule = learning_rate if callable(learning_rate) else None
 
@@ -363,14 +488,14 @@ def scale_by_learning_rate(
 
     def update(updates, state, params=None):
         step = sign * state.learning_rate
-        updates = jax.tree.map(lambda g: step.astype(g.dtype) * g, updates)
+        updates = jax.tree.map(lambda g: step.astype(jnp.result_type(g)) * g, updates)
         count = _safe_increment(state.count)
         lr = state.learning_rate
         if schedule is not None:
             lr = jnp.asarray(schedule(count), lr.dtype)
         return updates, ScaleByLearningRateState(count=count, learning_rate=lr)
 
-    return GradientTransformation(init, update)
+    return _transformation("scale_by_learning_rate", init, update, ScaleByLearningRateState)
 
 
 def _is_lr_state(x) -> bool:
@@ -442,6 +567,7 @@ def trace(decay: float, nesterov: bool = False) -> GradientTransformation:
       A ``GradientTransformation`` with state ``TraceState(trace)``.
     """
     _check_beta("trace", "decay", decay)
+    _check_bool("trace", "nesterov", nesterov)
 
     def init(params):
         return TraceState(trace=_zeros_like(params))
@@ -452,7 +578,7 @@ def trace(decay: float, nesterov: bool = False) -> GradientTransformation:
         updates = jax.tree.map(f, updates, new_trace) if nesterov else new_trace
         return updates, TraceState(trace=new_trace)
 
-    return GradientTransformation(init, update)
+    return _transformation("trace", init, update, TraceState)
 
 
 def scale_by_rss(
@@ -473,12 +599,13 @@ def scale_by_rss(
     """
     _check("scale_by_rss", "initial_accumulator_value", initial_accumulator_value, low=0.0)
     _check_eps("scale_by_rss", "eps", eps)
+    _check_bool("scale_by_rss", "eps_in_sqrt", eps_in_sqrt)
 
     def init(params):
         return ScaleByRssState(sum_of_squares=_full_like(params, initial_accumulator_value))
 
     def update(updates, state, params=None):
-        sum_of_squares = jax.tree.map(lambda g, t: g * g + t, updates, state.sum_of_squares)
+        sum_of_squares = jax.tree.map(lambda g, t: _abs_sq(g) + t, updates, state.sum_of_squares)
         if eps_in_sqrt:
             scaling = jax.tree.map(
                 lambda t: jnp.where(t > 0, jax.lax.rsqrt(t + eps), 0.0), sum_of_squares
@@ -490,15 +617,16 @@ def scale_by_rss(
             )
         return updates, ScaleByRssState(sum_of_squares=sum_of_squares)
 
-    return GradientTransformation(init, update)
+    return _transformation("scale_by_rss", init, update, ScaleByRssState)
 
 
 def _rms_scaling(nu_hat, eps, eps_in_sqrt, mu_hat=None):
-    """1 / sqrt(nu - mu**2 + eps) or 1 / (sqrt(nu - mu**2) + eps); mu absent: plain RMS."""
+    """1 / sqrt(nu - |mu|**2 + eps) or 1 / (sqrt(nu - |mu|**2) + eps); mu absent: plain
+    RMS."""
     if mu_hat is None:
         var = nu_hat
     else:
-        var = jax.tree.map(lambda m, n: n - m * m, mu_hat, nu_hat)
+        var = jax.tree.map(lambda m, n: n - _abs_sq(m), mu_hat, nu_hat)
     if eps_in_sqrt:
         return jax.tree.map(lambda v: jax.lax.rsqrt(v + eps), var)
     return jax.tree.map(lambda v: 1 / (jnp.sqrt(v) + eps), var)
@@ -530,6 +658,9 @@ def scale_by_rms(
     _check_beta("scale_by_rms", "decay", decay)
     _check_eps("scale_by_rms", "eps", eps)
     _check("scale_by_rms", "initial_scale", initial_scale, low=0.0)
+    _check_bool("scale_by_rms", "eps_in_sqrt", eps_in_sqrt)
+    _check_bool("scale_by_rms", "bias_correction", bias_correction)
+    state_type = ScaleByRmsWithCountState if bias_correction else ScaleByRmsState
 
     def init(params):
         nu = _full_like(params, initial_scale)
@@ -538,7 +669,7 @@ def scale_by_rms(
         return ScaleByRmsState(nu=nu)
 
     def update(updates, state, params=None):
-        nu = _moment(updates, state.nu, decay, 2)
+        nu = _moment_abs_sq(updates, state.nu, decay)
         if bias_correction:
             count = _safe_increment(state.count)
             nu_hat = _bias_correct(nu, decay, count)
@@ -550,7 +681,7 @@ def scale_by_rms(
             return updates, ScaleByRmsWithCountState(count=count, nu=nu)
         return updates, ScaleByRmsState(nu=nu)
 
-    return GradientTransformation(init, update)
+    return _transformation("scale_by_rms", init, update, state_type)
 
 
 def scale_by_stddev(
@@ -561,10 +692,10 @@ def scale_by_stddev(
     eps_in_sqrt: bool = True,
     bias_correction: bool = False,
 ) -> GradientTransformation:
-    """Centered RMSprop's scaling (Graves 2013): g / sqrt(nu - mu**2 + eps).
+    """Centered RMSprop's scaling (Graves 2013): g / sqrt(nu - |mu|**2 + eps).
 
-    mu and nu are moving averages of g and g**2 with the same ``decay``, so nu - mu**2 is a
-    running variance estimate. Arguments as in ``scale_by_rms``.
+    mu and nu are moving averages of g and |g|**2 with the same ``decay``, so nu - |mu|**2 is
+    a running variance estimate. Arguments as in ``scale_by_rms``.
 
     Returns:
       A ``GradientTransformation`` with state ``ScaleByRStdDevState(mu, nu)`` (or the
@@ -573,6 +704,9 @@ def scale_by_stddev(
     _check_beta("scale_by_stddev", "decay", decay)
     _check_eps("scale_by_stddev", "eps", eps)
     _check("scale_by_stddev", "initial_scale", initial_scale, low=0.0)
+    _check_bool("scale_by_stddev", "eps_in_sqrt", eps_in_sqrt)
+    _check_bool("scale_by_stddev", "bias_correction", bias_correction)
+    state_type = ScaleByRStdDevWithCountState if bias_correction else ScaleByRStdDevState
 
     def init(params):
         mu, nu = _zeros_like(params), _full_like(params, initial_scale)
@@ -582,7 +716,7 @@ def scale_by_stddev(
 
     def update(updates, state, params=None):
         mu = _moment(updates, state.mu, decay, 1)
-        nu = _moment(updates, state.nu, decay, 2)
+        nu = _moment_abs_sq(updates, state.nu, decay)
         if bias_correction:
             count = _safe_increment(state.count)
             mu_hat, nu_hat = _bias_correct(mu, decay, count), _bias_correct(nu, decay, count)
@@ -594,7 +728,7 @@ def scale_by_stddev(
             return updates, ScaleByRStdDevWithCountState(count=count, mu=mu, nu=nu)
         return updates, ScaleByRStdDevState(mu=mu, nu=nu)
 
-    return GradientTransformation(init, update)
+    return _transformation("scale_by_stddev", init, update, state_type)
 
 
 def scale_by_adam(
@@ -629,6 +763,8 @@ def scale_by_adam(
     _check_beta("scale_by_adam", "b2", b2)
     _check_eps("scale_by_adam", "eps", eps)
     _check("scale_by_adam", "eps_root", eps_root, low=0.0)
+    _check_bool("scale_by_adam", "bias_correction", bias_correction)
+    _check_bool("scale_by_adam", "nesterov", nesterov)
 
     def init(params):
         return ScaleByAdamState(
@@ -637,7 +773,7 @@ def scale_by_adam(
 
     def update(updates, state, params=None):
         mu = _moment(updates, state.mu, b1, 1)
-        nu = _moment(updates, state.nu, b2, 2)
+        nu = _moment_abs_sq(updates, state.nu, b2)
         count = _safe_increment(state.count)
         look_ahead = lambda m, g: b1 * m + (1 - b1) * g  # noqa: E731
         if bias_correction:
@@ -656,7 +792,7 @@ def scale_by_adam(
         updates = jax.tree.map(lambda m, v: m / (jnp.sqrt(v + eps_root) + eps), mu_hat, nu_hat)
         return updates, ScaleByAdamState(count=count, mu=mu, nu=nu)
 
-    return GradientTransformation(init, update)
+    return _transformation("scale_by_adam", init, update, ScaleByAdamState)
 
 
 def scale_by_adamax(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8):
@@ -684,7 +820,7 @@ def scale_by_adamax(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8):
         updates = jax.tree.map(lambda m, v: m / v, mu_hat, nu)
         return updates, ScaleByAdamState(count=count, mu=mu, nu=nu)
 
-    return GradientTransformation(init, update)
+    return _transformation("scale_by_adamax", init, update, ScaleByAdamState)
 
 
 def scale_by_adadelta(rho: float = 0.9, eps: float = 1e-6) -> GradientTransformation:
@@ -714,7 +850,7 @@ def scale_by_adadelta(rho: float = 0.9, eps: float = 1e-6) -> GradientTransforma
         e_x = _moment(updates, state.e_x, rho, 2)
         return updates, ScaleByAdaDeltaState(e_g=e_g, e_x=e_x)
 
-    return GradientTransformation(init, update)
+    return _transformation("scale_by_adadelta", init, update, ScaleByAdaDeltaState)
 
 
 def scale_by_trust_ratio() -> GradientTransformation:
@@ -727,20 +863,23 @@ def scale_by_trust_ratio() -> GradientTransformation:
         def one(u, p):
             p_norm, u_norm = jnp.linalg.norm(p), jnp.linalg.norm(u)
             zero = jnp.logical_or(p_norm == 0.0, u_norm == 0.0)
-            ratio = jnp.where(zero, jnp.array(1.0, p.dtype), p_norm / jnp.where(zero, 1, u_norm))
+            ratio = jnp.where(zero, jnp.array(1.0, jnp.result_type(p)),
+                              p_norm / jnp.where(zero, 1, u_norm))
             return u * ratio
 
         return jax.tree.map(one, updates, params), state
 
-    return GradientTransformation(lambda params: EmptyState(), update)
+    return _transformation("scale_by_trust_ratio", lambda params: EmptyState(), update,
+                           EmptyState)
 
 
-def _apply_mask(fn, mask, updates, params):
+def _apply_mask(fn_name, fn, mask, updates, params):
     """fn(u, p) on leaves where the (prefix) mask is True; u unchanged elsewhere."""
     if mask is None:
         return jax.tree.map(fn, updates, params)
     if callable(mask):
         mask = mask(params)
+        _check_mask_tree(fn_name, "mask(params)", mask)
     return jax.tree.map(
         lambda m, u, p: jax.tree.map(fn, u, p) if m else u, mask, updates, params
     )
@@ -755,13 +894,20 @@ def add_decayed_weights(
     Args:
       weight_decay: non-negative float, or a schedule of the step count.
       mask: optional pytree of bools with the params' structure (or a prefix of it), or a
-        function params -> such a pytree; decay applies where True.
+        function params -> such a pytree; decay applies where True. A pytree is checked
+        here, a function's result at update time (TypeError unless its leaves are bools).
 
     Returns:
       A ``GradientTransformation`` with state ``EmptyState()`` (or ``WeightDecaySchedule(count)``
       for a scheduled decay). ``update`` requires params.
     """
-    _check_weight_decay("add_decayed_weights", weight_decay)
+    return _decayed_weights("add_decayed_weights", weight_decay, mask)
+
+
+def _decayed_weights(fn: str, weight_decay, mask) -> GradientTransformation:
+    """``add_decayed_weights`` whose errors name ``fn`` (the optimizer the user called)."""
+    _check_weight_decay(fn, weight_decay)
+    _check_mask(fn, mask)
     scheduled = callable(weight_decay)
 
     def init(params):
@@ -769,16 +915,17 @@ def add_decayed_weights(
 
     def update(updates, state, params=None):
         if params is None:
-            raise ValueError("add_decayed_weights: update needs params, got params=None")
+            raise ValueError(f"{fn}: update needs params, got params=None")
         if scheduled:
             s, state = weight_decay(state.count), WeightDecaySchedule(_safe_increment(state.count))
         elif isinstance(weight_decay, int | float) and weight_decay == 0.0:
             return updates, state  # a traced weight_decay cannot be tested for zero
         else:
             s = weight_decay
-        return _apply_mask(lambda g, p: g + s * p, mask, updates, params), state
+        return _apply_mask(fn, lambda g, p: g + s * p, mask, updates, params), state
 
-    return GradientTransformation(init, update)
+    state_type = WeightDecaySchedule if scheduled else EmptyState
+    return _transformation(fn, init, update, state_type)
 
 
 def clip_by_value(max_delta: float) -> GradientTransformation:
@@ -788,7 +935,7 @@ def clip_by_value(max_delta: float) -> GradientTransformation:
     def update(updates, state, params=None):
         return jax.tree.map(lambda g: jnp.clip(g, -max_delta, max_delta), updates), state
 
-    return GradientTransformation(lambda params: EmptyState(), update)
+    return _transformation("clip_by_value", lambda params: EmptyState(), update, EmptyState)
 
 
 def clip_by_global_norm(max_norm: float) -> GradientTransformation:
@@ -799,12 +946,17 @@ def clip_by_global_norm(max_norm: float) -> GradientTransformation:
     def update(updates, state, params=None):
         g_norm = _global_norm(updates)
         keep = g_norm < max_norm
-        updates = jax.tree.map(
-            lambda t: jax.lax.select(keep, t, (t / g_norm.astype(t.dtype)) * max_norm), updates
-        )
+        updates = jax.tree.map(lambda t: _clip_leaf(jnp.asarray(t), keep, g_norm, max_norm),
+                               updates)
         return updates, state
 
-    return GradientTransformation(lambda params: EmptyState(), update)
+    return _transformation("clip_by_global_norm", lambda params: EmptyState(), update,
+                           EmptyState)
+
+
+def _clip_leaf(t, keep, g_norm, max_norm):
+    """t if keep else t / g_norm * max_norm (optax's expression; g_norm cast to t's dtype)."""
+    return jax.lax.select(keep, t, (t / g_norm.astype(t.dtype)) * max_norm)
 
 
 # --------------------------------------------------------------------------- optimizers
@@ -825,12 +977,13 @@ def sgd(
       the rate.
     """
     _check_lr("sgd", learning_rate)
+    _check_bool("sgd", "nesterov", nesterov)
     if momentum is None:
         first = identity()
     else:
         _check_beta("sgd", "momentum", momentum)
         first = trace(momentum, nesterov)
-    return chain(first, scale_by_learning_rate(learning_rate))
+    return _chain("sgd", first, scale_by_learning_rate(learning_rate))
 
 
 def _momentum(fn, learning_rate, momentum, form, nesterov):
@@ -838,8 +991,8 @@ def _momentum(fn, learning_rate, momentum, form, nesterov):
     _check_beta(fn, "momentum", momentum)
     _check_form(fn, form)
     if form == "optax":
-        return chain(trace(momentum, nesterov), scale_by_learning_rate(learning_rate))
-    return chain(scale_by_learning_rate(learning_rate), trace(momentum, nesterov))
+        return _chain(fn, trace(momentum, nesterov), scale_by_learning_rate(learning_rate))
+    return _chain(fn, scale_by_learning_rate(learning_rate), trace(momentum, nesterov))
 
 
 def momentum(
@@ -902,7 +1055,9 @@ def adagrad(
     _check_lr("adagrad", learning_rate)
     _check("adagrad", "initial_accumulator_value", initial_accumulator_value, low=0.0)
     _check_eps("adagrad", "eps", eps)
-    return chain(
+    _check_bool("adagrad", "eps_in_sqrt", eps_in_sqrt)
+    return _chain(
+        "adagrad",
         scale_by_rss(initial_accumulator_value, eps, eps_in_sqrt=eps_in_sqrt),
         scale_by_learning_rate(learning_rate),
     )
@@ -925,7 +1080,7 @@ def rmsprop(
     nu = decay*nu + (1-decay)*g**2;  w -= lr * g / sqrt(nu + eps)   (eps_in_sqrt=True), or
     w -= lr * g / (sqrt(nu) + eps)  (eps_in_sqrt=False: seed 004 section 4.6 and PyTorch).
     The notes' version is ``rmsprop(lr, decay=0.99, eps=1e-8, eps_in_sqrt=False)``.
-    ``centered`` divides by sqrt(nu - mu**2 + eps) instead; ``momentum`` adds a trace after
+    ``centered`` divides by sqrt(nu - |mu|**2 + eps) instead; ``momentum`` adds a trace after
     the learning rate, as optax does.
 
     Returns:
@@ -934,10 +1089,15 @@ def rmsprop(
     _check_lr("rmsprop", learning_rate)
     _check_beta("rmsprop", "decay", decay)
     _check_eps("rmsprop", "eps", eps)
+    _check("rmsprop", "initial_scale", initial_scale, low=0.0)
+    for name, flag in (("eps_in_sqrt", eps_in_sqrt), ("centered", centered),
+                       ("nesterov", nesterov), ("bias_correction", bias_correction)):
+        _check_bool("rmsprop", name, flag)
     if momentum is not None:
         _check_beta("rmsprop", "momentum", momentum)
     block = scale_by_stddev if centered else scale_by_rms
-    return chain(
+    return _chain(
+        "rmsprop",
         block(decay, eps, initial_scale, eps_in_sqrt=eps_in_sqrt, bias_correction=bias_correction),
         scale_by_learning_rate(learning_rate),
         trace(momentum, nesterov) if momentum is not None else identity(),
@@ -959,8 +1119,9 @@ def adadelta(
     _check_beta("adadelta", "rho", rho)
     _check_eps("adadelta", "eps", eps)
     _check_weight_decay("adadelta", weight_decay)
-    return chain(
-        add_decayed_weights(weight_decay),
+    return _chain(
+        "adadelta",
+        _decayed_weights("adadelta", weight_decay, None),
         scale_by_adadelta(rho, eps),
         scale_by_learning_rate(learning_rate),
     )
@@ -984,11 +1145,26 @@ def adam(
     Returns:
       ``chain(scale_by_adam, scale_by_learning_rate)``.
     """
-    _check_lr("adam", learning_rate)
-    _check_beta("adam", "b1", b1)
-    _check_beta("adam", "b2", b2)
-    _check_eps("adam", "eps", eps)
-    return chain(
+    return _adam("adam", learning_rate, b1, b2, eps, eps_root, bias_correction, nesterov)
+
+
+def _check_adam(fn, learning_rate, b1, b2, eps, eps_root, bias_correction=True,
+                nesterov=False):
+    """Validate Adam's hyperparameters, naming ``fn`` (the function the user called)."""
+    _check_lr(fn, learning_rate)
+    _check_beta(fn, "b1", b1)
+    _check_beta(fn, "b2", b2)
+    _check_eps(fn, "eps", eps)
+    _check(fn, "eps_root", eps_root, low=0.0)
+    _check_bool(fn, "bias_correction", bias_correction)
+    _check_bool(fn, "nesterov", nesterov)
+
+
+def _adam(fn, learning_rate, b1, b2, eps, eps_root, bias_correction, nesterov):
+    """``chain(scale_by_adam, scale_by_learning_rate)``, validated and named as ``fn``."""
+    _check_adam(fn, learning_rate, b1, b2, eps, eps_root, bias_correction, nesterov)
+    return _chain(
+        fn,
         scale_by_adam(b1, b2, eps, eps_root, bias_correction=bias_correction, nesterov=nesterov),
         scale_by_learning_rate(learning_rate),
     )
@@ -1004,12 +1180,7 @@ def nadam(
     bias_correction: bool = True,
 ) -> GradientTransformation:
     """Nadam (Dozat 2016): Adam with a Nesterov look-ahead first moment (= optax.nadam)."""
-    _check_lr("nadam", learning_rate)
-    _check_beta("nadam", "b1", b1)
-    _check_beta("nadam", "b2", b2)
-    _check_eps("nadam", "eps", eps)
-    return adam(learning_rate, b1, b2, eps, eps_root, bias_correction=bias_correction,
-                nesterov=True)
+    return _adam("nadam", learning_rate, b1, b2, eps, eps_root, bias_correction, True)
 
 
 def adamw(
@@ -1033,14 +1204,11 @@ def adamw(
       ``chain(scale_by_adam, add_decayed_weights, scale_by_learning_rate)``; update needs
       params.
     """
-    _check_lr("adamw", learning_rate)
-    _check_beta("adamw", "b1", b1)
-    _check_beta("adamw", "b2", b2)
-    _check_eps("adamw", "eps", eps)
-    _check_weight_decay("adamw", weight_decay)
-    return chain(
+    _check_adam("adamw", learning_rate, b1, b2, eps, eps_root, bias_correction, nesterov)
+    return _chain(
+        "adamw",
         scale_by_adam(b1, b2, eps, eps_root, bias_correction=bias_correction, nesterov=nesterov),
-        add_decayed_weights(weight_decay, mask),
+        _decayed_weights("adamw", weight_decay, mask),
         scale_by_learning_rate(learning_rate),
     )
 
@@ -1057,7 +1225,7 @@ def adamax(
     _check_beta("adamax", "b1", b1)
     _check_beta("adamax", "b2", b2)
     _check_eps("adamax", "eps", eps)
-    return chain(scale_by_adamax(b1, b2, eps), scale_by_learning_rate(learning_rate))
+    return _chain("adamax", scale_by_adamax(b1, b2, eps), scale_by_learning_rate(learning_rate))
 
 
 def lamb(
@@ -1075,14 +1243,11 @@ def lamb(
       ``chain(scale_by_adam, add_decayed_weights, scale_by_trust_ratio,
       scale_by_learning_rate)``; update needs params.
     """
-    _check_lr("lamb", learning_rate)
-    _check_beta("lamb", "b1", b1)
-    _check_beta("lamb", "b2", b2)
-    _check_eps("lamb", "eps", eps)
-    _check_weight_decay("lamb", weight_decay)
-    return chain(
+    _check_adam("lamb", learning_rate, b1, b2, eps, eps_root)
+    return _chain(
+        "lamb",
         scale_by_adam(b1, b2, eps, eps_root),
-        add_decayed_weights(weight_decay, mask),
+        _decayed_weights("lamb", weight_decay, mask),
         scale_by_trust_ratio(),
         scale_by_learning_rate(learning_rate),
     )

@@ -36,13 +36,34 @@ def _float(x) -> jax.Array:
     return jnp.asarray(x, jnp.result_type(float))
 
 
+def _real_scalar(value) -> bool:
+    """A real number: a Python/NumPy real scalar, or a concrete 0-d real (not bool, not
+    complex) NumPy or JAX array, as optimizers and optax accept."""
+    if isinstance(value, bool | np.bool_):
+        return False
+    if isinstance(value, numbers.Real):
+        return True
+    if isinstance(value, np.ndarray | jax.Array):
+        dtype = value.dtype
+        real = jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)
+        return real and value.shape == ()
+    return False
+
+
 def _real(fn: str, name: str, value, *, low=None, low_open=False, high=None, high_open=False):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    """Raise TypeError/ValueError unless ``value`` is a finite real in the given interval.
+
+    Tracers (a schedule built inside a traced function) are not checked.
+    """
+    if isinstance(value, jax.core.Tracer):
+        return
+    if not _real_scalar(value):
         raise TypeError(f"{fn}: {name} must be a real number, got {value!r}")
+    v = float(np.asarray(value))
     bad = (
-        np.isnan(value)
-        or (low is not None and (value <= low if low_open else value < low))
-        or (high is not None and (value >= high if high_open else value > high))
+        not np.isfinite(v)
+        or (low is not None and (v <= low if low_open else v < low))
+        or (high is not None and (v >= high if high_open else v > high))
     )
     if bad:
         lo = "(-inf" if low is None else ("(" if low_open else "[") + f"{low:g}"
@@ -55,6 +76,11 @@ def _int(fn: str, name: str, value, *, low: int):
         raise TypeError(f"{fn}: {name} must be an int, got {value!r}")
     if value < low:
         raise ValueError(f"{fn}: {name} must be an int >= {low}, got {value!r}")
+
+
+def _bool(fn: str, name: str, value):
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{fn}: {name} must be a bool, got {value!r}")
 
 
 def _epoch(count, steps_per_epoch: int, first_epoch: int):
@@ -160,6 +186,7 @@ def exponential_decay(
     _int("exponential_decay", "transition_steps", transition_steps, low=1)
     _real("exponential_decay", "decay_rate", decay_rate, low=0.0, low_open=True)
     _int("exponential_decay", "transition_begin", transition_begin, low=0)
+    _bool("exponential_decay", "staircase", staircase)
     if end_value is not None:
         _real("exponential_decay", "end_value", end_value, low=0.0)
     clip = jnp.maximum if decay_rate < 1.0 else jnp.minimum
@@ -285,7 +312,10 @@ def polynomial(
 
     def schedule(count):
         steps = jnp.clip(_float(count) - transition_begin, 0, transition_steps)
-        frac = 1 - steps / transition_steps
+        # Exactly 0 from the end of the transition on: jitted, XLA computes 1 - s * (1/T),
+        # which at s = T lands an ulp either side of 0 (NaN for a fractional power, or an end
+        # value missed by ~sqrt(ulp)). Before the end the value is optax's, bit for bit.
+        frac = jnp.where(steps < transition_steps, 1 - steps / transition_steps, 0.0)
         return _float((init_value - end_value) * frac**power + end_value)
 
     return schedule
@@ -344,6 +374,9 @@ def join(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> Schedule:
             f"join: expected len(boundaries) == len(schedules) - 1, got {len(boundaries)} "
             f"boundaries for {len(schedules)} schedules"
         )
+    for i, fn in enumerate(schedules):
+        if not callable(fn):
+            raise TypeError(f"join: schedules[{i}] must be callable, got {fn!r}")
     for b in boundaries:
         _int("join", "boundary", b, low=0)
     if boundaries != sorted(boundaries):

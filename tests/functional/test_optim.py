@@ -684,3 +684,258 @@ def test_converges_on_bowl_and_rosenbrock(name):
     assert loss_bowl < 1e-8 * bowl({"x": jnp.array([3.0, -2.0])}), (name, loss_bowl)
     assert loss_rosen < 1e-3, (name, loss_rosen)
     np.testing.assert_allclose(w, [1.0, 1.0], atol=0.1)
+
+
+# --------------------------------------------------------------------------- review fixes
+
+
+def _complex_tree(rng):
+    def c(*shape):
+        return jnp.asarray(rng.normal(size=shape) + 1j * rng.normal(size=shape), jnp.complex64)
+
+    return {"w": c(3, 2), "b": c(4), "s": c()}
+
+
+COMPLEX = {  # optimizers whose second moments / norms need |g|**2 = (conj(g) * g).real
+    "adam": lambda: (O.adam(0.01, eps_root=1e-8), optax.adam(0.01, eps_root=1e-8)),
+    "nadam": lambda: (O.nadam(0.01), optax.nadam(0.01)),
+    "adamw": lambda: (O.adamw(0.01, weight_decay=0.1), optax.adamw(0.01, weight_decay=0.1)),
+    "lamb": lambda: (O.lamb(0.01, weight_decay=0.01), optax.lamb(0.01, weight_decay=0.01)),
+    "rmsprop": lambda: (O.rmsprop(0.01), optax.rmsprop(0.01)),
+    "rmsprop_bias_correction": lambda: (O.rmsprop(0.01, bias_correction=True),
+                                        optax.rmsprop(0.01, bias_correction=True)),
+    "rmsprop_centered": lambda: (
+        O.rmsprop(0.01, centered=True, initial_scale=0.1),
+        optax.rmsprop(0.01, centered=True, initial_scale=0.1)),
+    "rmsprop_centered_eps_outside": lambda: (
+        O.rmsprop(0.01, 0.8, 1e-4, 0.5, centered=True, eps_in_sqrt=False),
+        optax.rmsprop(0.01, 0.8, 1e-4, 0.5, centered=True, eps_in_sqrt=False)),
+    "adagrad": lambda: (O.adagrad(0.1), optax.adagrad(0.1)),
+    "adagrad_0": lambda: (O.adagrad(0.1, 0.0), optax.adagrad(0.1, 0.0)),
+    "clip_by_global_norm": lambda: (
+        O.chain(O.clip_by_global_norm(1.0), O.sgd(0.1)),
+        optax.chain(optax.clip_by_global_norm(1.0), optax.sgd(0.1))),
+}
+
+
+@pytest.mark.parametrize("name", list(COMPLEX))
+def test_complex_parameters_match_optax(name):
+    """complex64 tree: the first update and 5 more, updates and parameters to rtol 1e-6 (atol
+    1e-6 * max|.| per leaf). g**2 (complex) instead of |g|**2 gives relative errors of
+    order 1 here."""
+    rng = np.random.default_rng(7)
+    params = _complex_tree(rng)
+    grads = [jax.tree.map(lambda x: 3 * x, _complex_tree(rng)) for _ in range(6)]
+    ours, ref = COMPLEX[name]()
+    uo_step, ur_step = jax.jit(ours.update), jax.jit(ref.update)
+    so, sr, po, pr = ours.init(params), ref.init(params), params, params
+    for i, g in enumerate(grads):
+        uo, so = uo_step(g, so, po)
+        ur, sr = ur_step(g, sr, pr)
+        po, pr = O.apply_updates(po, uo), optax.apply_updates(pr, ur)
+        assert_trees_close(uo, ur, 1e-6, f"{name} updates, step {i}", scaled=True)
+        assert_trees_close(po, pr, 1e-6, f"{name} params, step {i}", scaled=True)
+    assert jax.tree.leaves(uo)[0].dtype == jnp.complex64
+
+
+def test_complex_second_moment_is_the_squared_modulus():
+    """Hand-computed: g = 1j gives nu = (1 - b2) * |g|**2 = +(1 - b2) (g**2 would give
+    -(1 - b2) and a NaN root), so Adam's first step is -lr * 1j / (1 + eps) (rtol 1e-5:
+    float32's 1 - 0.999 is 6.7e-6 off, in optax too); Adagrad sums |g|**2 = 1 onto 0.1; the
+    global norm of (3j, 4) is 5."""
+    p = {"w": jnp.array([1.0 + 1.0j], jnp.complex64)}
+    g = {"w": jnp.array([1.0j], jnp.complex64)}
+    u, s = O.adam(0.1).update(g, O.adam(0.1).init(p), p)
+    np.testing.assert_allclose(s[0].nu["w"], [0.001 + 0j], rtol=1e-6)
+    np.testing.assert_allclose(u["w"], [-0.1j / (1 + 1e-8)], rtol=1e-5)
+    u, s = O.adagrad(0.1).update(g, O.adagrad(0.1).init(p), p)
+    np.testing.assert_allclose(s[0].sum_of_squares["w"], [1.1 + 0j], rtol=1e-6)
+    np.testing.assert_allclose(u["w"], [-0.1j / np.sqrt(1.1 + 1e-7)], rtol=1e-6)
+    u, _ = O.clip_by_global_norm(1.0).update(
+        {"a": jnp.array([3j], jnp.complex64), "b": jnp.array([4.0 + 0j], jnp.complex64)},
+        O.EmptyState())
+    np.testing.assert_allclose(u["a"], [0.6j], rtol=1e-6)
+    np.testing.assert_allclose(u["b"], [0.8], rtol=1e-6)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: O.sgd(float("inf")),
+    lambda: O.adagrad(0.1, eps=float("inf")),
+    lambda: O.adagrad(0.1, initial_accumulator_value=jnp.array(np.inf)),
+    lambda: O.adamw(0.1, weight_decay=float("inf")),
+    lambda: O.clip_by_global_norm(float("inf")),
+    lambda: O.scale(float("-inf")),
+    lambda: O.set_learning_rate(O.sgd(0.1).init({"w": jnp.ones(2)}), float("inf")),
+], ids=["sgd", "adagrad-eps", "adagrad-acc", "adamw-wd", "clip", "scale",
+        "set_learning_rate"])
+def test_infinite_hyperparameters_rejected(make):
+    """Every interval is open at infinity: "(0, inf)" must not accept inf."""
+    with pytest.raises(ValueError, match=r"must be in .*inf\), got .*inf"):
+        make()
+
+
+def test_complex_and_bool_arrays_are_not_real_scalars():
+    for bad in (np.array(0.1 + 1j), np.array(0.1 + 0j), jnp.array(0.1 + 0j), np.complex64(0.1),
+                np.array(True), jnp.array(True), np.bool_(True)):
+        with pytest.raises(TypeError, match="sgd: learning_rate must be a real scalar"):
+            O.sgd(bad)
+    with pytest.raises(TypeError, match="adam: b1 must be a real scalar"):
+        O.adam(0.1, b1=np.array(0.9 + 0j))
+    O.sgd(jnp.array(0.1, jnp.bfloat16))  # a 0-d bfloat16 array is a real scalar
+
+
+@pytest.mark.parametrize("fn,kwargs,arg", [
+    (O.adam, dict(eps_root=-1.0), "eps_root"),
+    (O.nadam, dict(eps_root=-1.0), "eps_root"),
+    (O.adamw, dict(eps_root=-1.0), "eps_root"),
+    (O.lamb, dict(eps_root=-1.0), "eps_root"),
+    (O.rmsprop, dict(initial_scale=-1.0), "initial_scale"),
+    (O.rmsprop, dict(initial_scale=-1.0, centered=True), "initial_scale"),
+], ids=lambda x: x.__name__ if callable(x) else None)
+def test_errors_name_the_function_called(fn, kwargs, arg):
+    with pytest.raises(ValueError) as err:
+        fn(0.1, **kwargs)
+    assert str(err.value).startswith(f"{fn.__name__}: {arg} must be in [0, inf), got -1.0")
+
+
+BOOL_FLAGS = [
+    (O.sgd, (0.1, 0.9), "nesterov"),
+    (O.trace, (0.9,), "nesterov"),
+    (O.scale_by_learning_rate, (0.1,), "flip_sign"),
+    (O.scale_by_rss, (), "eps_in_sqrt"),
+    (O.scale_by_rms, (), "eps_in_sqrt"),
+    (O.scale_by_rms, (), "bias_correction"),
+    (O.scale_by_stddev, (), "eps_in_sqrt"),
+    (O.scale_by_stddev, (), "bias_correction"),
+    (O.scale_by_adam, (), "bias_correction"),
+    (O.scale_by_adam, (), "nesterov"),
+    (O.adagrad, (0.1,), "eps_in_sqrt"),
+    (O.rmsprop, (0.1,), "eps_in_sqrt"),
+    (O.rmsprop, (0.1,), "centered"),
+    (O.rmsprop, (0.1,), "bias_correction"),
+    (O.rmsprop, (0.1, 0.9, 1e-8, 0.0), "nesterov"),
+    (O.adam, (0.1,), "bias_correction"),
+    (O.adam, (0.1,), "nesterov"),
+    (O.nadam, (0.1,), "bias_correction"),
+    (O.adamw, (0.1,), "bias_correction"),
+    (O.adamw, (0.1,), "nesterov"),
+]
+
+
+@pytest.mark.parametrize("fn,args,flag", BOOL_FLAGS,
+                         ids=[f"{f.__name__}-{a}" for f, _, a in BOOL_FLAGS])
+def test_bool_flags_must_be_bools(fn, args, flag):
+    for bad in ("yes", "no", 1, 0, None):
+        with pytest.raises(TypeError, match=f"{fn.__name__}: {flag} must be a bool, got"):
+            fn(*args, **{flag: bad})
+    fn(*args, **{flag: np.bool_(False)})  # NumPy bools are bools
+
+
+def test_scale_step_size_and_masks_are_checked():
+    p = {"w": jnp.ones(2), "b": jnp.ones(3)}
+    with pytest.raises(TypeError, match="scale: step_size must be a real scalar, got 'a'"):
+        O.scale("a")
+    for make, fn in ((lambda m: O.adamw(0.1, mask=m), "adamw"),
+                     (lambda m: O.lamb(0.1, weight_decay=0.01, mask=m), "lamb"),
+                     (lambda m: O.add_decayed_weights(0.1, m), "add_decayed_weights")):
+        for bad in (123, "w", {"w": 1, "b": True}, {"w": jnp.ones(2, bool), "b": True}):
+            with pytest.raises(TypeError, match=f"{fn}: mask must be None, a callable, or a "
+                                                "pytree whose leaves are bools"):
+                make(bad)
+        # a callable mask is checked on its result, at update time
+        opt = make(lambda params: jax.tree.map(lambda x: 1, params))
+        with pytest.raises(TypeError, match=rf"{fn}: mask\(params\) must be"):
+            opt.update(p, opt.init(p), p)
+        for good in ({"w": True, "b": np.bool_(False)}, {"w": jnp.array(True), "b": False},
+                     True, lambda params: {"w": True, "b": False}):
+            opt = make(good)
+            opt.update(p, opt.init(p), p)
+
+
+def test_python_float_leaves_match_optax():
+    """A Python float leaf in params and gradients, as optax accepts it: 3 steps, rtol 1e-6
+    (optax computes that leaf in float64 Python arithmetic, ours in float32)."""
+    params = {"w": 1.5, "v": jnp.linspace(-1.0, 1.0, 3)}
+    grads = [{"w": 0.3 * (k + 1), "v": jnp.full(3, 0.2 * (k - 1))} for k in range(3)]
+    for ours, ref in ((O.sgd(0.1), optax.sgd(0.1)),
+                      (O.sgd(0.1, 0.9), optax.sgd(0.1, 0.9)),
+                      (O.momentum(0.1, 0.9), optax.sgd(0.1, 0.9)),
+                      (O.adam(0.1), optax.adam(0.1))):
+        so, sr, po, pr = ours.init(params), ref.init(params), params, params
+        for g in grads:
+            uo, so = ours.update(g, so, po)
+            ur, sr = ref.update(g, sr, pr)
+            po, pr = O.apply_updates(po, uo), optax.apply_updates(pr, ur)
+            for a, b in zip(jax.tree.leaves((uo, po)), jax.tree.leaves((ur, pr)), strict=True):
+                np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)
+    # the other blocks that read a leaf's dtype (optax's fail on a Python float): by hand
+    for block, expected in ((O.scale_by_schedule(lambda c: 0.5), 0.5 * 0.3),
+                            (O.clip_by_global_norm(0.1), 0.1),
+                            (O.scale_by_trust_ratio(), 0.3 * 1.0 / 0.3),
+                            (O.sgd(S.linear(0.1, 0.0, 5)), -0.1 * 0.3)):
+        u, _ = block.update({"w": 0.3}, block.init({"w": 1.0}), {"w": 1.0})
+        np.testing.assert_allclose(float(u["w"]), expected, rtol=1e-6)
+
+
+def test_foreign_states_raise_a_named_type_error():
+    """A state of another optimizer (optax's, or ours of another kind) fails with a TypeError
+    naming the function called and the entry, eagerly and at trace time under jit; the
+    states the checks must accept still work."""
+    p = {"w": jnp.ones(2)}
+    g = {"w": jnp.full(2, 0.5)}
+    cases = [
+        (O.adam(0.1), optax.adam(0.1).init(p),
+         "adam: state entry 1 is optax EmptyState, expected ScaleByLearningRateState; pass "
+         "the state made by this optimizer's init"),
+        (O.nadam(0.1), O.sgd(0.1).init(p),
+         "nadam: state entry 0 is EmptyState, expected ScaleByAdamState"),
+        (O.sgd(0.1, 0.9), optax.sgd(0.1, 0.9).init(p),
+         "sgd: state entry 1 is optax EmptyState, expected ScaleByLearningRateState"),
+        (O.rmsprop(0.1, centered=True), O.rmsprop(0.1).init(p),
+         "rmsprop: state entry 0 is ScaleByRmsState, expected ScaleByRStdDevState"),
+        (O.rmsprop(0.1, bias_correction=True), O.rmsprop(0.1).init(p),
+         "rmsprop: state entry 0 is ScaleByRmsState, expected ScaleByRmsWithCountState"),
+        (O.adamw(0.1, weight_decay=S.constant(0.1)), O.adamw(0.1).init(p),
+         "adamw: state entry 1 is EmptyState, expected WeightDecaySchedule"),
+        (O.chain(O.trace(0.9), O.scale(-0.1)), (O.EmptyState(), O.EmptyState()),
+         "chain: state entry 0 is EmptyState, expected TraceState"),
+        (O.chain(O.chain(O.trace(0.9)), O.scale(-0.1)), (O.EmptyState(), O.EmptyState()),
+         "chain: state entry 0 is EmptyState, expected tuple"),
+        (O.adam(0.1), None, "adam: state is NoneType, expected a tuple of 2 states"),
+        (O.scale_by_adam(), O.EmptyState(),
+         "scale_by_adam: state is EmptyState, expected ScaleByAdamState; pass the state made "
+         "by this transformation's init"),
+        (O.scale_by_learning_rate(0.1), optax.EmptyState(),
+         "scale_by_learning_rate: state is optax EmptyState"),
+    ]
+    for opt, state, message in cases:
+        for update in (opt.update, jax.jit(opt.update)):  # raised at trace time under jit
+            with pytest.raises(TypeError) as err:
+                update(g, state, p)
+            assert str(err.value).startswith(message), str(err.value)
+    # optax's like-named states (same fields) are accepted block by block; the checks pass
+    # under jit, vmap and optax's wrappers (inject_hyperparams, chain, MultiSteps).
+    p = {"w": jnp.linspace(-1.0, 1.0, 4)}
+    g = {"w": jnp.linspace(0.5, -0.5, 4)}
+    u, _ = O.scale_by_adam().update(g, optax.scale_by_adam().init(p))
+    ur, _ = optax.scale_by_adam().update(g, optax.scale_by_adam().init(p))
+    assert_trees_close(u, ur, 1e-6)
+    u, _ = O.clip_by_global_norm(0.1).update(g, optax.EmptyState())
+    assert_trees_close(u, optax.clip_by_global_norm(0.1).update(g, optax.EmptyState())[0], 1e-6)
+    for ours, ref in (
+        (optax.inject_hyperparams(O.adam)(learning_rate=0.1),
+         optax.inject_hyperparams(optax.adam)(learning_rate=0.1)),
+        (optax.chain(O.clip_by_global_norm(0.1), O.sgd(0.1, 0.9)),
+         optax.chain(optax.clip_by_global_norm(0.1), optax.sgd(0.1, 0.9))),
+        (optax.MultiSteps(O.rmsprop(0.1, centered=True), 2),
+         optax.MultiSteps(optax.rmsprop(0.1, centered=True), 2)),
+    ):
+        so, sr = ours.init(p), ref.init(p)
+        for _ in range(3):
+            uo, so = jax.jit(ours.update)(g, so, p)
+            ur, sr = jax.jit(ref.update)(g, sr, p)
+        assert_trees_close(uo, ur, 1e-6)
+    opt = O.adamw(0.1)
+    stack = jax.tree.map(lambda x: jnp.stack([x, 2 * x]), p)
+    vu, _ = jax.vmap(opt.update)(stack, jax.vmap(opt.init)(stack), stack)
+    assert vu["w"].shape == (2, 4)

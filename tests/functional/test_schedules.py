@@ -188,3 +188,117 @@ def test_bad_types_and_join_lengths():
         S.join([S.constant(0.1)], [10])
     with pytest.raises(ValueError, match="increase"):
         S.join([S.constant(0.1)] * 3, [20, 10])
+
+
+# --------------------------------------------------------------------------- boundaries, types
+
+END_T = (3, 7, 10, 25, 1000)  # jitted, 1 - T * (1/T) is < 0 for 3, 7, 10 and > 0 for 25
+
+
+def jitted_at(schedule, counts):
+    return np.asarray(jax.jit(jax.vmap(schedule))(jnp.asarray(counts, jnp.int32)))
+
+
+@pytest.mark.parametrize("T", END_T)
+def test_schedules_reach_their_end_value_exactly_when_jitted(T):
+    """At steps T, T+1 and 2T after the start of the transition, jitted: exactly the end
+    value (float32), never NaN; before the end, optax's values bit for bit. Checked for
+    polynomial / linear (the fraction 1 - s/T became -ulp or +ulp at s = T under XLA's
+    reciprocal rewrite: NaN for power 0.5, -3e-9 for linear) and for the other schedules
+    with an end value (cosine_decay, exponential_decay, warmup, join)."""
+    settings = [(init, end, power, T, begin) for power in (0.5, 1.0, 2.0) for begin in (0, 5)
+                for init, end in ((0.1, 0.0), (0.1, 0.01), (0.0, 0.1))]
+    ours = [S.polynomial(*a) for a in settings]
+    refs = [optax.polynomial_schedule(*a) for a in settings]
+    every = lambda fns: lambda c: jnp.stack([f(c) for f in fns])  # noqa: E731 (one compile)
+    counts = np.arange(5 + 2 * T + 1)
+    v_ours, v_refs = jitted_at(every(ours), counts), jitted_at(every(refs), counts)
+    for i, (_, end, power, _, begin) in enumerate(settings):
+        at_end = v_ours[[begin + T, begin + T + 1, begin + 2 * T], i]
+        assert not np.any(np.isnan(at_end)), (T, power, begin, at_end)
+        np.testing.assert_array_equal(at_end, np.float32(end), f"{T} {power} {begin}")
+        np.testing.assert_array_equal(v_ours[: begin + T, i], v_refs[: begin + T, i])
+    np.testing.assert_array_equal(jitted_at(S.linear(0.1, 0.0, T), [T, T + 1, 2 * T]), 0.0)
+    # The others, audited for the same failure: exact where the end value is a product of
+    # two float32 numbers, 1 ulp otherwise (exponential_decay's clip returns end_value).
+    for exponent in (0.5, 1.0, 2.0):
+        v = jitted_at(S.cosine_decay(0.1, T, 0.2, exponent), [T, T + 1, 2 * T])
+        np.testing.assert_array_equal(v, np.float32(0.1) * np.float32(0.2))
+        v = jitted_at(S.warmup(S.cosine_decay(0.1, T, 0.0, exponent), 4), [T + 4, 2 * T + 4])
+        np.testing.assert_array_equal(v, 0.0)
+    v = jitted_at(S.exponential_decay(0.1, T, 0.5, staircase=True, end_value=0.01), [40 * T])
+    np.testing.assert_array_equal(v, np.float32(0.01))
+    v = jitted_at(S.join([S.constant(0.1), S.linear(0.1, 0.0, T)], [5]), [5 + T, 5 + 2 * T])
+    np.testing.assert_array_equal(v, 0.0)
+
+
+def test_sgd_with_polynomial_schedule_past_the_end_stays_finite_and_still():
+    """Past the end of a decay to 0 the rate is exactly 0: no NaN (power 0.5) and no small
+    negative rate (power 1) that would push the parameters uphill."""
+    p = {"w": jnp.ones(())}
+    for schedule in (S.polynomial(0.1, 0.0, 0.5, 10), S.linear(0.1, 0.0, 3)):
+        opt = O.sgd(schedule)
+        step = jax.jit(opt.update)
+        s, updates = opt.init(p), []
+        for _ in range(15):
+            u, s = step({"w": jnp.ones(())}, s, p)
+            updates.append(float(u["w"]))
+        assert np.all(np.isfinite(updates)), updates
+        assert np.all(np.asarray(updates) <= 0.0), updates  # gradient 1: never uphill
+        assert updates[-1] == 0.0 and float(O.current_learning_rate(s)) == 0.0
+
+
+def test_zero_d_array_hyperparameters_accepted_like_optax():
+    """0-d NumPy / JAX real arrays are accepted (as by the optimizers and by optax) and give
+    optax's values (rtol 1e-6); bools, complex numbers and non-scalars are still rejected
+    with the named TypeError."""
+    counts = np.arange(40)
+    for wrap in (np.float32, np.array, jnp.array):
+        w = lambda x, wrap=wrap: wrap(np.float32(x))  # noqa: E731
+        pairs = [
+            (S.constant(w(0.1)), optax.constant_schedule(w(0.1))),
+            (S.exponential_decay(w(0.1), 10, w(0.5), end_value=w(0.01)),
+             optax.exponential_decay(w(0.1), 10, w(0.5), end_value=w(0.01))),
+            (S.cosine_decay(w(0.1), 20, w(0.1), w(2.0)),
+             optax.cosine_decay_schedule(w(0.1), 20, w(0.1), w(2.0))),
+            (S.polynomial(w(0.1), w(0.01), w(2.0), 20),
+             optax.polynomial_schedule(0.1, 0.01, 2.0, 20)),
+        ]
+        for ours, ref in pairs:
+            np.testing.assert_allclose(jitted_at(ours, counts), jitted_at(ref, counts),
+                                       rtol=1e-6, err_msg=wrap.__name__)
+        with pytest.raises(ValueError, match="constant: value"):  # and still validated
+            S.constant(w(-0.1))
+    for bad in (np.array(True), jnp.array(True), np.bool_(True), np.array(0.1 + 1j),
+                jnp.array(0.1 + 0j), np.complex64(1), np.array([0.1]), jnp.array([0.1, 0.2]),
+                "0.1", None):
+        with pytest.raises(TypeError, match="constant: value must be a real number"):
+            S.constant(bad)
+
+
+@pytest.mark.parametrize("make,arg", [
+    (lambda: S.constant(float("inf")), "value"),
+    (lambda: S.exponential_decay(0.1, 10, float("inf")), "decay_rate"),
+    (lambda: S.exponential_decay(0.1, 10, 0.5, end_value=jnp.array(np.inf)), "end_value"),
+    (lambda: S.polynomial(0.1, 0.0, float("inf"), 10), "power"),
+    (lambda: S.inverse_time_decay(np.float32(np.inf), 0.5), "init_value"),
+    (lambda: S.warmup(S.constant(0.1), 5, float("inf")), "init_value"),
+], ids=["constant", "exponential_decay", "end_value", "polynomial", "inverse_time", "warmup"])
+def test_infinite_hyperparameters_rejected(make, arg):
+    with pytest.raises(ValueError, match=f"{arg} must be in .*, got .*inf"):
+        make()
+
+
+def test_traced_hyperparameters_skip_the_check():
+    f = jax.jit(lambda v: S.constant(v)(jnp.int32(3)))
+    np.testing.assert_allclose(f(0.25), 0.25, rtol=0)
+
+
+def test_join_needs_callables_and_staircase_a_bool():
+    with pytest.raises(TypeError, match=r"join: schedules\[1\] must be callable, got 0.3"):
+        S.join([S.constant(0.1), 0.3], [5])
+    with pytest.raises(TypeError, match="exponential_decay: staircase must be a bool"):
+        S.exponential_decay(0.1, 10, 0.5, staircase="no")
+    with pytest.raises(TypeError, match="exponential_decay: staircase must be a bool"):
+        S.exponential_decay(0.1, 10, 0.5, staircase=1)
+    S.exponential_decay(0.1, 10, 0.5, staircase=np.bool_(True))  # a NumPy bool is a bool
