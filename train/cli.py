@@ -10,19 +10,36 @@
     zoo translate --checkpoint DIR [--beam K] [--alpha A] [--all] "some input" ...
 
 ``zoo train`` writes into ``--out`` (default ``runs/NAME``): ``summary.json`` (final train and
-test metrics: ``test_loss`` always, ``test_accuracy`` for classifiers), ``metrics.jsonl`` (one
-line per epoch), ``loss.png`` (the loss curve), ``checkpoints/`` (``train.checkpoint``, one per
-epoch, the last three kept), ``run.json`` (the options, read back by ``zoo eval`` and
-``--resume``) and ``manifest.json`` (versions, config, parameter hash; ``train.manifest``).
+test metrics: ``train_loss`` and ``test_loss`` always, ``train_accuracy`` and
+``test_accuracy`` for classifiers), ``metrics.jsonl`` (one line per epoch: the epoch's
+training means, and ``val_*`` metrics on the validation split -- on the *test* split when
+the dataset has no validation split, as mnist1d and digits have none), ``loss.png`` (the
+loss curve), ``checkpoints/`` (``train.checkpoint``; a fresh run saves one every
+``max(1, epochs // 5)`` epochs and after the last epoch, a resumed run (``--resume``) one
+every epoch; the last three are kept), ``run.json`` (the options, read back by ``zoo eval``
+and ``--resume``) and ``manifest.json`` (versions, config, parameter hash;
+``train.manifest``). Entries with their own training function write these files too, with
+their own checkpoint cadence (``zoo train transfer``: the pretraining on the source classes
+is the logged, checkpointed and resumable part; see ``train.transfer``).
 
-Bad input (an unknown model, dataset or optimizer, a negative learning rate, ...) prints one
-line ``zoo: error: ...`` (with the closest names for a misspelling) and exits with status 2.
+Before anything is built, :func:`check_data` makes sure the dataset fits the model: its kind
+(class labels for classifiers, real-valued targets for regressors, per-step targets, token
+streams, parallel corpora, images) fits the entry's task, and one example's input shape is
+one the model reads (e.g. the perceptron takes feature vectors, the autoencoder images);
+standard entries then trace their loss on two examples. A misfit is a usage error.
+
+Bad input (an unknown model, dataset, dataset option or optimizer, a negative learning rate,
+a dataset the model cannot use, an ``--out`` that is a file or cannot be created, a damaged
+checkpoint, ...) prints one line ``zoo: error: ...`` (with the closest names for a misspelling)
+and exits with status 2.
 
 Extending: a registry entry may name its own ``train`` / ``evaluate`` / ``sample`` functions
 (``zoo.registry.ModelSpec``), called as ``function(spec, options)`` with the
 :class:`RunOptions` below; new subcommands are one ``(add_arguments, run)`` pair in
-:data:`COMMANDS`. The helpers :func:`load_data`, :func:`make_optimizer`, :func:`evaluate`,
-:func:`train_model` and :func:`write_run_files` are public so custom functions can reuse them.
+:data:`COMMANDS`. The helpers :func:`load_data`, :func:`check_data`, :func:`make_optimizer`,
+:func:`evaluate`, :func:`train_model` and :func:`write_run_files` are public so custom
+functions can reuse them. A model module new to the zoo can declare the inputs it reads in
+:data:`MODEL_INPUTS`.
 """
 
 from __future__ import annotations
@@ -41,9 +58,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 __all__ = ["RunOptions", "OPTIMIZERS", "SCHEDULES", "COMMANDS", "main", "build_parser",
-           "load_data", "data_info", "make_schedule", "make_optimizer", "takes_weight_decay",
+           "load_data", "data_info", "check_data", "MODEL_INPUTS", "make_schedule",
+           "make_optimizer", "takes_weight_decay",
            "steps_per_epoch", "entry_optimizer", "run_optimizer", "evaluate", "train_model",
-           "evaluate_model", "write_run_files", "resolve_function", "prepare_run_dir"]
+           "evaluate_model", "write_run_files", "resolve_function", "prepare_run_dir",
+           "restore_latest"]
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta", "adam", "nadam",
               "adamw", "adamax", "lamb")
@@ -122,16 +141,31 @@ def _unknown(kind: str, name: str, known) -> UsageError:
     return UsageError(f"unknown {kind} {name!r}.{hint} Known: {', '.join(known)}")
 
 
+# Datasets loaded during one ``main`` call, by (name, options): the command checks the data
+# before handing over to an entry's own train function, which loads it again (None outside
+# ``main``, so library callers always read the files afresh).
+_DATA_CACHE: dict | None = None
+
+
 def load_data(name: str, options: Mapping[str, Any] | None = None):
-    """``train.datasets.load(name, **options)``, with unknown names as :class:`UsageError`."""
+    """``train.datasets.load(name, **options)``, with unknown names and bad options (unknown
+    ones included) or files as :class:`UsageError`."""
     from train import datasets
 
     if name not in datasets.names():
         raise _unknown("dataset", name, datasets.names())
+    options = dict(options or {})
+    key = (name, json.dumps(options, sort_keys=True, default=repr))
+    if _DATA_CACHE is not None and key in _DATA_CACHE:
+        return _DATA_CACHE[key]
     try:
-        return datasets.load(name, **dict(options or {}))
+        ds = datasets.load(name, **options)
     except (ValueError, TypeError, FileNotFoundError) as e:
         raise UsageError(f"dataset {name!r}: {e}") from e
+    if _DATA_CACHE is not None:
+        _DATA_CACHE.clear()          # one dataset at a time is enough
+        _DATA_CACHE[key] = ds
+    return ds
 
 
 def data_info(ds):
@@ -149,6 +183,151 @@ def data_info(ds):
         n_targets = 1 if y.ndim == 1 else int(np.prod(y.shape[1:]))
     return DataInfo(input_shape=tuple(np.shape(ds.x_train)[1:]), n_classes=n_classes,
                     n_targets=n_targets, name=str(ds.meta.get("name", "")))
+
+
+# One example's input as each model module reads it: the shapes it accepts (of ``x`` without
+# the example axis; None matches any size, ``"any"`` any shape, flattened) and whether ``x``
+# holds real values ("float") or integer token ids ("ids"), with the words for an error
+# message. Modules not listed here are checked by tracing their loss only.
+MODEL_INPUTS: dict[str, tuple[Any, str, str]] = {
+    "zoo.perceptron": (((None,),), "float", "feature vectors x [n, features]"),
+    "zoo.linear": ("any", "float", "real-valued inputs x [n, ...] (flattened)"),
+    "zoo.logistic": ("any", "float", "real-valued inputs x [n, ...] (flattened)"),
+    "zoo.mlp": ("any", "float", "real-valued inputs x [n, ...] (flattened)"),
+    "zoo.cnn": (((None,), (None, 1), (None, None, None)), "float",
+                "signals x [n, length] or [n, length, 1], or images x [n, height, width, "
+                "channels]"),
+    "zoo.autoencoder": (((None, None, None),), "float",
+                        "images x [n, height, width, channels]"),
+    "zoo.transfer": (((None, None, None),), "float", "images x [n, height, width, channels]"),
+    "zoo.seq_classifier": (((None,), (None, 1)), "float",
+                           "scalar sequences x [n, time] or [n, time, 1]"),
+    "zoo.adding": (((None, 2),), "float", "(value, marker) sequences x [n, time, 2]"),
+    "zoo.reber": (((None,),), "ids", "symbol ids x <int>[n, time]"),
+    "zoo.seq2seq": (((None,),), "ids", "source token ids x <int>[n, length]"),
+    "zoo.word2vec": (((),), "ids", "one stream of word ids x <int>[n_words]"),
+    "zoo.char_lm": (((),), "ids", "one stream of character ids x <int>[n_chars]"),
+    "zoo.gan": (((2,), (None, None, None)), "float",
+                "2-D points x [n, 2] or images x [n, height, width, channels]"),
+}
+
+# What each task (``zoo.registry.TASKS``) needs of a dataset: (test, the words for it).
+_TASK_NEEDS: dict[str, tuple[Callable, str]] = {
+    "classification": (lambda x, y, meta: y is not None and _is_int(y) and y.ndim == 1,
+                       "one integer class label per example (y <int>[n])"),
+    "regression": (lambda x, y, meta: y is not None and _is_float(y),
+                   "real-valued targets (y <float>[n] or [n, targets])"),
+    "sequence": (lambda x, y, meta: y is not None and x.ndim >= 2 and y.ndim >= 2
+                 and y.shape[:2] == x.shape[:2],
+                 "per-step targets (x [n, time, ...] and y [n, time, ...])"),
+    "reconstruction": (lambda x, y, meta: _is_float(x) and x.ndim >= 2,
+                       "real-valued examples (x <float>[n, ...])"),
+    "generation": (lambda x, y, meta: (_is_float(x) and x.ndim >= 2)
+                   or (_is_int(x) and x.ndim == 1 and "vocab" in meta),
+                   "real-valued examples (x <float>[n, ...]) or a token stream "
+                   "(x <int>[n_tokens] with meta['vocab'])"),
+    "translation": (lambda x, y, meta: y is not None and "source_vocab" in meta
+                    and "target_vocab" in meta,
+                    "a parallel corpus (source ids x, target ids y, meta['source_vocab'] and "
+                    "meta['target_vocab']; e.g. dates or parallel)"),
+    "embedding": (lambda x, y, meta: _is_int(x) and x.ndim == 1 and "vocab" in meta,
+                  "a stream of word ids (x <int>[n_words] with meta['vocab']; e.g. "
+                  "word_corpus or text8)"),
+}
+
+
+def _is_int(a) -> bool:
+    import numpy as np
+
+    return np.issubdtype(np.asarray(a).dtype, np.integer)
+
+
+def _is_float(a) -> bool:
+    import numpy as np
+
+    return np.issubdtype(np.asarray(a).dtype, np.floating)
+
+
+def _array_text(a) -> str:
+    import numpy as np
+
+    a = np.asarray(a)
+    return f"<{a.dtype}>{list(a.shape)}"
+
+
+def _data_text(ds) -> str:
+    """``task 'translation': x <int32>[10000, 32], y <int32>[10000, 12]``."""
+    y = "none" if ds.y_train is None else _array_text(ds.y_train)
+    return f"task {ds.meta.get('task')!r}: x {_array_text(ds.x_train)}, y {y}"
+
+
+def check_data(spec, dataset: str, ds) -> None:
+    """Refuse a dataset the model cannot use, before anything is built or trained.
+
+    Two tests: the dataset's kind fits the entry's task (:data:`_TASK_NEEDS`: class labels for
+    'classification', real-valued targets for 'regression', ...), and one example's input is
+    a shape and kind the model's module reads (:data:`MODEL_INPUTS`).
+
+    Raises:
+        UsageError: ``model 'X' cannot use dataset 'Y': <what it needs>; <what Y has>``.
+    """
+    import numpy as np
+
+    x = np.asarray(ds.x_train)
+    y = None if ds.y_train is None else np.asarray(ds.y_train)
+    need = _TASK_NEEDS.get(spec.task)
+    problem = None
+    if need is not None and not need[0](x, y, ds.meta):
+        article = "an" if spec.task[0] in "aeiou" else "a"
+        problem = f"{article} {spec.task} model needs {need[1]}"
+    inputs = MODEL_INPUTS.get(getattr(spec.module, "__name__", ""))
+    if problem is None and inputs is not None:
+        shapes, kind, words = inputs
+        example = x.shape[1:]
+        fits = shapes == "any" or any(
+            len(example) == len(s)
+            and all(a is None or a == b for a, b in zip(s, example, strict=True))
+            for s in shapes)
+        values = _is_float(x) if kind == "float" else _is_int(x)
+        if not (fits and values):
+            problem = f"{spec.name} reads {words}"
+    if problem is not None:
+        raise UsageError(f"model {spec.name!r} cannot use dataset {dataset!r}: {problem}; "
+                         f"the dataset has {_data_text(ds)}")
+
+
+def _check_trace(spec, dataset: str, ds, cfg, params, model_state) -> None:
+    """Trace the entry's training loss (and, for classifiers, its output) on two examples
+    without computing anything: shape errors surface here as one :class:`UsageError`
+    instead of a traceback from inside the first compiled step."""
+    import jax
+    import numpy as np
+
+    n = min(2, len(ds.x_train))
+    if n == 0:
+        return
+    batch = {"x": np.asarray(ds.x_train[:n])}
+    if ds.y_train is not None:
+        batch["y"] = np.asarray(ds.y_train[:n])
+    module = spec.module
+    fail = f"model {spec.name!r} cannot use dataset {dataset!r}"
+    try:
+        jax.eval_shape(lambda p, s, b: module.loss(p, s, b, jax.random.PRNGKey(0), cfg,
+                                                   train=True), params, model_state, batch)
+        if spec.task != "classification":
+            return
+        out = jax.eval_shape(lambda p, s, x: module.apply(p, x, cfg, state=s), params,
+                             model_state, batch["x"])
+    except (ValueError, TypeError, IndexError) as e:
+        raise UsageError(f"{fail}: {str(e).splitlines()[0] if str(e) else type(e).__name__}; "
+                         f"the dataset has {_data_text(ds)}") from e
+    out = jax.tree.leaves(out)[0]
+    n_classes = data_info(ds).n_classes or 0
+    k = 1 if len(out.shape) == 1 else out.shape[-1]
+    if (k == 1 and n_classes > 2) or (k > 1 and k < n_classes):
+        what = "one binary decision" if k == 1 else f"{k} class scores"
+        raise UsageError(f"{fail}: the model outputs {what} per example but the dataset has "
+                         f"{n_classes} classes")
 
 
 def make_schedule(name: str, lr: float, total_steps: int | None = None):
@@ -303,6 +482,7 @@ def _prepare(spec, opts: RunOptions):
     import jax
 
     ds = load_data(opts.dataset, opts.dataset_options)
+    check_data(spec, opts.dataset, ds)
     try:
         cfg = spec.make_config(data_info(ds))
     except ValueError as e:
@@ -311,6 +491,7 @@ def _prepare(spec, opts: RunOptions):
     params = spec.module.init(k_init, cfg)
     init_state = getattr(spec.module, "init_state", None)
     model_state = init_state(cfg) if init_state is not None else {}
+    _check_trace(spec, opts.dataset, ds, cfg, params, model_state)
     return ds, cfg, params, model_state, k_fit
 
 
@@ -318,15 +499,23 @@ def prepare_run_dir(opts: RunOptions) -> str:
     """Create ``opts.out``, write its ``run.json`` and return its checkpoint directory.
 
     A fresh run (not ``--resume``) deletes old checkpoints first, so it never continues from
-    an earlier run's steps.
+    an earlier run's steps. An ``out`` that is a file or cannot be written is a
+    :class:`UsageError`.
     """
-    os.makedirs(opts.out, exist_ok=True)
-    ckpt_dir = os.path.join(opts.out, CHECKPOINT_DIR)
-    if not opts.resume and os.path.isdir(ckpt_dir):
-        shutil.rmtree(ckpt_dir)
-    with open(os.path.join(opts.out, RUN_FILE), "w") as f:
-        json.dump(opts.to_json(), f, indent=2, sort_keys=True)
-        f.write("\n")
+    out = opts.out
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise UsageError(f"--out {out!r} is an existing file, not a directory")
+    ckpt_dir = os.path.join(out, CHECKPOINT_DIR)
+    try:
+        os.makedirs(out, exist_ok=True)
+        if not opts.resume and os.path.isdir(ckpt_dir):
+            shutil.rmtree(ckpt_dir)
+        with open(os.path.join(out, RUN_FILE), "w") as f:
+            json.dump(opts.to_json(), f, indent=2, sort_keys=True)
+            f.write("\n")
+    except OSError as e:
+        raise UsageError(f"cannot write the run directory --out {out!r}: "
+                         f"{e.strerror or e}") from e
     return ckpt_dir
 
 
@@ -434,6 +623,43 @@ def _find_run(checkpoint: str) -> tuple[str, str]:
                      "directory of a 'zoo train' run")
 
 
+def _checkpoint_message(e: BaseException) -> str | None:
+    """One line for a checkpoint that cannot be restored (``train.checkpoint``'s errors), or
+    None for any other error."""
+    from train.checkpoint import CheckpointMismatchError
+
+    text = str(e)
+    if isinstance(e, CheckpointMismatchError):
+        return f"the checkpoint does not fit this model and data: {text.splitlines()[0]}"
+    if isinstance(e, FileNotFoundError) and text.startswith("CheckpointManager.restore:"):
+        head = text.splitlines()[0].split(" See full TensorStore details")[0]
+        directory = head.split(" no readable checkpoint in ", 1)[-1].split(": ", 1)
+        detail = f" ({directory[1][:200]})" if len(directory) > 1 else ""
+        return (f"no readable checkpoint in {directory[0]!r}: its files are damaged or "
+                f"incomplete{detail}")
+    return None
+
+
+def restore_latest(manager, target):
+    """``manager.restore(target)`` (the newest readable checkpoint) with a damaged or
+    mismatching checkpoint as one :class:`UsageError` naming the directory; the warnings about
+    skipped damaged checkpoints are shown only when an older one could be restored."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            restored = manager.restore(target)
+        except (FileNotFoundError, ValueError) as e:
+            message = _checkpoint_message(e)
+            if message is None:
+                raise
+            raise UsageError(message) from e
+    for w in caught:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return restored
+
+
 def evaluate_model(spec, opts: RunOptions) -> dict:
     """The standard ``zoo eval``: restore the latest checkpoint, evaluate train and test sets.
 
@@ -455,7 +681,7 @@ def evaluate_model(spec, opts: RunOptions) -> dict:
         raise UsageError(f"no complete checkpoint in {ckpt_dir!r}")
     target = init_train_state(params, optimizer, key=jax.random.split(k_fit)[0],
                               model_state=model_state)
-    state, _ = manager.restore(target)
+    state, _ = restore_latest(manager, target)
     _, eval_loss_fn = _model_fns(spec, cfg)
     eval_key = jax.random.PRNGKey(opts.seed + 1)
     metrics = {"step": int(jax.device_get(state.step))}
@@ -610,6 +836,8 @@ def _list_run(args: argparse.Namespace) -> int:
 
 def _train_arguments(p: argparse.ArgumentParser) -> None:
     _add_run_arguments(p)
+    p.epilog = ("metrics.jsonl logs val_* metrics on the validation split, or on the test "
+                "split when the dataset has none (mnist1d, digits, ...).")
     p.add_argument("--out", help="output directory (default runs/NAME)")
     p.add_argument("--resume", action="store_true",
                    help="continue from the latest checkpoint in --out")
@@ -629,6 +857,10 @@ def _train_run(args: argparse.Namespace) -> int:
             with open(run_file) as f:
                 saved = json.load(f)
     spec, opts = _resolve(args, saved=saved)
+    if spec.train:
+        # An entry's own train function loads the data itself (from _DATA_CACHE); check it
+        # here first, as _prepare does for the standard trainer.
+        check_data(spec, opts.dataset, load_data(opts.dataset, opts.dataset_options))
     summary = (resolve_function(spec.train)(spec, opts) if spec.train
                else train_model(spec, opts))
     if not opts.quiet:
@@ -811,16 +1043,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``zoo`` console script; returns the exit status."""
+    global _DATA_CACHE
     parser = build_parser()
     args = parser.parse_args(argv)      # argparse exits with status 2 on bad syntax
+    _DATA_CACHE = {}
     try:
         return int(args._run(args) or 0)
     except UsageError as e:
         print(f"zoo: error: {e}", file=sys.stderr)
         return 2
+    except (FileNotFoundError, ValueError) as e:
+        # a damaged checkpoint met by an entry's own eval / sample / --resume code
+        message = _checkpoint_message(e) if "train.checkpoint" in sys.modules else None
+        if message is None:
+            raise
+        print(f"zoo: error: {message}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("zoo: interrupted", file=sys.stderr)
         return 130
+    finally:
+        _DATA_CACHE = None
 
 
 if __name__ == "__main__":

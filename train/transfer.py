@@ -7,10 +7,19 @@
    once by optimizer masking and once by stop-gradient (the two must agree).
 3. Train the same network from scratch on the same few images, same optimizer and steps.
 4. Report test accuracy on all test images of the target classes for the three runs.
+
+``zoo train transfer`` writes the files of every zoo run (``train.cli``): ``metrics.jsonl``,
+``loss.png`` and ``checkpoints/`` cover step 1, the pretraining (``val_*`` = the test images
+of the source classes), which ``--resume`` continues from its latest checkpoint to
+``--epochs``; steps 2-4 (a few hundred full-batch steps on 50 images) are short and always
+run again in full. ``summary.json`` holds the fine-tuned (masked) model's ``train_*`` metrics
+on the few-shot images and ``test_*`` metrics on the target classes' test images, next to
+the whole experiment's results (also in ``transfer.json``, which ``zoo eval transfer`` prints).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -38,15 +47,24 @@ def _loss(cfg):
 
 
 def _metrics(params, cfg, x, y) -> tuple[float, float]:
-    """(test loss, test accuracy) of the whole set in one batch (digits are small)."""
+    """(loss, accuracy) of the whole set in one batch (digits are small)."""
+    loss, accuracy = _jit_metrics(params, cfg, x, y)
+    return float(loss), float(accuracy)
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _jit_metrics(params, cfg, x, y):
+    # one compiled graph per (config, shapes) instead of every op dispatched on its own
     loss, (_, m) = transfer.loss(params, {}, {"x": x, "y": y}, None, cfg, train=False)
-    return float(loss), float(m["accuracy"])
+    return loss, m["accuracy"]
 
 
 def run_experiment(ds, *, out: str, make_optimizer, seed: int = 0, epochs: int = 30,
                    batch_size: int = 32, finetune_epochs: int = 100,
                    source_classes=(0, 1, 2, 3, 4), target_classes=(5, 6, 7, 8, 9),
-                   shots: int = 10, progress: bool = False, return_params: bool = False):
+                   shots: int = 10, progress: bool = False, return_params: bool = False,
+                   history_path: str | None = None, checkpoint_dir: str | None = None,
+                   resume: bool = False, callbacks=()):
     """Pretrain on the source classes, save, load, fine-tune frozen features, compare.
 
     Args:
@@ -54,19 +72,37 @@ def run_experiment(ds, *, out: str, make_optimizer, seed: int = 0, epochs: int =
         out: directory for the pretrained checkpoint (``out/source``) and ``transfer.json``.
         make_optimizer: ``lr_free_factory() -> optax-compatible optimizer``.
         seed: seed of initializations, data order and the few-shot draw.
-        epochs: pretraining epochs on the source classes.
+        epochs: pretraining epochs on the source classes (in total, with ``resume``).
         batch_size: pretraining batch size (fine-tuning uses the full few-shot batch).
         finetune_epochs: full-batch steps for fine-tuning and for the from-scratch baseline.
         source_classes, target_classes: label values of the two tasks.
         shots: training images per target class.
         progress: show progress bars.
         return_params: also return the fine-tuned (masked) params.
+        history_path, checkpoint_dir, resume, callbacks: passed to the pretraining
+            ``train.loop.fit`` (its per-epoch log, checkpoints and continuation; its
+            validation data are the source classes' test images).
 
     Returns:
-        ``{'source_test_accuracy', '<run>_test_accuracy', '<run>_test_loss' for run in mask,
-        stop_gradient, scratch, 'features_unchanged', 'mask_equals_stop_gradient', ...}``
-        (written to ``out/transfer.json``); with ``return_params`` a pair (that, params).
+        ``{'source_test_accuracy', '<run>_test_accuracy', '<run>_test_loss',
+        '<run>_train_accuracy', '<run>_train_loss' (on the few-shot images) for run in mask,
+        stop_gradient, scratch, 'features_unchanged', 'mask_equals_stop_gradient',
+        'pretrain_epochs', 'pretrain_steps', ...}`` (written to ``out/transfer.json``); with
+        ``return_params`` a pair (that, params).
     """
+    result, runs, _ = _experiment(
+        ds, out=out, make_optimizer=make_optimizer, seed=seed, epochs=epochs,
+        batch_size=batch_size, finetune_epochs=finetune_epochs, source_classes=source_classes,
+        target_classes=target_classes, shots=shots, progress=progress,
+        history_path=history_path, checkpoint_dir=checkpoint_dir, resume=resume,
+        callbacks=callbacks)
+    return (result, runs["mask"]) if return_params else result
+
+
+def _experiment(ds, *, out, make_optimizer, seed, epochs, batch_size, finetune_epochs,
+                source_classes, target_classes, shots, progress, history_path,
+                checkpoint_dir, resume, callbacks):
+    """:func:`run_experiment`'s work: (result, {run: params}, the pretraining's FitResult)."""
     k_pre, k_head, k_scratch, k_fit = jax.random.split(jax.random.PRNGKey(seed), 4)
     input_shape = tuple(np.shape(ds.x_train)[1:])
     from zoo import cnn
@@ -78,7 +114,10 @@ def run_experiment(ds, *, out: str, make_optimizer, seed: int = 0, epochs: int =
     t0 = time.perf_counter()
     pre = fit(_loss(cfg), transfer.init(k_pre, cfg), make_optimizer(), {"x": xs, "y": ys},
               key=k_fit, epochs=epochs, batch_size=batch_size, fast_path="loop",
-              progress=progress)
+              progress=progress, eval_data={"x": xs_test, "y": ys_test},
+              eval_loss_fn=lambda p, s, b, k: transfer.loss(p, s, b, k, cfg, train=False),
+              history_path=history_path, checkpoint_dir=checkpoint_dir, resume=resume,
+              callbacks=callbacks)
     _, source_acc = _metrics(pre.state.params, cfg, xs_test, ys_test)
     path = os.path.join(os.path.abspath(out), "source")
     save_checkpoint(path, pre.state.params, {"classes": list(source_classes)})
@@ -112,43 +151,61 @@ def run_experiment(ds, *, out: str, make_optimizer, seed: int = 0, epochs: int =
     result = {
         "source_classes": list(source_classes), "target_classes": list(target_classes),
         "shots": shots, "finetune_examples": len(yt), "seconds": seconds,
+        "pretrain_epochs": len(pre.history), "pretrain_steps": int(pre.state.step),
         "source_test_accuracy": source_acc,
         "features_unchanged": all(same(runs[m][k], loaded[k]) for m in ("mask", "stop_gradient")
                                   for k in conv),
         "mask_equals_stop_gradient": same(runs["mask"], runs["stop_gradient"]),
     }
     for name, params in runs.items():
-        loss, acc = _metrics(params, transfer.Config(cnn=new_cnn), xt_test, yt_test)
+        eval_cfg = transfer.Config(cnn=new_cnn)
+        loss, acc = _metrics(params, eval_cfg, xt_test, yt_test)
         result[f"{name}_test_loss"], result[f"{name}_test_accuracy"] = loss, acc
+        loss, acc = _metrics(params, eval_cfg, xt, yt)
+        result[f"{name}_train_loss"], result[f"{name}_train_accuracy"] = loss, acc
     with open(os.path.join(out, "transfer.json"), "w") as f:
         json.dump(result, f, indent=2)
-    return (result, runs["mask"]) if return_params else result
+    return result, runs, pre
 
 
 def train_command(spec, opts) -> dict:
-    """``zoo train transfer``: :func:`run_experiment` with the CLI options, plus run files."""
+    """``zoo train transfer``: :func:`run_experiment` with the CLI options, plus the run files
+    of every zoo run (``run.json``, ``metrics.jsonl`` and ``loss.png`` of the pretraining,
+    ``checkpoints/``, ``summary.json``, ``manifest.json``); ``--resume`` continues the
+    pretraining from its latest checkpoint, then runs the fine-tuning again."""
     from train import cli
+    from train.manifest import param_count
 
     ds = cli.load_data(opts.dataset, opts.dataset_options)
     if np.ndim(ds.x_train) != 4:
         raise cli.UsageError(f"transfer needs image data [n, h, w, c]; dataset {opts.dataset!r} "
                              f"has x of shape {np.shape(ds.x_train)}")
-    os.makedirs(opts.out, exist_ok=True)
-    with open(os.path.join(opts.out, cli.RUN_FILE), "w") as f:
-        json.dump(opts.to_json(), f, indent=2, sort_keys=True)
+    ckpt_dir = cli.prepare_run_dir(opts)
     extra = spec.extra
-    result, params = run_experiment(
+    # As the standard trainer: a fresh run checkpoints every epochs // 5 epochs and at the
+    # end through a callback; a resumed run lets fit restore, then save every epoch.
+    saver = (None if opts.resume else
+             cli._EpochSaver(ckpt_dir, every=max(1, opts.epochs // 5), last=opts.epochs - 1))
+    result, runs, pre = _experiment(
         ds, out=opts.out, make_optimizer=lambda: cli.make_optimizer(opts.optimizer, opts.lr),
         seed=opts.seed, epochs=opts.epochs, batch_size=opts.batch_size or 32,
         source_classes=extra["source_classes"], target_classes=extra["target_classes"],
         shots=extra["shots"], finetune_epochs=extra["finetune_epochs"],
-        progress=not opts.quiet, return_params=True)
+        progress=not opts.quiet, history_path=os.path.join(opts.out, cli.HISTORY_FILE),
+        checkpoint_dir=ckpt_dir if opts.resume else None, resume=opts.resume,
+        callbacks=() if saver is None else (saver,))
+    params = runs["mask"]
     summary = {"model": spec.name, "dataset": opts.dataset, "task": spec.task,
-               "expected": spec.expected, **result,
+               "epochs": result["pretrain_epochs"], "steps": result["pretrain_steps"],
+               "param_count": param_count(params), "expected": spec.expected, **result,
+               "train_accuracy": result["mask_train_accuracy"],
+               "train_loss": result["mask_train_loss"],
                "test_accuracy": result["mask_test_accuracy"],
                "test_loss": result["mask_test_loss"]}
-    cli.write_run_files(opts.out, opts=opts, summary=summary, history=None, cfg=spec.config,
-                        params=params, title="transfer")
+    classes = ", ".join(map(str, extra["source_classes"]))
+    cli.write_run_files(opts.out, opts=opts, summary=summary, history=pre.history,
+                        cfg=spec.config, params=params,
+                        title=f"zoo train transfer ({opts.dataset}): pretraining on {classes}")
     return summary
 
 

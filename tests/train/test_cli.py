@@ -199,3 +199,118 @@ def test_gan_sample_command_writes_a_grid(tmp_path, capsys):
                      "--output", str(png)]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "wrote 10 samples" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name,dataset,message", [
+    ("mlp", "dates", "needs one integer class label per example"),
+    ("perceptron", "digits", "perceptron reads feature vectors"),
+    ("logistic", "word_corpus", "needs one integer class label per example"),
+    ("mlp-regression", "mnist1d", "needs real-valued targets"),
+    ("logistic-binary", "mnist1d", "outputs one binary decision per example but the dataset "
+                                   "has 10 classes"),
+    ("reber-lstm", "copy", "reber.loss: expected y of shape"),       # found by the trace
+    ("seq2seq", "mnist1d", "needs a parallel corpus"),               # own train function
+    ("gan", "tv_script", "gan reads 2-D points"),
+])
+def test_a_dataset_the_model_cannot_use_is_one_error_line(name, dataset, message, tmp_path,
+                                                          capsys):
+    out = tmp_path / "r"
+    assert cli.main(["train", name, "--dataset", dataset, "--epochs", "1", "--quiet",
+                     "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"zoo: error: model {name!r} cannot use dataset {dataset!r}: ")
+    assert message in err and err.count("\n") == 1
+    assert not out.exists()        # refused before anything was built or written
+
+
+def test_a_text_file_is_no_data_for_a_classifier(tmp_path, capsys):
+    text = tmp_path / "t.txt"
+    text.write_text("hello world\n" * 20)
+    assert cli.main(["train", "mlp", "--dataset", "text", "--data-option", f"path={text}",
+                     "--out", str(tmp_path / "r"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot use dataset 'text'" in err and "task 'text'" in err
+
+
+def test_every_entry_accepts_its_default_dataset():
+    for spec in registry.specs():
+        ds = cli.load_data(spec.dataset, spec.dataset_options)
+        cli.check_data(spec, spec.dataset, ds)
+    # the standard trainer also traces the loss: one entry per model module and task
+    for name in ("perceptron", "linear", "logistic", "logistic-binary", "mlp-regression",
+                 "gru-mnist1d", "adding-rnn", "reber-rnn"):
+        spec = registry.get(name)
+        opts = cli.RunOptions(name=name, dataset=spec.dataset,
+                              dataset_options=spec.dataset_options, optimizer=spec.optimizer,
+                              lr=spec.lr, batch_size=spec.batch_size, epochs=1)
+        cli._prepare(spec, opts)
+
+
+def test_unknown_data_option_names_the_dataset_and_its_options(tmp_path, capsys):
+    assert cli.main(["train", "perceptron", "--data-option", "foo=1", "--out",
+                     str(tmp_path / "r"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "dataset 'and' has no option 'foo'" in err and "options: validation" in err
+    assert "locals" not in err and err.count("\n") == 1
+
+
+def test_damaged_checkpoint_is_one_error_line_naming_the_directory(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main(["train", "perceptron", "--epochs", "2", "--quiet", "--out", str(out)]) == 0
+    emptied = 0
+    for step in (out / "checkpoints").glob("step_*"):
+        for f in (step / "state").rglob("*"):
+            if f.is_file():
+                f.write_bytes(b"")
+                emptied += 1
+    assert emptied
+    capsys.readouterr()
+    assert cli.main(["eval", "perceptron", "--checkpoint", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"zoo: error: no readable checkpoint in "
+                          f"{str(out / 'checkpoints')!r}")
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_out_that_is_a_file_or_cannot_be_created_is_an_error(tmp_path, capsys):
+    a_file = tmp_path / "summary.json"
+    a_file.write_text("{}")
+    for out, message in ((a_file, "is an existing file, not a directory"),
+                         (a_file / "sub", "cannot write the run directory")):
+        assert cli.main(["train", "perceptron", "--epochs", "1", "--quiet", "--out",
+                         str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("zoo: error: ") and message in err and str(out) in err
+        assert err.count("\n") == 1
+    assert a_file.read_text() == "{}"
+
+
+def test_transfer_writes_the_run_files_of_every_model_and_resumes(tmp_path, capsys,
+                                                                 monkeypatch):
+    import dataclasses
+
+    spec = registry.get("transfer")
+    small = dataclasses.replace(spec, extra={**spec.extra, "finetune_epochs": 3})
+    monkeypatch.setitem(registry._REGISTRY, "transfer", small)
+    out = tmp_path / "run"
+    argv = ["train", "transfer", "--batch-size", "64", "--data-option", "test_fraction=0.8",
+            "--quiet", "--out", str(out)]
+    assert cli.main([*argv, "--epochs", "1"]) == 0
+    for name in ("summary.json", "metrics.jsonl", "loss.png", "manifest.json", "run.json",
+                 "transfer.json"):
+        assert (out / name).is_file(), name
+    assert any(d.name.startswith("step_") for d in (out / "checkpoints").iterdir())
+    summary = json.loads((out / "summary.json").read_text())
+    for key in ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "epochs", "steps",
+                "param_count", "seconds"):
+        assert key in summary, key
+    history = _lines(out / "metrics.jsonl")
+    assert [row["epoch"] for row in history] == [0] and "val_accuracy" in history[0]
+    steps_per_epoch = history[0]["step"]
+    # --resume continues the pretraining from its checkpoint to --epochs in total
+    assert cli.main([*argv, "--epochs", "2", "--resume"]) == 0
+    history = _lines(out / "metrics.jsonl")
+    assert [row["epoch"] for row in history] == [0, 1]
+    assert history[1]["step"] == 2 * steps_per_epoch
+    resumed = json.loads((out / "summary.json").read_text())
+    assert (resumed["epochs"], resumed["steps"]) == (2, 2 * steps_per_epoch)

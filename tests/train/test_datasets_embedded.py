@@ -32,6 +32,18 @@ def test_names_and_unknown_name_suggests_close_matches():
         D.load('moons', n_trian=3)
 
 
+@pytest.mark.parametrize('name,option', [('and', 'foo'), ('moons', 'n_trian'),
+                                         ('mnist1d', 'nm_samples')])
+def test_unknown_option_names_the_dataset_and_lists_its_options(name, option):
+    with pytest.raises(TypeError) as err:
+        D.load(name, **{option: 1})
+    msg = str(err.value)
+    assert f"dataset {name!r} has no option {option!r}" in msg
+    assert 'validation' in msg and 'locals' not in msg
+    if name == 'moons':
+        assert "did you mean 'n_train'" in msg and 'n_test' in msg
+
+
 def test_every_embedded_dataset_has_the_required_meta_and_dtypes():
     small = {'adding': {'n_train': 20, 'n_test': 5, 'T': 20}, 'reber': {'n_train': 20,
              'n_test': 5}, 'tv_script': {'n_lines': 50}, 'word_corpus': {'n_sentences': 200},

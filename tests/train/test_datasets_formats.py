@@ -91,6 +91,18 @@ def test_parse_idx_other_types_and_errors():
         formats.parse_idx(good + b'\x00')
 
 
+@pytest.mark.parametrize('dims', [(0xFFFFFFFF,) * 3, (2**21, 2**21, 2**22)])
+def test_parse_idx_huge_header_dims_report_file_dims_and_exact_sizes(dims):
+    # 2**21 * 2**21 * 2**22 == 2**64 wraps to 0 in int64; the expected size is exact
+    head = struct.pack('>BBBB', 0, 0, 0x08, 3) + struct.pack('>III', *dims)
+    need = dims[0] * dims[1] * dims[2]
+    with pytest.raises(ValueError) as err:
+        formats.parse_idx(head + bytes(16), source='f.idx')
+    msg = str(err.value)
+    assert msg.startswith('f.idx: truncated')
+    assert str(dims) in msg and f'({need} bytes of data)' in msg and 'only 16 bytes' in msg
+
+
 def test_mnist_damaged_files_give_clear_errors(tmp_path):
     d = tmp_path / 'm'
     write_mnist(d)
@@ -283,6 +295,39 @@ def test_bike_sharing_bad_csv(tmp_path):
         D.load('bike_sharing', path=tmp_path)
 
 
+@pytest.mark.parametrize('column,value,message', [
+    ('hr', '3.7', "column 'hr' has non-integer value '3.7'"),
+    ('season', '2.0001', "column 'season' has non-integer value '2.0001'"),
+    ('temp', 'nan', "column 'temp' has non-finite value 'nan'"),
+    ('cnt', 'inf', "column 'cnt' has non-finite value 'inf'"),
+    ('hr', '24', r"column 'hr' has values \[24\] outside"),
+])
+def test_bike_sharing_rejects_fractional_codes_and_non_finite_numbers(tmp_path, column, value,
+                                                                      message):
+    write_hour_csv(tmp_path / 'hour.csv')
+    lines = (tmp_path / 'hour.csv').read_text().splitlines()
+    row = lines[6].split(',')
+    row[formats.BIKE_COLUMNS.index(column)] = value
+    lines[6] = ','.join(row)
+    lines.insert(3, '')     # a blank line: rows after it keep their file line numbers
+    (tmp_path / 'hour.csv').write_text('\n'.join(lines) + '\n')
+    with pytest.raises(ValueError, match=r'hour.csv:8: ' + message):
+        D.load('bike_sharing', path=tmp_path / 'hour.csv')
+
+
+@pytest.mark.parametrize('name,target', [
+    ('text', 'x/doesnotexist.txt'), ('bike_sharing', 'x/hour.csv'), ('parallel', 'x/fra.txt'),
+    ('text8', 'x/text8.zip'), ('mnist', 'x/mnist'), ('cifar10', 'x/cifar'),
+    ('image_folder', 'x/faces'),
+])
+def test_a_path_that_does_not_exist_is_named_as_such(tmp_path, name, target):
+    path = tmp_path / target
+    with pytest.raises(dl.MissingDataError) as err:
+        D.load(name, path=path)
+    msg = str(err.value)
+    assert f'{path} does not exist' in msg and 'Put these files' not in msg
+
+
 # --------------------------------------------------------------------------- text corpora
 
 def test_plain_text_char_level(tmp_path):
@@ -342,6 +387,17 @@ def test_text8_raw_and_zip(tmp_path):
         D.load('text8', path=tmp_path / 'bad8')
 
 
+def test_text8_zip_with_a_broken_central_directory_names_the_file(tmp_path):
+    with zipfile.ZipFile(tmp_path / 'text8.zip', 'w') as zf:
+        zf.writestr('text8', ' a b c d e f g ' * 10)
+    raw = (tmp_path / 'text8.zip').read_bytes()
+    broken = tmp_path / 'broken.zip'
+    broken.write_bytes(raw[:30] + raw[-22:])    # the end record survives, its offsets lie
+    assert zipfile.is_zipfile(broken)
+    with pytest.raises(ValueError, match=r'broken.zip: damaged or truncated zip archive'):
+        D.load('text8', path=broken)
+
+
 def test_image_folder(tmp_path):
     from PIL import Image
     colors = {'alice': (255, 0, 0), 'bob': (0, 0, 255)}
@@ -364,6 +420,22 @@ def test_image_folder(tmp_path):
     (tmp_path / 'faces' / 'bob' / 'broken.png').write_bytes(b'\x89PNG not really')
     with pytest.raises(ValueError, match='cannot read image .*broken.png'):
         D.load('image_folder', path=tmp_path / 'faces')
+
+
+def test_image_folder_loose_images_are_one_class_alone_and_refused_next_to_classes(tmp_path):
+    from PIL import Image
+    flat = tmp_path / 'flat'
+    flat.mkdir()
+    for k in range(2):
+        Image.new('RGB', (6, 6), (k * 100, 0, 0)).save(flat / f'{k}.png')
+    ds = D.load('image_folder', path=flat, size=4)
+    assert ds.y_train.tolist() == [0, 0] and ds.meta['classes'] == ['']
+    # a loose image next to class folders would get label 0, the first class's
+    (flat / 'cats').mkdir()
+    Image.new('RGB', (6, 6)).save(flat / 'cats' / 'c.png')
+    with pytest.raises(ValueError, match=r'both class sub-folders \(cats\) and 2 image\(s\) '
+                                         r'directly in it \(0.png, 1.png\)'):
+        D.load('image_folder', path=flat, size=4)
 
 
 # --------------------------------------------------------------------------- downloads

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import inspect
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -102,8 +103,11 @@ def load(name: str, *, validation: float | int | None = None, validation_seed: i
     Raises:
         ValueError: unknown name (with close matches), bad option values, or a validation
             request on a dataset that already has a validation split.
+        TypeError: an option the loader does not have (the message lists those it has).
     """
-    ds = loader(name)(**options)
+    fn = loader(name)
+    _check_options(fn, name, options)
+    ds = fn(**options)
     _check(ds, name)
     if validation is None:
         return ds
@@ -111,6 +115,21 @@ def load(name: str, *, validation: float | int | None = None, validation_seed: i
         raise ValueError(f'load: dataset {name!r} already has a validation split; '
                          f'got validation={validation!r}')
     return split_validation(ds, validation, seed=validation_seed)
+
+
+def _check_options(fn: Callable, name: str, options: dict) -> None:
+    """A TypeError naming the dataset and its options for an option `fn` does not take."""
+    params = inspect.signature(fn).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return
+    known = [p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    unknown = [k for k in options if k not in known]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], known, n=1, cutoff=0.6)
+        hint = f' (did you mean {close[0]!r}?)' if close else ''
+        listed = ', '.join(known + ['validation', 'validation_seed'])
+        raise TypeError(f'load: dataset {name!r} has no option {unknown[0]!r}{hint}; its '
+                        f'options: {listed}')
 
 
 def _check(ds: Dataset, name: str) -> None:

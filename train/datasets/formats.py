@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import datetime
 import gzip
+import math
 import re
 import unicodedata
 import zipfile
@@ -36,6 +37,9 @@ def _find_all(directory: Path, groups, name: str, download: bool, path_given: bo
         return [next((directory / c for c in g if (directory / c).is_file()), None)
                 for g in groups]
 
+    if path_given and not directory.exists():
+        raise _no_such_path(name, directory, f'a directory holding '
+                            f'{", ".join(g[0] for g in groups)}')
     found = look()
     if None in found and download and not path_given:
         dl.fetch(name, directory)
@@ -44,6 +48,24 @@ def _find_all(directory: Path, groups, name: str, download: bool, path_given: bo
     if missing:
         raise dl.missing_error(name, directory, missing)
     return found
+
+
+def _no_such_path(name: str, path: Path, expected: str) -> dl.MissingDataError:
+    """The error for a `path` option naming nothing on disk."""
+    return dl.MissingDataError(f'{name}: {path} does not exist (expected {expected})')
+
+
+def _given_file(name: str, path, expected: str) -> Path | None:
+    """`path` if it names an existing file; None for no path or a directory (look inside);
+    a MissingDataError if it names nothing."""
+    if path is None:
+        return None
+    path = Path(path).expanduser()
+    if path.is_file():
+        return path
+    if not path.exists():
+        raise _no_such_path(name, path, expected)
+    return None
 
 
 def _find(directory: Path, candidates, name: str, download: bool, path_given: bool):
@@ -89,11 +111,11 @@ def parse_idx(data: bytes, *, source='IDX data', ndim: int | None = None) -> np.
     if len(data) < header:
         raise ValueError(f'{source}: truncated IDX header ({len(data)} of {header} bytes)')
     dims = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], 'big') for i in range(rank))
-    need = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    need = math.prod(dims) * dtype.itemsize   # Python ints: 2**96 cannot wrap around
     have = len(data) - header
     if have < need:
-        raise ValueError(f'{source}: truncated: header says {dims} ({need} bytes of data) '
-                         f'but only {have} bytes follow')
+        raise ValueError(f'{source}: truncated: header says dims {dims} of {dtype.itemsize}-byte '
+                         f'values ({need} bytes of data) but only {have} bytes follow')
     if have > need:
         raise ValueError(f'{source}: {have - need} unexpected bytes after the {dims} array '
                          f'the header declares (record count disagrees with the header?)')
@@ -229,6 +251,9 @@ def load_cifar10(*, path=None, download: bool = False, expected_records: int | N
     """
     directory = dl.dataset_dir('cifar10', path)
     files = [f'data_batch_{i}.bin' for i in range(1, 6)] + ['test_batch.bin']
+    if path is not None and not directory.exists():
+        raise _no_such_path('cifar10', directory, 'a directory holding cifar-10-binary.tar.gz '
+                            'or the extracted batches')
 
     def batch_dir():
         for d in (directory / 'cifar-10-batches-bin', directory):
@@ -278,13 +303,21 @@ BIKE_COLUMNS = ['instant', 'dteday', 'season', 'yr', 'mnth', 'hr', 'holiday', 'w
 # one-hot columns and their category values (fixed, so the layout never depends on the data)
 BIKE_DUMMIES = {'season': range(1, 5), 'weathersit': range(1, 5), 'mnth': range(1, 13),
                 'hr': range(24), 'weekday': range(7)}
+# columns of whole numbers (category codes and flags); a fraction there is a damaged file
+BIKE_INTEGER = ('yr', 'holiday', 'workingday', *BIKE_DUMMIES)
 BIKE_DROP = ('instant', 'dteday', 'atemp', 'workingday')
 BIKE_STANDARDIZE = ('casual', 'registered', 'cnt', 'temp', 'hum', 'windspeed')
 BIKE_TARGETS = ('cnt', 'casual', 'registered')
 
 
 def read_bike_csv(path) -> dict[str, np.ndarray]:
-    """Read UCI bike-sharing `hour.csv` into columns (dteday as str, the rest float64)."""
+    """Read UCI bike-sharing `hour.csv` into columns (dteday as str, the rest float64).
+
+    Raises:
+        ValueError: naming the file (and line) for an empty file, missing columns, a short
+            row, a non-numeric, non-finite (nan, inf) or, in a category column
+            (`BIKE_INTEGER`), non-integer value, a category out of range, or a bad date.
+    """
     path = Path(path)
     with open(path, newline='', encoding='utf-8') as f:
         reader = csv.reader(f)
@@ -299,12 +332,14 @@ def read_bike_csv(path) -> dict[str, np.ndarray]:
                              f'hour.csv columns {BIKE_COLUMNS}')
         idx = {c: header.index(c) for c in BIKE_COLUMNS}
         cols = {c: [] for c in BIKE_COLUMNS}
-        for lineno, row in enumerate(reader, start=2):
+        lines = []      # the file line of each row, for messages
+        for row in reader:
             if not row:
                 continue
             if len(row) != len(header):
-                raise ValueError(f'{path}:{lineno}: {len(row)} fields, header has '
+                raise ValueError(f'{path}:{reader.line_num}: {len(row)} fields, header has '
                                  f'{len(header)}')
+            lines.append(reader.line_num)
             for c, i in idx.items():
                 cols[c].append(row[i].strip())
     if not cols['cnt']:
@@ -317,18 +352,28 @@ def read_bike_csv(path) -> dict[str, np.ndarray]:
             out[c] = np.array(cols[c], dtype=np.float64)
         except ValueError:
             bad = next(i for i, v in enumerate(cols[c]) if not _is_float(v))
-            raise ValueError(f'{path}:{bad + 2}: column {c!r} has non-numeric value '
+            raise ValueError(f'{path}:{lines[bad]}: column {c!r} has non-numeric value '
                              f'{cols[c][bad]!r}') from None
+        bad = np.flatnonzero(~np.isfinite(out[c]))
+        if bad.size:
+            raise ValueError(f'{path}:{lines[bad[0]]}: column {c!r} has non-finite value '
+                             f'{cols[c][bad[0]]!r}')
+        if c in BIKE_INTEGER:
+            bad = np.flatnonzero(out[c] != np.round(out[c]))
+            if bad.size:
+                raise ValueError(f'{path}:{lines[bad[0]]}: column {c!r} has non-integer '
+                                 f'value {cols[c][bad[0]]!r} (expected a whole-number code)')
     for d in np.unique(out['dteday']):
         try:
             datetime.date.fromisoformat(str(d))
         except ValueError:
             raise ValueError(f'{path}: dteday {str(d)!r} is not a YYYY-MM-DD date') from None
     for c, values in BIKE_DUMMIES.items():
-        bad = set(np.unique(out[c]).astype(int).tolist()) - set(values)
-        if bad:
-            raise ValueError(f'{path}: column {c!r} has values {sorted(bad)} outside '
-                             f'{list(values)}')
+        bad = np.flatnonzero(~np.isin(out[c], list(values)))
+        if bad.size:
+            outside = sorted(set(out[c][bad].astype(int).tolist()))
+            raise ValueError(f'{path}:{lines[bad[0]]}: column {c!r} has values {outside} '
+                             f'outside {list(values)} (first at this line)')
     return out
 
 
@@ -369,9 +414,8 @@ def load_bike_sharing(*, path=None, download: bool = False, targets=('cnt',),
     if not targets or any(t not in BIKE_TARGETS for t in targets):
         raise ValueError(f'load_bike_sharing: targets must be among {BIKE_TARGETS}, got '
                          f'{targets}')
-    if path is not None and Path(path).is_file():
-        csv_path = Path(path)
-    else:
+    csv_path = _given_file('bike_sharing', path, 'hour.csv or a directory holding it')
+    if csv_path is None:
         directory = dl.dataset_dir('bike_sharing', path)
         csv_path = _find(directory, ['hour.csv', 'Bike-Sharing-Dataset/hour.csv'],
                          'bike_sharing', download, path is not None)
@@ -439,9 +483,8 @@ def load_text(*, path=None, download: bool = False, test_fraction: float = 0.1,
         Dataset with x_train/x_test <int32>[n_chars] and y None; meta 'vocab' (every character
         of the whole file, so the test text has no unknowns), 'text_train', 'text_test'.
     """
-    if path is not None and Path(path).is_file():
-        file = Path(path)
-    else:
+    file = _given_file('text', path, 'a text file, or a directory holding input.txt')
+    if file is None:
         file = _find(dl.dataset_dir('text', path), ['input.txt'], 'text', download,
                      path is not None)
     text = _read_text(file, encoding)
@@ -506,9 +549,9 @@ def load_parallel(*, path=None, download: bool = False, reverse: bool = False,
         ids '<eos>', both padded with '<pad>' = 0; meta 'source_vocab', 'target_vocab',
         'vocab' (= source), 'source_text_*', 'target_text_*'.
     """
-    if path is not None and Path(path).is_file():
-        file = Path(path)
-    else:
+    file = _given_file('parallel', path, 'a tab-separated .txt file, or a directory holding '
+                       'eng-fra.txt or fra.txt')
+    if file is None:
         file = _find(dl.dataset_dir('parallel', path),
                      ['eng-fra.txt', 'data/eng-fra.txt', 'fra.txt'],
                      'parallel', download, path is not None)
@@ -553,11 +596,15 @@ def read_text8(path) -> str:
     """The text8 corpus (one line of lower-case words), from `text8` or `text8.zip`."""
     path = Path(path)
     if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as zf:
-            if 'text8' not in zf.namelist():
-                raise ValueError(f'{path}: zip has no member named text8 '
-                                 f'(members: {zf.namelist()[:5]})')
-            data = zf.read('text8')
+        try:
+            with zipfile.ZipFile(path) as zf:
+                if 'text8' not in zf.namelist():
+                    raise ValueError(f'{path}: zip has no member named text8 '
+                                     f'(members: {zf.namelist()[:5]})')
+                data = zf.read('text8')
+        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as e:
+            raise ValueError(f'{path}: damaged or truncated zip archive '
+                             f'({type(e).__name__}: {e})') from e
     else:
         data = path.read_bytes()
     if not data:
@@ -587,9 +634,8 @@ def load_text8(*, path=None, download: bool = False, max_tokens: int | None = No
         Dataset with x_train/x_test <int32>[n_words] and y None; meta 'vocab' (from the
         training words).
     """
-    if path is not None and Path(path).is_file():
-        file = Path(path)
-    else:
+    file = _given_file('text8', path, 'text8 or text8.zip, or a directory holding one')
+    if file is None:
         file = _find(dl.dataset_dir('text8', path), ['text8', 'text8.zip'], 'text8', download,
                      path is not None)
     words = read_text8(file).split()
@@ -617,8 +663,10 @@ def load_image_folder(*, path=None, size=(64, 64), mode: str = 'RGB', crop=None,
     """A folder of images (e.g. face crops for the notes' face-generation project) read with
     Pillow, optionally cropped, resized and scaled to [0, 1].
 
-    Images directly in `path` get label 0; images in sub-folders get the index of their
-    sub-folder name in sorted order (meta['classes']).
+    Either every image lies directly in `path` (one unlabelled class: all labels 0,
+    meta['classes'] == ['']), or every image lies in a class sub-folder (at any depth below
+    it) and gets the index of that sub-folder's name in sorted order (meta['classes']).
+    Images next to class sub-folders are refused: they would have no class.
 
     Args:
         path: the folder (default: cache/image_folder).
@@ -632,6 +680,9 @@ def load_image_folder(*, path=None, size=(64, 64), mode: str = 'RGB', crop=None,
     """
     from PIL import Image, UnidentifiedImageError
     directory = dl.dataset_dir('image_folder', path)
+    if path is not None and not directory.exists():
+        raise _no_such_path('image_folder', directory, 'a folder of images or of class '
+                            'sub-folders of images')
     if not directory.is_dir():
         raise dl.missing_error('image_folder', directory, ['*.png / *.jpg images (or '
                                                            'class sub-folders of them)'])
@@ -644,6 +695,12 @@ def load_image_folder(*, path=None, size=(64, 64), mode: str = 'RGB', crop=None,
         raise dl.missing_error('image_folder', directory, ['*.png / *.jpg images'])
     classes = sorted({p.relative_to(directory).parts[0] for p in files
                       if len(p.relative_to(directory).parts) > 1})
+    loose = [p.name for p in files if len(p.relative_to(directory).parts) == 1]
+    if classes and loose:
+        raise ValueError(f'load_image_folder: {directory} has both class sub-folders '
+                         f'({", ".join(classes[:5])}) and {len(loose)} image(s) directly in it '
+                         f'({", ".join(loose[:3])}), which would have no class; move them '
+                         f'into a class sub-folder or remove them')
     x = np.empty((len(files), h, w, 3 if mode == 'RGB' else 1), np.float32)
     y = np.zeros(len(files), np.int32)
     for i, p in enumerate(files):
