@@ -81,23 +81,54 @@ def _execute(path):
     return nb, time.perf_counter() - start
 
 
+def _smoke_env(mp):
+    """The kernels inherit this process's environment: smoke sizes, no display, this
+    checkout first on the path."""
+    mp.setenv("JAXZOO_SMOKE", "1")
+    mp.setenv("MPLBACKEND", "Agg")
+    mp.setenv("PYTHONPATH", os.pathsep.join(
+        [str(ROOT)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])))
+
+
+def _execute_smoke(path):
+    """``_execute`` in smoke mode; the exception raised instead of a result, if any."""
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            _smoke_env(mp)
+            return _execute(path)
+    except Exception as err:  # reported by that notebook's test
+        return err
+
+
+class _OnDemand(dict):
+    """Runs a notebook when its test first asks for it (under pytest-xdist)."""
+
+    def __missing__(self, path):
+        self[path] = _execute_smoke(path)
+        return self[path]
+
+
 @pytest.fixture(scope="module")
 def smoke_runs(request):
-    """Executes every notebook once, JAXZOO_NOTEBOOK_WORKERS at a time (default 2: XLA
-    compilation, most of a smoke run, is single-threaded, so two kernels use both CI cores).
-    Returns {path: (notebook, seconds) or the exception raised}."""
+    """Executes each selected notebook once; returns {path: (notebook, seconds) or the
+    exception raised}.
+
+    Under pytest-xdist every worker collects every test but runs only those the scheduler
+    hands it, so a notebook runs when its own test asks for it, on that worker: the workers
+    run notebooks side by side, and none runs twice. In a single process the selected
+    notebooks run up front, JAXZOO_NOTEBOOK_WORKERS at a time (default 2: XLA compilation,
+    most of a smoke run, is single-threaded, so two kernels use both CI cores).
+    """
     pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return _OnDemand()
     workers = int(os.environ.get("JAXZOO_NOTEBOOK_WORKERS", "2"))
+    # only the notebooks whose tests were selected (pytest -k 02_backprop runs one)
+    selected = [item.callspec.params["path"] for item in request.session.items
+                if item.originalname == "test_notebook_runs_in_smoke_mode"]
     with pytest.MonkeyPatch.context() as mp:
-        # the kernels inherit this process's environment
-        mp.setenv("JAXZOO_SMOKE", "1")
-        mp.setenv("MPLBACKEND", "Agg")
-        mp.setenv("PYTHONPATH", os.pathsep.join(
-            [str(ROOT)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])))
-        # only the notebooks whose tests were selected (pytest -k 02_backprop runs one)
-        selected = [item.callspec.params["path"] for item in request.session.items
-                    if item.originalname == "test_notebook_runs_in_smoke_mode"]
+        _smoke_env(mp)
         with ThreadPoolExecutor(max(1, workers)) as pool:
             futures = {path: pool.submit(_execute, path) for path in selected}
             results = {}
