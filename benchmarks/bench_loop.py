@@ -25,6 +25,13 @@ the ratios, not the absolute numbers):
    side on a multi-core CPU) and with one group, and vs 8 seeds one after another; each
    epoch as one scan and as a per-step loop of the vmapped step.
 
+5. What bounds the MLP's fused epoch on this machine, measured in the same run: the step's
+   FLOPs (XLA's cost analysis), the matmul rate at the step's own size (100 x 100 x 100
+   products chained in a ``lax.scan``, one chain and two independent chains) and at a large
+   size (1024^3 on all cores), the shortest step each rate allows and so the largest speedup
+   over the Flax loop any fusion could reach; and, for 8 seeds, the batched-product rate and
+   the shortest 8-seed epoch it allows relative to one seed's.
+
 Every rate is the best epoch of several (each epoch is 40 steps, whole ``fit`` epochs
 including its per-epoch bookkeeping): on a shared machine the best epoch is the one least
 disturbed by other work, which makes the ratios far steadier than means or medians.
@@ -35,6 +42,7 @@ Run: ``python benchmarks/bench_loop.py [--epochs 15] [--quick] [--seeds-only]``.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -203,6 +211,86 @@ def bare_scan_rate(init, apply, x, y, epochs):
     return (N // BATCH) / min(times)
 
 
+def _best_seconds(fn, reps):
+    """Best wall time of ``fn()`` (which blocks) over ``reps`` calls after one warm-up."""
+    fn()
+    best = math.inf
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def ceiling(flax_rate, x, y, reps):
+    """What bounds the MLP's fused-epoch speedup on this machine, measured in this run.
+
+    A fused epoch removes the per-step dispatch, nothing else: the same step must still run
+    its kernels. So the most any fusion can gain over the Flax loop is (loop seconds/step) /
+    (kernel seconds/step). This measures the step's FLOPs (XLA's own cost analysis of the bare
+    step), the matmul rates this CPU reaches now at the step's size (100 x 100 x 100 products
+    chained in a ``lax.scan``, one chain or two independent ones) and at a large size
+    (1024^3, all cores), and prints the
+    lower bounds on a step's time and the ratios they allow.
+    """
+    opt = optax.adam(LR)
+    params = mlp_init(jax.random.PRNGKey(0))
+    xb, yb = jnp.asarray(x[:BATCH]), jnp.asarray(y[:BATCH])
+
+    def step(carry):
+        p, s = carry
+        grads = jax.grad(lambda q: optax.softmax_cross_entropy_with_integer_labels(
+            mlp_apply(q, xb), yb).mean())(p)
+        updates, s = opt.update(grads, s, p)
+        return optax.apply_updates(p, updates), s
+
+    cost = jax.jit(step).lower((params, opt.init(params))).compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    flops = float(cost["flops"])
+
+    a = jnp.asarray(np.random.default_rng(1).normal(size=(100, 100)), jnp.float32)
+    chain = jax.jit(lambda m: jax.lax.scan(lambda c, _: (c @ m * 0.01, None), m, None,
+                                           length=200)[0])
+    small = 200 * 2 * 100 ** 3 / _best_seconds(lambda: chain(a).block_until_ready(), reps)
+    # two independent chains per scan step: XLA may run them on two cores at once
+    pair = jax.jit(lambda m: jax.lax.scan(
+        lambda c, _: ((c[0] @ m * 0.01, c[1] @ m.T * 0.01), None), (m, m), None,
+        length=200)[0])
+    small2 = 2 * 200 * 2 * 100 ** 3 / _best_seconds(
+        lambda: jax.block_until_ready(pair(a)), reps)
+    b = jnp.asarray(np.random.default_rng(2).normal(size=(1024, 1024)), jnp.float32)
+    big_mm = jax.jit(lambda m: m @ m)
+    big = 2 * 1024 ** 3 / _best_seconds(lambda: big_mm(b).block_until_ready(), reps)
+
+    # the 8-seed step's kernels: the same products batched over 8 seeds (vmap), as one group
+    # and as two groups of 4 side by side (train_seeds_vmapped's default here)
+    a8 = jnp.broadcast_to(a, (8, 100, 100))
+    bmm = lambda c, m: jnp.einsum("sij,sjk->sik", c, m) * 0.01
+    chain8 = jax.jit(lambda m: jax.lax.scan(lambda c, _: (bmm(c, m), None), m, None,
+                                            length=50)[0])
+    batched = 50 * 8 * 2 * 100 ** 3 / _best_seconds(lambda: chain8(a8).block_until_ready(), reps)
+    halves = jax.jit(lambda m: jax.lax.scan(
+        lambda c, _: ((bmm(c[0], m[:4]), bmm(c[1], m[4:])), None), (m[:4], m[4:]), None,
+        length=50)[0])
+    batched2 = 50 * 8 * 2 * 100 ** 3 / _best_seconds(
+        lambda: jax.block_until_ready(halves(a8)), reps)
+
+    loop_step = 1.0 / flax_rate
+    print()
+    print("what bounds the MLP's fused epoch here (measured in this run)")
+    print(f"  one Adam step: {flops / 1e6:.2f} MFLOP (XLA cost analysis); Flax loop "
+          f"{loop_step * 1e6:.0f} us/step")
+    for label, rate in (("100x100x100 matmuls chained in a scan (the step's size)", small),
+                        ("two such chains side by side", small2),
+                        ("1024^3 matmul on all cores", big)):
+        floor = flops / rate
+        print(f"  at the rate of {label}: {rate / 1e9:6.1f} GFLOP/s -> a step takes "
+              f">= {floor * 1e6:5.1f} us -> at most {loop_step / floor:4.2f}x the Flax loop")
+    print(f"  8 seeds: products batched over 8 seeds run at {batched / 1e9:.1f} GFLOP/s in one "
+          f"group, {batched2 / 1e9:.1f} in two groups side by side")
+    return flops, max(batched, batched2)
+
+
 def fit_rate(init, apply, x, y, epochs, fast_path):
     """Steps/s of ``fit`` (best epoch after the first two), and its path choice."""
     res = loop.fit(make_loss(apply), init(jax.random.PRNGKey(0)), optax.adam(LR),
@@ -254,6 +342,10 @@ def main(argv=None):
     for name, n_params, variant, rate, note, ratio in rows:
         print(f"{name:8} {n_params:7d}  {variant:38} {rate:9.0f} {ratio:7.2f}x  {note}")
 
+    bound = None
+    if rows:
+        bound = ceiling(rows[0][3], x, y, reps=20 if args.quick else 100)
+
     print()
     groups = experiments._seed_group_bounds(8, None, True, "bench")
     print("seeds trained together (train_seeds_vmapped), milliseconds per epoch of 40 steps; "
@@ -270,6 +362,13 @@ def main(argv=None):
             print(f"{name:5} {path:5} {one * 1e3:8.1f} {eight * 1e3:10.1f} {single * 1e3:8.1f} "
                   f"{turn * 1e3:10.1f} {eight / one:9.2f}x {single / one:9.2f}x "
                   f"{turn / eight:15.2f}x")
+            if name == "MLP" and path == "scan" and bound is not None:
+                floor = 8 * bound[0] * (N // BATCH) / bound[1]
+                mlp_floor = (f"MLP: at the better batched rate, 8 seeds' epoch takes >= "
+                             f"{floor * 1e3:.1f} ms, i.e. >= {floor / one:.2f}x one seed's "
+                             f"scanned epoch ({one * 1e3:.1f} ms)")
+    if bound is not None:
+        print(mlp_floor)
 
 
 if __name__ == "__main__":
