@@ -132,7 +132,7 @@ class CheckpointManager:
 
     def __init__(self, directory: str, *, keep: int = 3, best_metric: str | None = None,
                  best_mode: str | None = "min"):
-        if not isinstance(keep, (int, np.integer)) or keep < 1:
+        if isinstance(keep, bool) or not isinstance(keep, (int, np.integer)) or keep < 1:
             raise ValueError(f"CheckpointManager: keep must be an int >= 1, got {keep!r}")
         if best_metric is not None and best_mode not in ("min", "max"):
             raise ValueError(f"CheckpointManager: best_mode must be 'min' or 'max', "

@@ -14,10 +14,10 @@ test metrics: ``train_loss`` and ``test_loss`` always, ``train_accuracy`` and
 ``test_accuracy`` for classifiers), ``metrics.jsonl`` (one line per epoch: the epoch's
 training means, and ``val_*`` metrics on the validation split -- on the *test* split when
 the dataset has no validation split, as mnist1d and digits have none), ``loss.png`` (the
-loss curve), ``checkpoints/`` (``train.checkpoint``; a fresh run saves one every
-``max(1, epochs // 5)`` epochs and after the last epoch, a resumed run (``--resume``) one
-every epoch; the last three are kept), ``run.json`` (the options, read back by ``zoo eval``
-and ``--resume``) and ``manifest.json`` (versions, config, parameter hash;
+loss curve), ``checkpoints/`` (``train.checkpoint``, with the data settings a resume must
+keep; one every ``max(1, epochs // 5)`` epochs and after the last epoch, fresh or resumed:
+:func:`checkpoint_cadence`; the last three are kept), ``run.json`` (the options, read back
+by ``zoo eval`` and ``--resume``) and ``manifest.json`` (versions, config, parameter hash;
 ``train.manifest``). Entries with their own training function write these files too, with
 their own checkpoint cadence (``zoo train transfer``: the pretraining on the source classes
 is the logged, checkpointed and resumable part; see ``train.transfer``).
@@ -62,7 +62,7 @@ __all__ = ["RunOptions", "OPTIMIZERS", "SCHEDULES", "COMMANDS", "main", "build_p
            "make_optimizer", "takes_weight_decay",
            "steps_per_epoch", "entry_optimizer", "run_optimizer", "evaluate", "train_model",
            "evaluate_model", "write_run_files", "resolve_function", "prepare_run_dir",
-           "restore_latest"]
+           "restore_latest", "checkpoint_cadence"]
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta", "adam", "nadam",
               "adamw", "adamax", "lamb")
@@ -495,11 +495,19 @@ def _prepare(spec, opts: RunOptions):
     return ds, cfg, params, model_state, k_fit
 
 
+def _write_run_json(out: str, opts: RunOptions) -> None:
+    with open(os.path.join(out, RUN_FILE), "w") as f:
+        json.dump(opts.to_json(), f, indent=2, sort_keys=True)
+        f.write("\n")
+
+
 def prepare_run_dir(opts: RunOptions) -> str:
     """Create ``opts.out``, write its ``run.json`` and return its checkpoint directory.
 
     A fresh run (not ``--resume``) deletes old checkpoints first, so it never continues from
-    an earlier run's steps. An ``out`` that is a file or cannot be written is a
+    an earlier run's steps. A resumed run keeps the ``run.json`` it continues (written anew by
+    :func:`write_run_files` once it succeeds), so a resume that fails, e.g. with other data
+    options, leaves the run as it was. An ``out`` that is a file or cannot be written is a
     :class:`UsageError`.
     """
     out = opts.out
@@ -510,9 +518,8 @@ def prepare_run_dir(opts: RunOptions) -> str:
         os.makedirs(out, exist_ok=True)
         if not opts.resume and os.path.isdir(ckpt_dir):
             shutil.rmtree(ckpt_dir)
-        with open(os.path.join(out, RUN_FILE), "w") as f:
-            json.dump(opts.to_json(), f, indent=2, sort_keys=True)
-            f.write("\n")
+        if not (opts.resume and os.path.isfile(os.path.join(out, RUN_FILE))):
+            _write_run_json(out, opts)
     except OSError as e:
         raise UsageError(f"cannot write the run directory --out {out!r}: "
                          f"{e.strerror or e}") from e
@@ -521,10 +528,12 @@ def prepare_run_dir(opts: RunOptions) -> str:
 
 def write_run_files(out: str, *, opts: RunOptions, summary: dict, history, cfg, params,
                     title: str = "") -> None:
-    """Write ``summary.json``, ``loss.png`` and ``manifest.json`` of a finished run."""
+    """Write ``summary.json``, ``loss.png``, ``manifest.json`` and ``run.json`` of a finished
+    run."""
     from train import plots
     from train.manifest import finite_or_none, write_manifest
 
+    _write_run_json(out, opts)
     with open(os.path.join(out, SUMMARY_FILE), "w") as f:
         json.dump(finite_or_none(summary), f, indent=2, sort_keys=True, allow_nan=False)
         f.write("\n")
@@ -534,24 +543,11 @@ def write_run_files(out: str, *, opts: RunOptions, summary: dict, history, cfg, 
                    extra={"options": opts.to_json(), "summary": summary})
 
 
-class _EpochSaver:
-    """fit callback: checkpoint every ``every`` epochs and after epoch ``last``, with the meta
-    that ``fit(resume=True)`` reads (next epoch, history, early-stopping state)."""
-
-    def __init__(self, directory: str, *, every: int, last: int):
-        from train.checkpoint import CheckpointManager
-
-        self.manager = CheckpointManager(directory, keep=3)
-        self.every, self.last = every, last
-        self.history: list[dict] = []
-
-    def on_epoch_end(self, epoch, state, logs) -> bool:
-        self.history.append(dict(logs))
-        if (epoch + 1) % self.every == 0 or epoch == self.last:
-            meta = {"next_epoch": epoch + 1, "next_batch": 0, "history": self.history,
-                    "early_stopping": {"best": None, "wait": 0}, "metrics": dict(logs)}
-            self.manager.save(int(logs["step"]), state, meta)
-        return False
+def checkpoint_cadence(epochs: int) -> int:
+    """Epochs between the checkpoints of a ``zoo train`` run: ``max(1, epochs // 5)`` (plus
+    one after the last epoch), so that saving (0.1-0.3 s per checkpoint with orbax here)
+    stays a small part of a long run."""
+    return max(1, int(epochs) // 5)
 
 
 def _prefixed(prefix: str, metrics: Mapping) -> dict:
@@ -576,21 +572,14 @@ def train_model(spec, opts: RunOptions) -> dict:
     ckpt_dir = prepare_run_dir(opts)
     train, test = _split(ds, "train"), _split(ds, "test")
     val = _split(ds, "val") or test
-    # fit's own checkpointing saves every epoch (~0.1-0.3 s each with orbax here), which
-    # would dominate a 150-epoch MNIST-1D run; a fresh run saves through a callback every
-    # `every` epochs and at the end instead, in fit's format so that --resume (which lets fit
-    # restore, and then save every epoch) continues exactly.
-    every = max(1, opts.epochs // 5)
-    saver = None if opts.resume else _EpochSaver(ckpt_dir, every=every, last=opts.epochs - 1)
     t0 = time.perf_counter()
     result = fit(loss_fn, params, optimizer, train, key=k_fit, epochs=opts.epochs,
                  batch_size=opts.batch_size, model_state=model_state, eval_data=val,
                  eval_loss_fn=eval_loss_fn, progress=not opts.quiet,
                  fast_path=spec.extra.get("fast_path", "auto"),
                  shuffle=spec.extra.get("sampling", True),
-                 history_path=os.path.join(out, HISTORY_FILE),
-                 checkpoint_dir=ckpt_dir if opts.resume else None, resume=opts.resume,
-                 callbacks=() if saver is None else (saver,))
+                 history_path=os.path.join(out, HISTORY_FILE), checkpoint_dir=ckpt_dir,
+                 checkpoint_every_epochs=checkpoint_cadence(opts.epochs), resume=opts.resume)
     seconds = time.perf_counter() - t0
     state = result.state
     eval_key = jax.random.PRNGKey(opts.seed + 1)
@@ -1053,8 +1042,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"zoo: error: {e}", file=sys.stderr)
         return 2
     except (FileNotFoundError, ValueError) as e:
-        # a damaged checkpoint met by an entry's own eval / sample / --resume code
-        message = _checkpoint_message(e) if "train.checkpoint" in sys.modules else None
+        # a damaged checkpoint met by an entry's own eval / sample / --resume code, or a
+        # --resume with other data options than the run it continues
+        if type(e).__name__ == "ResumeMismatchError":
+            message = str(e)
+        else:
+            message = _checkpoint_message(e) if "train.checkpoint" in sys.modules else None
         if message is None:
             raise
         print(f"zoo: error: {message}", file=sys.stderr)

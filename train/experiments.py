@@ -508,9 +508,10 @@ def train_seeds_vmapped(
         step_key, data_key = jax.random.split(run_key)  # fit's split of its key
         data_keys.append(data_key)
         # Each seed gets its own copy of the model state: the epochs donate their input.
+        # Params too: an init_fn may hand every seed (and its caller) the same arrays.
         own_state = None if model_state is None else jax.tree.map(jnp.copy, model_state)
-        states.append(loop.init_train_state(init_fn(init_key), optimizer, key=step_key,
-                                            model_state=own_state))
+        states.append(loop.init_train_state(jax.tree.map(jnp.copy, init_fn(init_key)),
+                                            optimizer, key=step_key, model_state=own_state))
     train_step = loop.make_train_step(loss_fn, optimizer, nan_policy=nan_policy)
     eval_step = loop.make_eval_step(eval_loss_fn or loss_fn)
 

@@ -122,6 +122,11 @@ class NonFiniteError(FloatingPointError):
 # State and steps
 
 
+class ResumeMismatchError(ValueError):
+    """``fit(resume=True)`` met a checkpoint written with other data settings
+    (:func:`data_settings`); continuing would silently mix two runs."""
+
+
 def _as_raw_key(key, where: str) -> jax.Array:
     """Accept an int seed, a typed key or a raw ``<u32>[2]`` key; return the raw key."""
     if isinstance(key, (int, np.integer)):
@@ -611,22 +616,37 @@ def _check_int(where: str, name: str, value, *, low: int, none_ok: bool = False)
         raise ValueError(f"{where}: {name} must be {expected}, got {value!r}")
 
 
-def _run_settings(n, batch_size, shuffle, drop_last, data_key) -> dict:
-    """What fixes a run's data order: a resumed run must have the same (saved in checkpoints)."""
-    return {"n": n, "batch_size": None if batch_size is None else int(batch_size),
-            "shuffle": shuffle, "drop_last": bool(drop_last),
+def data_settings(n: int | None, batch_size: int | None, shuffle=True, drop_last=False, *,
+                  key) -> dict:
+    """What fixes the data order of a ``fit`` run, as its checkpoints record it (``meta['run']``)
+    and as ``fit(resume=True)`` requires it unchanged.
+
+    Args:
+        n: rows of device-held training data, or ``None`` for streamed data (whose order the
+            stream itself fixes: then only ``{'streamed': True}`` is recorded).
+        batch_size, shuffle, drop_last: ``fit``'s arguments of those names.
+        key: ``fit``'s ``key`` (the data order comes from the second half of its split).
+
+    Returns:
+        A JSON-able dict: ``n``, ``batch_size``, ``shuffle``, ``drop_last``, ``data_key``.
+    """
+    if n is None:
+        return {"streamed": True}
+    data_key = jax.random.split(_as_raw_key(key, "data_settings"))[1]
+    return {"n": int(n), "batch_size": None if batch_size is None else int(batch_size),
+            "shuffle": shuffle if isinstance(shuffle, str) else bool(shuffle),
+            "drop_last": bool(drop_last),
             "data_key": [int(w) for w in np.asarray(data_key).astype(np.uint32).ravel()]}
 
 
-def _log_keys(metric_shapes: Mapping, nan_policy, eval_names=()) -> set:
+def _log_keys(metric_shapes: Mapping, eval_names=()) -> set:
     """Every key an epoch's logs can hold, given the step's and the evaluation's metrics."""
     keys = {"epoch", "step", "count"}
     keys |= {k for k in metric_shapes if k not in _SPECIAL_KEYS}
     keys |= {k for k in NORM_KEYS if k in metric_shapes}
     if "learning_rate" in metric_shapes:
         keys.add("learning_rate")
-    if nan_policy == "skip":
-        keys.add("skipped_steps")
+    # (skipped_steps is logged only for epochs that skipped a step: not one to monitor)
     keys |= {"val_" + k for k in eval_names}
     return keys
 
@@ -748,7 +768,8 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
         fast_path: str = "auto", nan_policy: str | None = "stop", early_stopping=None,
         callbacks: Iterable = (), progress: bool = True, history_path: str | None = None,
         checkpoint_dir: str | None = None, keep: int = 3, keep_best=None,
-        checkpoint_every: int | None = None, resume: bool = False, mesh=None) -> FitResult:
+        checkpoint_every: int | None = None, checkpoint_every_epochs: int = 1,
+        resume: bool = False, mesh=None) -> FitResult:
     """Train ``params`` with ``optimizer`` on ``train_data`` for ``epochs`` epochs.
 
     Args:
@@ -806,6 +827,9 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
         keep: number of most recent checkpoints kept.
         keep_best: also keep the best checkpoint by this metric (``'val_loss'``, or
             ``(metric, 'min'|'max')``).
+        checkpoint_every_epochs: checkpoint at the end of every this many epochs (and of the
+            last epoch, and of an epoch that stops the run); 1 saves every epoch. A resume
+            starts from the newest checkpoint, so the epochs after it run again, exactly.
         checkpoint_every: also checkpoint every this many steps inside an epoch (with the
             epoch's partial metric sums, so a resumed run's history is unchanged); a scanned
             epoch then runs as scans over chunks of this many batches.
@@ -838,6 +862,8 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
     _check_int(where, "batch_size", batch_size, low=1, none_ok=True)
     _check_int(where, "eval_batch_size", eval_batch_size, low=1, none_ok=True)
     _check_int(where, "checkpoint_every", checkpoint_every, low=1, none_ok=True)
+    _check_int(where, "keep", keep, low=1)
+    _check_int(where, "checkpoint_every_epochs", checkpoint_every_epochs, low=1)
     if resume and checkpoint_dir is None:
         raise ValueError(f"{where}: resume=True needs a checkpoint_dir to resume from")
     mesh = shd.make_mesh(mesh)
@@ -872,7 +898,7 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
 
     step_key, data_key = jax.random.split(_as_raw_key(key, where))
     data_key = np.asarray(data_key)   # read on the host every epoch (epoch_rng)
-    run_settings = _run_settings(n, batch_size, shuffle, drop_last, data_key)
+    run_settings = data_settings(n, batch_size, shuffle, drop_last, key=key)
     state = init_train_state(params, optimizer, key=step_key, model_state=model_state)
     state = shd.replicate(state, mesh)
     train_step, runner = _cached(
@@ -905,7 +931,7 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
                 diff = ", ".join(f"{k}: saved {saved.get(k)!r}, now {run_settings.get(k)!r}"
                                  for k in sorted(set(saved) | set(run_settings))
                                  if saved.get(k) != run_settings.get(k))
-                raise ValueError(
+                raise ResumeMismatchError(
                     f"{where}: resume=True, but the checkpoint in {checkpoint_dir!r} was "
                     f"written by a run with other data settings ({diff}; data_key comes from "
                     "key); resume with the same data, key, batch_size, shuffle and drop_last")
@@ -953,13 +979,19 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
 
     def check_monitors(metric_shapes):
         """Before the first step: the monitored metrics must be ones the logs will hold."""
+        monitored = [spec["metric"] for spec in (es, best_spec) if spec is not None]
+        if not monitored:
+            return
         eval_names = ()
-        if edata is not None:
+        if edata is not None and any(m.startswith("val_") for m in monitored):
+            # the first batch of the evaluation itself (its size, its padding)
             n_eval = int(np.shape(next(iter(edata.values())))[0])
-            probe = _gather(edata, np.zeros(min(n_eval, 2), np.int32), None)
+            idx, w = epoch_plan(n_eval, evaluator.batch_size(n_eval, eval_batch_size),
+                                epoch=0, data_key=None, shuffle=False)
+            probe = _gather(edata, idx[0], None if w is None else w[0])
             eval_names = jax.eval_shape(make_eval_step(eval_loss_fn or loss_fn), state,
                                         probe).keys()
-        known = _log_keys(metric_shapes, nan_policy, eval_names)
+        known = _log_keys(metric_shapes, eval_names)
         for what, spec in (("early_stopping", es), ("keep_best", best_spec)):
             if spec is not None and spec["metric"] not in known:
                 raise ValueError(f"{where}: {what} monitors {spec['metric']!r}, which is not "
@@ -1091,7 +1123,8 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
             if callbacks:   # a copy: the next epoch donates (frees) the state's buffers
                 stop = _call_callbacks(callbacks, "on_epoch_end", epoch,
                                        jax.tree.map(jnp.copy, state), logs) or stop
-            if manager is not None:
+            if manager is not None and (stop or epoch + 1 == epochs
+                                        or (epoch + 1) % checkpoint_every_epochs == 0):
                 save(state, epoch, 0, logs=logs, stopped=stop)
             bar.update(1)
             bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items()
@@ -1109,8 +1142,8 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
                   "batch_size": batch_size, "shuffle": shuffle, "drop_last": drop_last,
                   "fast_path": fast_path, "nan_policy": nan_policy,
                   "early_stopping": early_stopping, "keep_best": keep_best,
-                  "checkpoint_every": checkpoint_every, "n_train": n,
-                  "data_key": run_settings["data_key"]}
+                  "checkpoint_every": checkpoint_every,
+                  "checkpoint_every_epochs": checkpoint_every_epochs, "data": run_settings}
         seed = int(key) if isinstance(key, (int, np.integer)) else None
         extra = {"epochs_run": len(history), "final": history[-1] if history else {},
                  "timings": timings}

@@ -64,7 +64,7 @@ def run_experiment(ds, *, out: str, make_optimizer, seed: int = 0, epochs: int =
                    source_classes=(0, 1, 2, 3, 4), target_classes=(5, 6, 7, 8, 9),
                    shots: int = 10, progress: bool = False, return_params: bool = False,
                    history_path: str | None = None, checkpoint_dir: str | None = None,
-                   resume: bool = False, callbacks=()):
+                   resume: bool = False, checkpoint_every_epochs: int = 1, callbacks=()):
     """Pretrain on the source classes, save, load, fine-tune frozen features, compare.
 
     Args:
@@ -79,9 +79,9 @@ def run_experiment(ds, *, out: str, make_optimizer, seed: int = 0, epochs: int =
         shots: training images per target class.
         progress: show progress bars.
         return_params: also return the fine-tuned (masked) params.
-        history_path, checkpoint_dir, resume, callbacks: passed to the pretraining
-            ``train.loop.fit`` (its per-epoch log, checkpoints and continuation; its
-            validation data are the source classes' test images).
+        history_path, checkpoint_dir, resume, checkpoint_every_epochs, callbacks: passed to
+            the pretraining's ``train.loop.fit`` (its per-epoch log, checkpoints and
+            continuation; its validation data are the source classes' test images).
 
     Returns:
         ``{'source_test_accuracy', '<run>_test_accuracy', '<run>_test_loss',
@@ -95,13 +95,13 @@ def run_experiment(ds, *, out: str, make_optimizer, seed: int = 0, epochs: int =
         batch_size=batch_size, finetune_epochs=finetune_epochs, source_classes=source_classes,
         target_classes=target_classes, shots=shots, progress=progress,
         history_path=history_path, checkpoint_dir=checkpoint_dir, resume=resume,
-        callbacks=callbacks)
+        checkpoint_every_epochs=checkpoint_every_epochs, callbacks=callbacks)
     return (result, runs["mask"]) if return_params else result
 
 
 def _experiment(ds, *, out, make_optimizer, seed, epochs, batch_size, finetune_epochs,
                 source_classes, target_classes, shots, progress, history_path,
-                checkpoint_dir, resume, callbacks):
+                checkpoint_dir, resume, checkpoint_every_epochs, callbacks):
     """:func:`run_experiment`'s work: (result, {run: params}, the pretraining's FitResult)."""
     k_pre, k_head, k_scratch, k_fit = jax.random.split(jax.random.PRNGKey(seed), 4)
     input_shape = tuple(np.shape(ds.x_train)[1:])
@@ -117,7 +117,7 @@ def _experiment(ds, *, out, make_optimizer, seed, epochs, batch_size, finetune_e
               progress=progress, eval_data={"x": xs_test, "y": ys_test},
               eval_loss_fn=lambda p, s, b, k: transfer.loss(p, s, b, k, cfg, train=False),
               history_path=history_path, checkpoint_dir=checkpoint_dir, resume=resume,
-              callbacks=callbacks)
+              checkpoint_every_epochs=checkpoint_every_epochs, callbacks=callbacks)
     _, source_acc = _metrics(pre.state.params, cfg, xs_test, ys_test)
     path = os.path.join(os.path.abspath(out), "source")
     save_checkpoint(path, pre.state.params, {"classes": list(source_classes)})
@@ -182,18 +182,14 @@ def train_command(spec, opts) -> dict:
                              f"has x of shape {np.shape(ds.x_train)}")
     ckpt_dir = cli.prepare_run_dir(opts)
     extra = spec.extra
-    # As the standard trainer: a fresh run checkpoints every epochs // 5 epochs and at the
-    # end through a callback; a resumed run lets fit restore, then save every epoch.
-    saver = (None if opts.resume else
-             cli._EpochSaver(ckpt_dir, every=max(1, opts.epochs // 5), last=opts.epochs - 1))
     result, runs, pre = _experiment(
         ds, out=opts.out, make_optimizer=lambda: cli.make_optimizer(opts.optimizer, opts.lr),
         seed=opts.seed, epochs=opts.epochs, batch_size=opts.batch_size or 32,
         source_classes=extra["source_classes"], target_classes=extra["target_classes"],
         shots=extra["shots"], finetune_epochs=extra["finetune_epochs"],
         progress=not opts.quiet, history_path=os.path.join(opts.out, cli.HISTORY_FILE),
-        checkpoint_dir=ckpt_dir if opts.resume else None, resume=opts.resume,
-        callbacks=() if saver is None else (saver,))
+        checkpoint_dir=ckpt_dir, resume=opts.resume,
+        checkpoint_every_epochs=cli.checkpoint_cadence(opts.epochs), callbacks=())
     params = runs["mask"]
     summary = {"model": spec.name, "dataset": opts.dataset, "task": spec.task,
                "epochs": result["pretrain_epochs"], "steps": result["pretrain_steps"],

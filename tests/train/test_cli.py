@@ -54,8 +54,17 @@ def test_train_resume_eval_end_to_end(tmp_path, capsys):
     # The summary's test metrics are the model's on the test split: above chance by far.
     assert summary["test_accuracy"] > 0.5
 
-    # --resume continues the same run to 3 epochs (options come back from run.json). In
-    # process from here on: the subprocess above already covers the console entry point.
+    # A resume with another batch size is refused (it would mix two data orders) and leaves
+    # the run as it was: its run.json and checkpoints. In process from here on: the
+    # subprocess above already covers the console entry point.
+    steps_before = sorted(os.listdir(os.path.join(out, "checkpoints")))
+    assert cli.main(["train", "mlp-digits", "--epochs", "3", "--batch-size", "32", "--out", out,
+                     "--resume"]) == 2
+    assert "batch_size: saved 64, now 32" in capsys.readouterr().err
+    with open(os.path.join(out, "run.json")) as f:
+        assert json.load(f) == saved
+    assert sorted(os.listdir(os.path.join(out, "checkpoints"))) == steps_before
+    # --resume continues the same run to 3 epochs (options come back from run.json).
     assert cli.main(["train", "mlp-digits", "--epochs", "3", "--out", out, "--resume"]) == 0
     assert "summary" in capsys.readouterr().out
     history = _lines(os.path.join(out, "metrics.jsonl"))

@@ -390,3 +390,22 @@ def test_zoom_keeps_integer_dimensions_whole_and_search_survives_them():
         ex.random_search(exp, space, score="loss", n_trials=2.5, rounds=1)
     with pytest.raises(ValueError, match="n_trials"):
         ex.random_search(exp, space, score="loss", n_trials=[4, True], rounds=2)
+
+
+def test_seeds_one_by_one_do_not_free_params_an_init_fn_shares():
+    import jax.numpy as jnp
+    import optax
+
+    from tests.train.test_loop import linear_data, linear_loss
+    from train import loop
+
+    data, params = linear_data()
+    runs = ex.train_seeds_vmapped(linear_loss, lambda key: params, optax.sgd(0.1), data,
+                                  [0, 1], epochs=2, batch_size=5, vmap=False, fast_path="scan")
+    assert float(jnp.sum(params["w"])) == float(jnp.sum(params["w"]))   # still readable
+    for i, seed in enumerate([0, 1]):
+        _, run_key = ex.seed_keys(seed)
+        ref = loop.fit(linear_loss, params, optax.sgd(0.1), data, key=run_key, epochs=2,
+                       batch_size=5, fast_path="scan", progress=False)
+        np.testing.assert_array_equal(np.asarray(runs.params_of(i)["w"]),
+                                      np.asarray(ref.state.params["w"]))

@@ -652,3 +652,49 @@ def test_history_file_is_strict_json_and_fit_writes_manifests(tmp_path):
         assert m["extra"]["final"]["loss"] is None
     assert manifest.json_line({"a": float("inf"), "b": [1.5, float("nan")]}) == \
         '{"a": null, "b": [1.5, null]}\n'
+
+
+def test_monitors_settings_and_checkpoint_cadence(tmp_path):
+    from train import checkpoint as ck
+
+    data, params = linear_data()
+    sgd = optax.sgd(0.1)
+    kw = dict(key=0, progress=False)
+    # skipped_steps is logged only for epochs that skip: not a metric to monitor
+    with pytest.raises(ValueError, match="'skipped_steps', which is not in the epoch logs"):
+        loop.fit(linear_loss, params, sgd, data, epochs=2, nan_policy="skip",
+                 early_stopping=("skipped_steps", 1), **kw)
+    for bad in (True, 0):
+        with pytest.raises((TypeError, ValueError), match="keep"):
+            loop.fit(linear_loss, params, sgd, data, checkpoint_dir=str(tmp_path / "k"),
+                     keep=bad, **kw)
+    # NumPy bools are plain settings in the checkpoint's JSON meta
+    loop.fit(linear_loss, params, sgd, data, epochs=1, batch_size=5, shuffle=np.True_,
+             drop_last=np.False_, checkpoint_dir=str(tmp_path / "np"), **kw)
+
+    # an evaluation loss that needs whole batches of 4 rows: no probe of another size runs
+    def eval_in_fours(p, s, batch, key):
+        x = batch["x"].reshape(-1, 4, batch["x"].shape[-1]).reshape(-1, batch["x"].shape[-1])
+        return linear_loss(p, s, {**batch, "x": x}, key)
+
+    for monitor in (None, ("val_loss", 3)):
+        res = loop.fit(linear_loss, params, sgd, data, epochs=2, eval_data=data,
+                       eval_loss_fn=eval_in_fours, eval_batch_size=4, early_stopping=monitor,
+                       **kw)
+        np.testing.assert_allclose(res.history[-1]["val_loss"],
+                                   loop.evaluate(linear_loss, res.state, data)["loss"],
+                                   rtol=1e-6)
+
+    # checkpoint_every_epochs: epochs 2 and 4 of 5 and the last; a resume continues exactly
+    d = str(tmp_path / "cadence")
+    first = loop.fit(linear_loss, params, sgd, data, epochs=5, batch_size=4, keep=10,
+                     checkpoint_every_epochs=2, checkpoint_dir=d, **kw)
+    spe = first.history[0]["step"]
+    assert ck.CheckpointManager(d).steps() == [2 * spe, 4 * spe, 5 * spe]
+    more = loop.fit(linear_loss, params, sgd, data, epochs=8, batch_size=4, keep=10,
+                    checkpoint_every_epochs=2, checkpoint_dir=d, resume=True, **kw)
+    ref = loop.fit(linear_loss, params, sgd, data, epochs=8, batch_size=4, **kw)
+    assert leaves_equal(more.state, ref.state) and more.history == ref.history
+    assert ck.CheckpointManager(d).steps() == [2 * spe, 4 * spe, 5 * spe, 6 * spe, 8 * spe]
+    with pytest.raises(ValueError, match="checkpoint_every_epochs"):
+        loop.fit(linear_loss, params, sgd, data, checkpoint_every_epochs=0, **kw)
