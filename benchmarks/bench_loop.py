@@ -185,18 +185,25 @@ def flax_loop(model, x, y, epochs):
     return steps_per_epoch / min(times)
 
 
+def adam_step(apply, opt, carry, xb, yb):
+    """The bare step (softmax cross-entropy, gradient, optimizer update):
+    ``(params, opt_state) -> (params, opt_state, loss)``."""
+    params, opt_state = carry
+    loss_fn = lambda p: optax.softmax_cross_entropy_with_integer_labels(  # noqa: E731
+        apply(p, xb), yb).mean()
+    loss, grads = jax.value_and_grad(loss_fn)(params)
+    updates, opt_state = opt.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, loss
+
+
 def bare_scan_rate(init, apply, x, y, epochs):
     """Steps/s of the bare step (loss, grad, Adam) scanned over one epoch's batches."""
     opt = optax.adam(LR)
     xd, yd = jnp.asarray(x), jnp.asarray(y)
 
     def step(carry, idx):
-        params, opt_state = carry
-        loss_fn = lambda p: optax.softmax_cross_entropy_with_integer_labels(
-            apply(p, xd[idx]), yd[idx]).mean()
-        loss, grads = jax.value_and_grad(loss_fn)(params)
-        updates, opt_state = opt.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), opt_state), loss
+        params, opt_state, loss = adam_step(apply, opt, carry, xd[idx], yd[idx])
+        return (params, opt_state), loss
 
     epoch = jax.jit(lambda carry, idx: jax.lax.scan(step, carry, idx), donate_argnums=0)
     params = init(jax.random.PRNGKey(0))
@@ -230,20 +237,14 @@ def ceiling(flax_rate, x, y, reps):
     (kernel seconds/step). This measures the step's FLOPs (XLA's own cost analysis of the bare
     step), the matmul rates this CPU reaches now at the step's size (100 x 100 x 100 products
     chained in a ``lax.scan``, one chain or two independent ones) and at a large size
-    (1024^3, all cores), and prints the
-    lower bounds on a step's time and the ratios they allow.
+    (1024^3, all cores), and prints the lower bounds on a step's time and the ratios they
+    allow.
     """
     opt = optax.adam(LR)
     params = mlp_init(jax.random.PRNGKey(0))
     xb, yb = jnp.asarray(x[:BATCH]), jnp.asarray(y[:BATCH])
 
-    def step(carry):
-        p, s = carry
-        grads = jax.grad(lambda q: optax.softmax_cross_entropy_with_integer_labels(
-            mlp_apply(q, xb), yb).mean())(p)
-        updates, s = opt.update(grads, s, p)
-        return optax.apply_updates(p, updates), s
-
+    step = lambda carry: adam_step(mlp_apply, opt, carry, xb, yb)  # noqa: E731
     cost = jax.jit(step).lower((params, opt.init(params))).compile().cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     flops = float(cost["flops"])

@@ -1044,7 +1044,8 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as e:
         # a damaged checkpoint met by an entry's own eval / sample / --resume code, or a
         # --resume with other data options than the run it continues
-        if type(e).__name__ == "ResumeMismatchError":
+        loop = sys.modules.get("train.loop")
+        if loop is not None and isinstance(e, loop.ResumeMismatchError):
             message = str(e)
         else:
             message = _checkpoint_message(e) if "train.checkpoint" in sys.modules else None

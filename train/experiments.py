@@ -326,12 +326,10 @@ _STEP_MEANS = ("grad_norm", "param_norm", "update_norm")
 def _acc_step(acc, m):
     # Same reductions as fit: weighted means become sums of mean * count, norms are averaged
     # over steps, the learning rate is the last one, non-finite steps are counted and their
-    # loss, norms and rows left out (where, not a product: NaN * 0 is NaN).
-    import jax.numpy as jnp
+    # loss, norms and rows left out.
+    from train import loop
 
-    bad = m.get("nonfinite")
-    add = ((lambda v, x: v + x) if bad is None
-           else (lambda v, x: jnp.where(bad > 0, v, v + x)))
+    add = loop.skip_aware_add(m.get("nonfinite"))
     out = {}
     for k, v in acc.items():
         if k == "count":

@@ -123,8 +123,8 @@ class NonFiniteError(FloatingPointError):
 
 
 class ResumeMismatchError(ValueError):
-    """``fit(resume=True)`` met a checkpoint written with other data settings
-    (:func:`data_settings`); continuing would silently mix two runs."""
+    """``fit(resume=True)`` met a checkpoint written with other data settings (rows,
+    batch_size, shuffle, drop_last, data key); continuing would silently mix two runs."""
 
 
 def _as_raw_key(key, where: str) -> jax.Array:
@@ -377,17 +377,23 @@ def _acc_zeros(metric_names: tuple) -> Callable:
     return jax.jit(lambda: _acc_init(dict.fromkeys(metric_names)))
 
 
+def skip_aware_add(nonfinite) -> Callable:
+    """``add(total, x)`` for metric sums: ``total + x``, or, given a step's ``nonfinite`` flag
+    (1.0 when the NaN guard did not apply the step), ``total`` unchanged for such a step, so
+    its loss, norms and rows stay out of the epoch's means. (A ``where``, not a product:
+    NaN * 0 is NaN.) Shared by ``fit`` and ``train.experiments.train_seeds_vmapped``."""
+    if nonfinite is None:
+        return lambda total, x: total + x
+    return lambda total, x: jnp.where(nonfinite > 0, total, total + x)
+
+
 def _acc_add(acc: dict, m: Mapping, step) -> dict:
     """Add one step's metrics; ``step`` is the global index of the step they came from.
 
     A step the NaN guard did not apply (``nonfinite``) only counts as skipped: its loss,
     norms and rows stay out of the sums, so one skipped step leaves the epoch's means finite.
     """
-    bad = m.get("nonfinite")
-    if bad is None:
-        add = lambda total, x: total + x  # noqa: E731
-    else:   # where, not a product: NaN * 0 is NaN
-        add = lambda total, x: jnp.where(bad > 0, total, total + x)  # noqa: E731
+    add = skip_aware_add(m.get("nonfinite"))
     count = m["count"]
     new = {"sums": {k: add(acc["sums"][k], m[k] * count) for k in acc["sums"]},
            "norms": {k: add(acc["norms"][k], m[k]) for k in acc["norms"]},
@@ -616,23 +622,13 @@ def _check_int(where: str, name: str, value, *, low: int, none_ok: bool = False)
         raise ValueError(f"{where}: {name} must be {expected}, got {value!r}")
 
 
-def data_settings(n: int | None, batch_size: int | None, shuffle=True, drop_last=False, *,
-                  key) -> dict:
+def _data_settings(n: int | None, batch_size, shuffle, drop_last, data_key) -> dict:
     """What fixes the data order of a ``fit`` run, as its checkpoints record it (``meta['run']``)
-    and as ``fit(resume=True)`` requires it unchanged.
-
-    Args:
-        n: rows of device-held training data, or ``None`` for streamed data (whose order the
-            stream itself fixes: then only ``{'streamed': True}`` is recorded).
-        batch_size, shuffle, drop_last: ``fit``'s arguments of those names.
-        key: ``fit``'s ``key`` (the data order comes from the second half of its split).
-
-    Returns:
-        A JSON-able dict: ``n``, ``batch_size``, ``shuffle``, ``drop_last``, ``data_key``.
-    """
+    and as ``fit(resume=True)`` requires it unchanged: ``n``, ``batch_size``, ``shuffle``,
+    ``drop_last`` and the raw ``data_key`` as plain JSON values; for streamed data (``n`` is
+    None), whose order the stream itself fixes, only ``{'streamed': True}``."""
     if n is None:
         return {"streamed": True}
-    data_key = jax.random.split(_as_raw_key(key, "data_settings"))[1]
     return {"n": int(n), "batch_size": None if batch_size is None else int(batch_size),
             "shuffle": shuffle if isinstance(shuffle, str) else bool(shuffle),
             "drop_last": bool(drop_last),
@@ -818,8 +814,9 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
         progress: show a ``tqdm.auto`` progress bar over epochs (False silences it).
         history_path: write the history as JSONL, one line per epoch (rewritten on resume);
             NaN and infinite values are written as ``null`` (strict JSON).
-        checkpoint_dir: save a checkpoint (``train.checkpoint``) after every epoch. A fresh
-            run (``resume=False``) refuses a directory that already holds checkpoints.
+        checkpoint_dir: save checkpoints (``train.checkpoint``) at the end of epochs (see
+            ``checkpoint_every_epochs``) and optionally inside them (``checkpoint_every``). A
+            fresh run (``resume=False``) refuses a directory that already holds checkpoints.
             Checkpoints also record the data settings (number of rows, ``batch_size``,
             ``shuffle``, ``drop_last``, data key), and a resume with other settings is refused.
             With ``history_path`` or ``checkpoint_dir``, a run that ends without an error
@@ -833,9 +830,11 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
         checkpoint_every: also checkpoint every this many steps inside an epoch (with the
             epoch's partial metric sums, so a resumed run's history is unchanged); a scanned
             epoch then runs as scans over chunks of this many batches.
-        resume: continue from the latest good checkpoint in ``checkpoint_dir`` (required) if any, at
-            the saved epoch and batch (streamed data: the first batches of the resumed epoch
-            are drawn and skipped, so ``train_data(epoch)`` must be repeatable).
+        resume: continue from the latest good checkpoint in ``checkpoint_dir`` (which it
+            needs) if there is one, at the saved epoch and batch (streamed data: the first
+            batches of the resumed epoch are drawn and skipped, so ``train_data(epoch)`` must
+            be repeatable); a checkpoint with other data settings raises
+            ``ResumeMismatchError``.
         mesh: ``None`` (one device), ``'auto'`` (all devices) or a ``jax.sharding.Mesh`` with
             a ``'data'`` axis: data parallel training, batch split over ``'data'``, state
             replicated. The global batch must divide by the number of devices.
@@ -898,7 +897,7 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
 
     step_key, data_key = jax.random.split(_as_raw_key(key, where))
     data_key = np.asarray(data_key)   # read on the host every epoch (epoch_rng)
-    run_settings = data_settings(n, batch_size, shuffle, drop_last, key=key)
+    run_settings = _data_settings(n, batch_size, shuffle, drop_last, data_key)
     state = init_train_state(params, optimizer, key=step_key, model_state=model_state)
     state = shd.replicate(state, mesh)
     train_step, runner = _cached(
