@@ -348,7 +348,7 @@ def main(argv=None):
         bound = ceiling(rows[0][3], x, y, reps=20 if args.quick else 100)
 
     print()
-    groups = experiments._seed_group_bounds(8, None, True, "bench")
+    groups = experiments.group_bounds(8, None, True, "bench")
     print("seeds trained together (train_seeds_vmapped), milliseconds per epoch of 40 steps; "
           f"'8 vmapped' uses the default seed_groups ({len(groups)} here), '1 group' "
           "seed_groups=1")

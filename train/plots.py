@@ -11,10 +11,11 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["plot_history", "plot_gradient_norms"]
+__all__ = ["figure", "plot_history", "plot_gradient_norms"]
 
 
-def _figure(**kwargs):
+def figure(**kwargs):
+    """A bare matplotlib ``Figure`` (not pyplot)."""
     # A bare Figure, not pyplot: saving needs no backend, so the caller's (a notebook's
     # inline one) is left alone, and no figure stays registered with pyplot.
     from matplotlib.figure import Figure
@@ -38,7 +39,7 @@ def plot_history(history: Sequence[Mapping], path: str, *, title: str = "") -> s
         raise ValueError("plot_history: history is empty; nothing to plot")
     epochs = [row.get("epoch", i) + 1 for i, row in enumerate(history)]
     has_acc = any("accuracy" in row or "val_accuracy" in row for row in history)
-    fig = _figure(figsize=(10 if has_acc else 5.5, 3.8))
+    fig = figure(figsize=(10 if has_acc else 5.5, 3.8))
     axes = fig.subplots(1, 2 if has_acc else 1)
     axes = np.atleast_1d(axes)
     panels = [("loss", axes[0])] + ([("accuracy", axes[1])] if has_acc else [])
@@ -76,7 +77,7 @@ def plot_gradient_norms(study: Mapping, path: str, *, title: str = "") -> str:
     if not study:
         raise ValueError("plot_gradient_norms: empty study")
     acts = list(dict.fromkeys(act for act, _ in study))
-    fig = _figure(figsize=(4.2 * len(acts), 3.8))
+    fig = figure(figsize=(4.2 * len(acts), 3.8))
     axes = fig.subplots(1, len(acts), squeeze=False)
     for ax, act in zip(axes[0], acts, strict=True):
         for (a, init_name), res in study.items():

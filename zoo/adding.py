@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 
 from functional import layers, losses, recurrent
+from zoo.data_info import DataInfo, Inputs
 
 __all__ = ["Config", "init", "apply", "loss", "lengths_from_padding", "TOLERANCE"]
 
@@ -69,6 +70,16 @@ class Config:
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"adding.Config: {name} must be an int >= 1, got {v!r}")
+
+
+INPUTS = Inputs(shapes=((None, 2),), kind="float",
+                words="(value, marker) sequences x [n, time, 2]")
+
+
+def config_for(info: DataInfo, **overrides) -> Config:
+    """The config (the adding problem fixes every size): ``Config(**overrides)``."""
+    del info
+    return Config(**overrides)
 
 
 def init(key, cfg: Config):

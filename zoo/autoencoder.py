@@ -30,6 +30,7 @@ import jax.numpy as jnp
 
 from functional import activations, layers, losses
 from functional import init as initializers
+from zoo.data_info import DataInfo, Inputs, image_shape
 
 __all__ = ["Config", "init", "encode", "decode", "apply", "corrupt", "loss"]
 
@@ -69,6 +70,15 @@ class Config:
         if self.noise_std < 0:
             raise ValueError(f"autoencoder.Config: noise_std must be >= 0, got {self.noise_std}")
         initializers.get(self.w_init)
+
+
+INPUTS = Inputs(shapes=((None, None, None),), kind="float",
+                words="images x [n, height, width, channels]")
+
+
+def config_for(info: DataInfo, **overrides) -> Config:
+    """The config for a dataset of images: ``input_shape`` from it, then ``overrides``."""
+    return Config(**{"input_shape": image_shape(info, "autoencoder"), **overrides})
 
 
 def init(key, cfg: Config):

@@ -42,6 +42,7 @@ import numpy as np
 from jax import lax
 
 from functional import bptt, layers, recurrent
+from zoo.data_info import DataInfo, Inputs, classes
 
 __all__ = ["Config", "CELLS", "init", "zero_carry", "init_state", "apply", "loss", "stream_batches",
            "bits_per_char", "sample"]
@@ -89,6 +90,14 @@ class Config:
 
 def _cell(cfg: Config):
     return CELLS[cfg.cell][0]
+
+
+INPUTS = Inputs(shapes=((),), kind="ids", words="one stream of character ids x <int>[n_chars]")
+
+
+def config_for(info: DataInfo, **overrides) -> Config:
+    """The config for a character stream: ``vocab_size`` from its classes."""
+    return Config(**{"vocab_size": classes(info), **overrides})
 
 
 def init(key, cfg: Config):

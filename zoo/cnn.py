@@ -31,6 +31,7 @@ import jax.numpy as jnp
 
 from functional import activations, layers, losses
 from functional import init as initializers
+from zoo.data_info import DataInfo, Inputs, classes
 
 __all__ = ["Config", "ConvSpec", "mnist1d_config", "lenet_config", "init", "apply", "features",
            "head", "loss", "feature_shape"]
@@ -127,6 +128,24 @@ def lenet_config(input_shape=(28, 28, 1), n_out: int = 10, dropout: float = 0.0)
         hidden = (64,)
     return Config(input_shape=tuple(input_shape), convs=convs, hidden=hidden, n_out=n_out,
                   dropout=dropout)
+
+
+INPUTS = Inputs(shapes=((None,), (None, 1), (None, None, None)), kind="float",
+                words="signals x [n, length] or [n, length, 1], or images x [n, height, width, "
+                      "channels]")
+
+
+def config_for(info: DataInfo, **overrides) -> Config:
+    """The preset for a dataset: :func:`mnist1d_config` for signals ``[length]`` or
+    ``[length, 1]``, :func:`lenet_config` for images; ``overrides`` replace fields."""
+    shape = info.input_shape
+    if len(shape) == 1 or (len(shape) == 2 and shape[-1] == 1):
+        cfg = mnist1d_config(n_out=classes(info), length=shape[0])
+    elif len(shape) == 3:
+        cfg = lenet_config(shape, n_out=classes(info))
+    else:
+        raise ValueError(f"cnn: no CNN preset for inputs of shape {shape}")
+    return dataclasses.replace(cfg, **overrides)
 
 
 def feature_shape(cfg: Config) -> tuple[int, ...]:

@@ -25,6 +25,7 @@ the discriminator mirrors it with stride-2 convolutions down to 2x2.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -34,6 +35,7 @@ import optax
 
 from functional import activations, layers, losses, optim, schedules
 from functional import init as initializers
+from zoo.data_info import DataInfo, Inputs
 
 LOSSES = ("non_saturating", "minimax")
 KINDS = ("mlp", "dcgan")
@@ -147,6 +149,21 @@ def _dcgan_discriminator_init(key, cfg):
             params[f"bn_down{i}"], state[f"bn_down{i}"] = layers.batch_norm_init(chans[i + 1])
     params["out"] = layers.dense_init(keys[-1], _SEED * _SEED * chans[-1], 1, w_init=_dcgan_w)
     return params, state
+
+
+INPUTS = Inputs(shapes=((2,), (None, None, None)), kind="float",
+                words="2-D points x [n, 2] or images x [n, height, width, channels]")
+
+
+def config_for(info: DataInfo, **overrides) -> Config:
+    """The preset for a dataset: an MLP GAN for points ``[d]`` (latent 2, hidden 256, depth 3),
+    a DCGAN for images (latent 32, 64 base channels); ``overrides`` replace fields."""
+    if len(info.input_shape) == 1:
+        cfg = Config(kind="mlp", latent_dim=2, data_shape=info.input_shape, hidden=256, depth=3)
+    else:
+        cfg = Config(kind="dcgan", latent_dim=32, data_shape=info.input_shape,
+                     base_channels=64)
+    return dataclasses.replace(cfg, **overrides)
 
 
 def init(key: jax.Array, cfg: Config) -> dict:

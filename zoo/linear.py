@@ -23,6 +23,7 @@ import dataclasses
 import jax.numpy as jnp
 
 from functional import losses
+from zoo.data_info import DataInfo, Inputs, targets
 
 __all__ = ["Config", "init", "apply", "loss"]
 
@@ -38,6 +39,14 @@ class Config:
 
     n_in: int = 1
     n_out: int = 1
+
+
+INPUTS = Inputs(shapes="any", kind="float", words="real-valued inputs x [n, ...] (flattened)")
+
+
+def config_for(info: DataInfo, **overrides) -> Config:
+    """The config for a dataset: ``n_in`` from its features, ``n_out`` from its targets."""
+    return Config(**{"n_in": info.n_features, "n_out": targets(info), **overrides})
 
 
 def init(key, cfg: Config):

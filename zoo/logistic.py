@@ -24,6 +24,7 @@ import dataclasses
 import jax.numpy as jnp
 
 from functional import activations, layers, losses
+from zoo.data_info import DataInfo, Inputs, classes
 
 __all__ = ["Config", "init", "apply", "predict_proba", "loss"]
 
@@ -42,6 +43,16 @@ class Config:
     n_in: int = 2
     n_out: int = 1
     l2: float = 0.0
+
+
+INPUTS = Inputs(shapes="any", kind="float", words="real-valued inputs x [n, ...] (flattened)")
+
+
+def config_for(info: DataInfo, **overrides) -> Config:
+    """The config for a dataset: ``n_in`` from its features, ``n_out`` its number of classes
+    (``n_out=1`` in ``overrides`` gives one sigmoid unit)."""
+    n_out = overrides.pop("n_out") if "n_out" in overrides else classes(info)
+    return Config(**{"n_in": info.n_features, "n_out": n_out, **overrides})
 
 
 def init(key, cfg: Config):

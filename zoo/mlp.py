@@ -29,6 +29,7 @@ import jax.numpy as jnp
 
 from functional import activations, layers, losses
 from functional import init as initializers
+from zoo.data_info import DataInfo, Inputs, classes, targets
 
 __all__ = ["Config", "init", "apply", "loss", "layer_names"]
 
@@ -81,6 +82,17 @@ class Config:
 def layer_names(cfg: Config) -> list[str]:
     """Names of the dense layers in order: ``['fc1', ..., 'fcL', 'out']``."""
     return [f"fc{i + 1}" for i in range(len(cfg.hidden))] + ["out"]
+
+
+INPUTS = Inputs(shapes="any", kind="float", words="real-valued inputs x [n, ...] (flattened)")
+
+
+def config_for(info: DataInfo, **overrides) -> Config:
+    """The config for a dataset: ``n_in`` from its features, ``n_out`` its classes (or its
+    targets with ``task='regression'``), then ``overrides`` (``hidden``, ``activation``...)."""
+    task = overrides.get("task", "classification")
+    n_out = classes(info) if task == "classification" else targets(info)
+    return Config(**{"n_in": info.n_features, "n_out": n_out, **overrides})
 
 
 def init(key, cfg: Config):

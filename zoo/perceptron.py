@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 
 from functional import activations
+from zoo.data_info import DataInfo, Inputs
 
 __all__ = ["Config", "init", "apply", "decision_function", "loss", "rule_update"]
 
@@ -47,6 +48,14 @@ class Config:
 
     n_in: int = 2
     init_scale: float = 0.1
+
+
+INPUTS = Inputs(shapes=((None,),), kind="float", words="feature vectors x [n, features]")
+
+
+def config_for(info: DataInfo, **overrides) -> Config:
+    """The config for a dataset: ``n_in`` from its features (then ``overrides``)."""
+    return Config(**{"n_in": info.n_features, **overrides})
 
 
 def init(key, cfg: Config):

@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from functional import layers, losses, recurrent
+from zoo.data_info import DataInfo, Inputs, classes
 
 __all__ = ["Config", "init", "apply", "loss", "predicted_sets"]
 
@@ -57,6 +58,14 @@ class Config:
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"reber.Config: {name} must be an int >= 1, got {v!r}")
+
+
+INPUTS = Inputs(shapes=((None,),), kind="ids", words="symbol ids x <int>[n, time]")
+
+
+def config_for(info: DataInfo, **overrides) -> Config:
+    """The config for a symbol dataset: ``n_symbols`` from its classes."""
+    return Config(**{"n_symbols": classes(info), **overrides})
 
 
 def init(key, cfg: Config):

@@ -1,28 +1,28 @@
 """One table of the zoo: every model's name, default data, default config and expected result.
 
 The CLI (``zoo list``, ``zoo train NAME``), the notebooks and the benchmarks all read this
-table, so a model is added in one place::
+table, so a standard model is added in one place (its ``zoo/`` file holds the config factory
+``config_for`` and the ``INPUTS`` it reads)::
 
-    register(ModelSpec(name='mlp', module=mlp, config=lambda d: mlp.Config(...),
+    register(ModelSpec(name='mlp', module=mlp, config=partial(mlp.config_for, hidden=(100, 100)),
                        dataset='mnist1d', task='classification', optimizer='adamw', lr=1e-2,
                        weight_decay=0.3, schedule='step', batch_size=100, epochs=100,
-                       expected='~71% test accuracy'))
+                       expected={'mnist1d': '71.7 +- 0.1% test accuracy (seeds 0-2)'}))
 
 ``config`` is either a model ``Config`` or a function ``DataInfo -> Config``: the latter lets
 ``zoo train NAME --dataset OTHER`` size the model for another dataset (input shape, number of
-classes). Models whose training is not "minimize ``module.loss`` with one optimizer" (transfer
-learning here; GANs, seq2seq and samplers later) name their own functions as
-``'package.module:function'`` strings in ``train`` / ``evaluate`` / ``sample``; the CLI imports
-them lazily (so ``zoo/`` never imports ``train/``) and calls them with the spec and the
-command-line options.
+classes). Models whose training is not "minimize ``module.loss`` with one optimizer" (GANs,
+translation, word vectors, stateful language models, transfer learning) name a *driver* by a
+short name (``driver='gan'``): the ``train.drivers`` module that trains, evaluates and samples
+them. ``zoo/`` never imports ``train/``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-import math
 from collections.abc import Mapping
+from functools import partial
 from types import MappingProxyType, ModuleType
 from typing import Any
 
@@ -31,6 +31,7 @@ from zoo import (
     autoencoder,
     char_lm,
     cnn,
+    gan,
     linear,
     logistic,
     mlp,
@@ -41,33 +42,16 @@ from zoo import (
     transfer,
     word2vec,
 )
+from zoo.data_info import DataInfo
 
-__all__ = ["DataInfo", "ModelSpec", "TASKS", "register", "get", "names", "specs"]
+NO_RESULT = "no measured result for this dataset"
+DRIVERS = ("standard", "gan", "translation", "embeddings", "char_lm", "transfer")
+
+__all__ = ["DataInfo", "ModelSpec", "TASKS", "DRIVERS", "NO_RESULT", "register", "get",
+           "names", "specs"]
 
 TASKS = ("classification", "regression", "reconstruction", "generation", "sequence",
          "translation", "embedding")
-
-
-@dataclasses.dataclass(frozen=True)
-class DataInfo:
-    """What a config factory may know about a dataset.
-
-    Attributes:
-        input_shape: shape of one input example, e.g. ``(40,)`` or ``(8, 8, 1)``.
-        n_classes: number of classes (classification), else None.
-        n_targets: number of regression targets (1 for ``y: <f32>[n]``), else None.
-        name: the dataset's name.
-    """
-
-    input_shape: tuple[int, ...]
-    n_classes: int | None = None
-    n_targets: int | None = None
-    name: str = ""
-
-    @property
-    def n_features(self) -> int:
-        """``prod(input_shape)``: the input size once flattened."""
-        return math.prod(self.input_shape)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,35 +61,35 @@ class ModelSpec:
     Attributes:
         name: the CLI name (lowercase, hyphens).
         module: the model's module (with ``init``, ``apply``, ``loss``, optional
-            ``init_state``).
-        config: the model's ``Config`` or a factory ``DataInfo -> Config``.
+            ``init_state``, ``config_for`` and ``INPUTS``).
+        config: the model's ``Config`` or a factory ``DataInfo -> Config`` (usually
+            ``partial(module.config_for, ...)``).
         dataset: default dataset name (``train.datasets.load``).
         dataset_options: options for that dataset's loader.
         task: one of :data:`TASKS`; 'classification' runs report ``test_accuracy``.
-        optimizer: default optimizer name (a ``functional.optim`` function: sgd, momentum,
+        optimizer: default optimizer name (``train.optimizers.OPTIMIZERS``: sgd, momentum,
             adam, ...).
         lr: default learning rate (the peak of the schedule).
-        schedule: default learning-rate schedule over the run, by name (``train.cli``'s
-            ``SCHEDULES``): 'constant', 'cosine' (cosine decay to 0) or 'step' (``lr / 10``
-            for the last fifth of the steps).
+        schedule: default learning-rate schedule over the run, by name
+            (``train.optimizers.SCHEDULES``): 'constant', 'cosine' (cosine decay to 0) or
+            'step' (``lr / 10`` for the last fifth of the steps).
         weight_decay: default decoupled weight decay for optimizers that take one (adamw,
             lamb, adadelta); None keeps the optimizer's own default. Dropped when another
             optimizer is chosen on the command line.
         batch_size: default batch size; None means full-batch gradient descent.
         epochs: default number of epochs.
-        expected: the result the defaults reach (shown by ``zoo list``).
+        expected: the results the defaults reach, measured, by dataset name (``{'mnist1d':
+            '71.7 +- 0.1% test accuracy (seeds 0-2)'}``); a plain string is the result on the
+            default dataset. :meth:`expected_for` reads it.
         description: one line on what the entry is.
-        train: optional ``'module:function'`` replacing the standard training command; called
-            as ``function(spec, options) -> summary dict`` (see ``train.cli``).
-        evaluate: optional ``'module:function'`` for ``zoo eval``:
-            ``function(spec, options) -> metrics dict``.
-        sample: optional ``'module:function'`` for ``zoo sample``:
-            ``function(spec, options) -> None`` (prints or writes samples).
+        driver: the ``train.drivers`` driver that trains, evaluates and samples the entry, by
+            short name (:data:`DRIVERS`; ``'standard'``: minimize ``module.loss`` with one
+            optimizer through ``train.loop.fit``).
         extra: free-form options: ``'sampling'`` (True, False or 'replacement') is passed
             to ``train.loop.fit`` as ``shuffle``; ``'fast_path'`` ('scan', 'loop' or 'auto',
             default) is passed to ``train.loop.fit`` ('scan': each epoch one compiled
-            ``lax.scan``; 'loop': one jitted call per step; 'auto' times both); custom train /
-            evaluate / sample functions read their own.
+            ``lax.scan``; 'loop': one jitted call per step; 'auto' times both); drivers read
+            their own.
     """
 
     name: str
@@ -120,23 +104,33 @@ class ModelSpec:
     weight_decay: float | None = None
     batch_size: int | None = 128
     epochs: int = 10
-    expected: str = ""
+    expected: str | Mapping[str, str] = ""
     description: str = ""
-    train: str | None = None
-    evaluate: str | None = None
-    sample: str | None = None
+    driver: str = "standard"
     extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         if self.task not in TASKS:
             raise ValueError(f"ModelSpec {self.name!r}: task must be one of {TASKS}, "
                              f"got {self.task!r}")
+        if not isinstance(self.driver, str) or not self.driver:
+            raise ValueError(f"ModelSpec {self.name!r}: driver must be a driver's name, "
+                             f"got {self.driver!r}")
         for field in ("init", "apply", "loss"):
-            if self.train is None and not hasattr(self.module, field):
+            if self.driver == "standard" and not hasattr(self.module, field):
                 raise ValueError(f"ModelSpec {self.name!r}: module {self.module.__name__} has "
                                  f"no {field}()")
+        expected = self.expected
+        if isinstance(expected, str):
+            expected = {self.dataset: expected} if expected else {}
+        object.__setattr__(self, "expected", MappingProxyType(dict(expected)))
         object.__setattr__(self, "dataset_options", MappingProxyType(dict(self.dataset_options)))
         object.__setattr__(self, "extra", MappingProxyType(dict(self.extra)))
+
+    def expected_for(self, dataset: str | None = None) -> str:
+        """The measured result of the defaults on ``dataset`` (default: the entry's own), or
+        ``'no measured result for this dataset'``."""
+        return self.expected.get(self.dataset if dataset is None else dataset, NO_RESULT)
 
     def make_config(self, info: DataInfo | None = None):
         """The model config for a dataset: ``config(info)`` if ``config`` is a factory."""
@@ -199,99 +193,73 @@ def get(name: str) -> ModelSpec:
 # 31.9% at a constant rate, seeds 3-12).
 
 
-def _classes(info: DataInfo) -> int:
-    if info.n_classes is None:
-        raise ValueError(f"dataset {info.name!r} has no classes; this model is a classifier")
-    return info.n_classes
-
-
-def _targets(info: DataInfo) -> int:
-    return info.n_targets or 1
-
-
-def _cnn_config(info: DataInfo):
-    if len(info.input_shape) == 1 or (len(info.input_shape) == 2 and info.input_shape[-1] == 1):
-        return cnn.mnist1d_config(n_out=_classes(info), length=info.input_shape[0])
-    if len(info.input_shape) == 3:
-        return cnn.lenet_config(info.input_shape, n_out=_classes(info))
-    raise ValueError(f"cnn: no CNN preset for inputs of shape {info.input_shape}")
-
-
-def _image_shape(info: DataInfo) -> tuple[int, int, int]:
-    if len(info.input_shape) != 3:
-        raise ValueError(f"autoencoder: needs images [height, width, channels], dataset "
-                         f"{info.name!r} has inputs of shape {info.input_shape}")
-    return tuple(info.input_shape)
-
-
 _ENTRIES = [
     ModelSpec(
         name="perceptron", module=perceptron, dataset="and", task="classification",
-        config=lambda d: perceptron.Config(n_in=d.n_features),
+        config=perceptron.config_for,
         optimizer="sgd", lr=0.1, batch_size=None, epochs=100,
         expected="100% on and / or; below 100% on xor (--dataset xor)",
         description="step unit + perceptron rule (seed 004 s2)"),
     ModelSpec(
         name="linear", module=linear, dataset="linear", task="regression",
-        config=lambda d: linear.Config(n_in=d.n_features, n_out=_targets(d)),
+        config=linear.config_for,
         optimizer="sgd", lr=0.1, batch_size=None, epochs=300,
         expected="least-squares fit; test mse ~0.008 (noise var 0.01)",
         description="linear unit by gradient descent (seed 003 s1)"),
     ModelSpec(
         name="logistic", module=logistic, dataset="mnist1d", task="classification",
-        config=lambda d: logistic.Config(n_in=d.n_features, n_out=_classes(d)),
+        config=logistic.config_for,
         optimizer="adam", lr=1e-2, schedule="cosine", batch_size=100, epochs=150,
         expected="~33% test accuracy (paper: 32%)", extra={"fast_path": "scan"},
         description="softmax regression, the MNIST-1D linear baseline"),
     ModelSpec(
         name="logistic-binary", module=logistic, dataset="separable", task="classification",
-        config=lambda d: logistic.Config(n_in=d.n_features, n_out=1),
+        config=partial(logistic.config_for, n_out=1),
         optimizer="adam", lr=0.1, batch_size=None, epochs=200,
         expected="~100% test accuracy",
         description="single sigmoid unit (seed 004 s3)"),
     ModelSpec(
         name="mlp", module=mlp, dataset="mnist1d", task="classification",
-        config=lambda d: mlp.Config(n_in=d.n_features, hidden=(100, 100), n_out=_classes(d)),
+        config=partial(mlp.config_for, hidden=(100, 100)),
         optimizer="adamw", lr=1e-2, weight_decay=0.3, schedule="step", batch_size=100,
         epochs=100, expected="~71.7 ± 0.1% test accuracy (paper: 68%)",
         extra={"fast_path": "scan"},
         description="40-100-100-10 ReLU MLP"),
     ModelSpec(
         name="mlp-digits", module=mlp, dataset="digits", task="classification",
-        config=lambda d: mlp.Config(n_in=d.n_features, hidden=(256,), n_out=_classes(d)),
+        config=partial(mlp.config_for, hidden=(256,)),
         optimizer="adamw", lr=1e-3, weight_decay=0.3, schedule="step", batch_size=32,
         epochs=60, expected="~97.4% test accuracy",
         description="64-256-10 ReLU MLP on 8x8 digits"),
     ModelSpec(
         name="mlp-regression", module=mlp, dataset="diabetes", task="regression",
-        config=lambda d: mlp.Config(n_in=d.n_features, hidden=(32,), n_out=_targets(d),
-                                    activation="tanh", w_init="notes_tanh",
-                                    task="regression"),
+        config=partial(mlp.config_for, hidden=(32,), activation="tanh", w_init="notes_tanh",
+                       task="regression"),
         optimizer="adam", lr=1e-3, batch_size=32, epochs=100,
         expected="test mse ~0.47 (standardized; mean guess ~1)",
         description="MLP regressor (bike-sharing style) on diabetes"),
     ModelSpec(
         name="cnn", module=cnn, dataset="mnist1d", task="classification",
-        config=_cnn_config, optimizer="adamw", lr=1e-2, weight_decay=0.05, schedule="step",
+        config=cnn.config_for, optimizer="adamw", lr=1e-2, weight_decay=0.05, schedule="step",
         batch_size=100, epochs=150, expected="~95.0% test accuracy (paper: 94%)",
         extra={"fast_path": "scan", "sampling": "replacement"},
         description="MNIST-1D paper's 1-D CNN, 5,210 params"),
     ModelSpec(
         name="cnn-digits", module=cnn, dataset="digits", task="classification",
-        config=_cnn_config, optimizer="adamw", lr=3e-3, weight_decay=0.05, schedule="step",
+        config=cnn.config_for, optimizer="adamw", lr=3e-3, weight_decay=0.05, schedule="step",
         batch_size=32, epochs=60, expected="~98.1% test accuracy",
         extra={"fast_path": "loop"},
         description="LeNet-style 2-D CNN on 8x8 digits"),
     ModelSpec(
         name="autoencoder", module=autoencoder, dataset="digits", task="reconstruction",
-        config=lambda d: autoencoder.Config(input_shape=_image_shape(d)),
+        config=autoencoder.config_for,
         optimizer="adam", lr=1e-2, batch_size=64, epochs=40,
         expected="test pixel mse ~0.019 (mean image: 0.074)", extra={"fast_path": "loop"},
         description="conv autoencoder, transposed-conv decoder"),
     ModelSpec(
         name="denoising-autoencoder", module=autoencoder, dataset="digits",
         task="reconstruction",
-        config=lambda d: autoencoder.Config(input_shape=_image_shape(d), noise_std=0.3),
+        config=partial(autoencoder.config_for, noise_std=0.3),
         optimizer="adam", lr=1e-2, batch_size=64, epochs=40,
         expected="test pixel mse ~0.036 (noisy input: 0.052)", extra={"fast_path": "loop"},
         description="the same, trained to remove Gaussian noise"),
@@ -300,7 +268,7 @@ _ENTRIES = [
         config=transfer.Config(), optimizer="adam", lr=1e-3, batch_size=32, epochs=15,
         expected="5-9 from 10 images/class: frozen 0-4 features ~94%, scratch ~95%",
         description="CNN on digits 0-4 -> frozen features, new head on 5-9",
-        train="train.transfer:train_command", evaluate="train.transfer:evaluate_command",
+        driver="transfer",
         extra={"source_classes": (0, 1, 2, 3, 4), "target_classes": (5, 6, 7, 8, 9),
                "shots": 10, "finetune_epochs": 300, "fast_path": "loop"}),
 ]
@@ -311,46 +279,28 @@ for _spec in _ENTRIES:
 
 # --- generative adversarial networks (zoo/gan.py; trained by train/gan.py's two-player loop)
 
-def _gan_config(info: DataInfo):
-    from zoo import gan
-
-    if len(info.input_shape) == 1:
-        return gan.Config(kind="mlp", latent_dim=2, data_shape=info.input_shape, hidden=256,
-                          depth=3)
-    return gan.Config(kind="dcgan", latent_dim=32, data_shape=info.input_shape,
-                      base_channels=64)
-
-
-def _register_gans():
-    from zoo import gan
-
-    for name, dataset, lr, batch, epochs, expected, description in [
-        ("gan", "gaussian_ring", 5e-4, 256, 100, "8 of 8 modes covered, >=80% high quality",
-         "MLP GAN on a ring of 8 Gaussians (Goodfellow et al. 2014)"),
-        ("dcgan", "digits", 2e-4, 64, 300, "digit-like 8x8 samples of every class",
-         "DCGAN on the 8x8 digits (Radford et al. 2016)"),
-    ]:
-        register(ModelSpec(
-            name=name, module=gan, config=_gan_config, dataset=dataset, task="generation",
-            optimizer="adam", lr=lr, batch_size=batch, epochs=epochs, expected=expected,
-            description=description, train="train.gan:cli_train",
-            evaluate="train.gan:cli_evaluate", sample="train.gan:cli_sample"))
-
-
-_register_gans()
+for _name, _dataset, _lr, _batch, _epochs, _expected, _description in [
+    ("gan", "gaussian_ring", 5e-4, 256, 100, "8 of 8 modes covered, >=80% high quality",
+     "MLP GAN on a ring of 8 Gaussians (Goodfellow et al. 2014)"),
+    ("dcgan", "digits", 2e-4, 64, 300, "digit-like 8x8 samples of every class",
+     "DCGAN on the 8x8 digits (Radford et al. 2016)"),
+]:
+    register(ModelSpec(
+        name=_name, module=gan, config=gan.config_for, dataset=_dataset, task="generation",
+        optimizer="adam", lr=_lr, batch_size=_batch, epochs=_epochs, expected=_expected,
+        description=_description, driver="gan"))
 
 
 # --------------------------------------------------------------------------------------------
 # Translation and word embeddings (issue 8). Vocabulary sizes come from the dataset
-# (train.translation / train.embeddings), so --dataset parallel / text8 work with the same
-# entries. Expected results measured by benchmarks/bench_translation.py and bench_word2vec.py.
+# (train.drivers.translation / train.drivers.embeddings), so --dataset parallel / text8 work
+# with the same entries. Expected results measured by benchmarks/bench_translation.py and
+# bench_word2vec.py.
 
 _SEQ2SEQ = dict(dataset="dates", task="translation", optimizer="adam", lr=3e-3, batch_size=128,
-                train="train.translation:train_command",
-                evaluate="train.translation:evaluate_command", extra={"fast_path": "scan"})
+                driver="translation", extra={"fast_path": "scan"})
 _WORD2VEC = dict(dataset="word_corpus", task="embedding", optimizer="adam", lr=3e-3,
-                 batch_size=256, train="train.embeddings:train_command",
-                 evaluate="train.embeddings:evaluate_command")
+                 batch_size=256, driver="embeddings")
 
 _TRANSLATION_ENTRIES = [
     ModelSpec(
@@ -389,19 +339,12 @@ for _spec in _TRANSLATION_ENTRIES:
 # The recurrent zoo (issue 7). Expected results measured on the project's 2-core CPU with
 # benchmarks/bench_recurrent.py. The char-lm entries train with stateful truncated BPTT
 # (batch c+1 continues batch c), which the standard shuffled ``zoo train`` cannot do, so they
-# name their own train / evaluate / sample functions in ``train.char_lm``.
+# name their own driver (``train.drivers.char_lm``).
 
 
 def _char_lm_config(cell: str):
-    def config(info: DataInfo):
-        return char_lm.Config(vocab_size=_classes(info), cell=cell, embed_dim=32, hidden=128,
-                              streams=32, chunk=64)
-    return config
+    return partial(char_lm.config_for, cell=cell, embed_dim=32, hidden=128, streams=32, chunk=64)
 
-
-_CHAR_LM_FUNCTIONS = dict(train="train.char_lm:train_command",
-                          evaluate="train.char_lm:evaluate_command",
-                          sample="train.char_lm:sample_command")
 
 _RECURRENT_ENTRIES = [
     ModelSpec(
@@ -409,23 +352,22 @@ _RECURRENT_ENTRIES = [
         config=_char_lm_config("lstm"), optimizer="adam", lr=3e-3, batch_size=32, epochs=10,
         expected="test ~0.47 bits/char vs entropy floor 0.44 (within 10%)",
         description="char-level LSTM LM (TV script), stateful truncated BPTT, sampling",
-        extra={"clip_norm": 5.0, "fast_path": "scan"}, **_CHAR_LM_FUNCTIONS),
+        extra={"clip_norm": 5.0, "fast_path": "scan"}, driver="char_lm"),
     ModelSpec(
         name="char-lm-gru", module=char_lm, dataset="tv_script", task="generation",
         config=_char_lm_config("gru"), optimizer="adam", lr=3e-3, batch_size=32, epochs=10,
         expected="test ~0.46 bits/char vs entropy floor 0.44 (+5%)",
         description="the same with a GRU",
-        extra={"clip_norm": 5.0, "fast_path": "scan"}, **_CHAR_LM_FUNCTIONS),
+        extra={"clip_norm": 5.0, "fast_path": "scan"}, driver="char_lm"),
     ModelSpec(
         name="char-lm-rnn", module=char_lm, dataset="tv_script", task="generation",
         config=_char_lm_config("rnn"), optimizer="adam", lr=3e-3, batch_size=32, epochs=10,
         expected="test ~0.47 bits/char vs entropy floor 0.44 (+7%)",
         description="the same with a vanilla tanh RNN",
-        extra={"clip_norm": 5.0, "fast_path": "scan"}, **_CHAR_LM_FUNCTIONS),
+        extra={"clip_norm": 5.0, "fast_path": "scan"}, driver="char_lm"),
     ModelSpec(
         name="gru-mnist1d", module=seq_classifier, dataset="mnist1d", task="classification",
-        config=lambda d: seq_classifier.Config(n_in=1, hidden=64, n_classes=_classes(d),
-                                               cell="gru"),
+        config=partial(seq_classifier.config_for, hidden=64, cell="gru"),
         optimizer="adam", lr=3e-3, batch_size=100, epochs=40,
         expected=">=91% test accuracy (paper: 91%)", extra={"fast_path": "scan"},
         description="GRU reading the 40 samples one by one, dense on the final state"),
@@ -445,14 +387,14 @@ _RECURRENT_ENTRIES = [
         description="the same with a vanilla tanh RNN of the same size"),
     ModelSpec(
         name="reber-lstm", module=reber, dataset="reber", task="sequence",
-        config=lambda d: reber.Config(n_symbols=_classes(d), hidden=16, cell="lstm"),
+        config=partial(reber.config_for, hidden=16, cell="lstm"),
         optimizer="adam", lr=1e-2, batch_size=16, epochs=10,
         expected="every legal next symbol on all test strings (string_accuracy 100%)",
         extra={"fast_path": "scan"},
         description="embedded Reber next-symbol predictor (1997, exp. 1), LSTM"),
     ModelSpec(
         name="reber-rnn", module=reber, dataset="reber", task="sequence",
-        config=lambda d: reber.Config(n_symbols=_classes(d), hidden=16, cell="rnn"),
+        config=partial(reber.config_for, hidden=16, cell="rnn"),
         optimizer="adam", lr=1e-2, batch_size=16, epochs=10,
         expected="all test strings too, but after ~2x the LSTM's training sequences",
         extra={"fast_path": "scan"},

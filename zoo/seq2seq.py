@@ -50,6 +50,7 @@ import numpy as np
 from jax import lax
 
 from functional import layers, recurrent
+from zoo.data_info import Inputs
 
 __all__ = ["Config", "Hypotheses", "init", "encode", "init_decoder_carry", "decode_step",
            "apply", "loss", "sequence_log_prob", "length_penalty", "greedy_decode",
@@ -130,6 +131,9 @@ class Hypotheses(NamedTuple):
 
 # --------------------------------------------------------------------------------------------
 # Parameters
+
+
+INPUTS = Inputs(shapes=((None,),), kind="ids", words="source token ids x <int>[n, length]")
 
 
 def init(key, cfg: Config):

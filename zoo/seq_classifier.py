@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from functional import layers, losses, recurrent
+from zoo.data_info import DataInfo, Inputs, classes
 
 __all__ = ["Config", "init", "apply", "loss"]
 
@@ -60,6 +61,15 @@ class Config:
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"seq_classifier.Config: {name} must be an int >= 1, "
                                  f"got {v!r}")
+
+
+INPUTS = Inputs(shapes=((None,), (None, 1)), kind="float",
+                words="scalar sequences x [n, time] or [n, time, 1]")
+
+
+def config_for(info: DataInfo, **overrides) -> Config:
+    """The config for a dataset of scalar sequences: ``n_classes`` from it."""
+    return Config(**{"n_in": 1, "n_classes": classes(info), **overrides})
 
 
 def init(key, cfg: Config):

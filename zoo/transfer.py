@@ -46,6 +46,7 @@ import optax
 
 from functional import losses
 from zoo import cnn
+from zoo.data_info import Inputs
 
 __all__ = ["Config", "FREEZE_MODES", "init", "apply", "loss", "split_classes", "replace_head",
            "param_labels", "freeze_optimizer"]
@@ -75,6 +76,10 @@ class Config:
         if self.freeze not in FREEZE_MODES:
             raise ValueError(f"transfer.Config: freeze must be one of {FREEZE_MODES}, "
                              f"got {self.freeze!r}")
+
+
+INPUTS = Inputs(shapes=((None, None, None),), kind="float",
+                words="images x [n, height, width, channels]")
 
 
 def init(key, cfg: Config):

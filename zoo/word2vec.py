@@ -47,6 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from functional import layers
+from zoo.data_info import Inputs
 
 __all__ = ["Config", "init", "init_state", "apply", "loss", "negative_sampling_loss",
            "unigram_counts", "noise_distribution", "keep_probabilities", "subsample",
@@ -88,6 +89,9 @@ class Config:
             raise ValueError(f"word2vec.Config: sizes must be ints >= 1, got {sizes}")
         if self.subsample < 0:
             raise ValueError(f"word2vec.Config: subsample must be >= 0, got {self.subsample}")
+
+
+INPUTS = Inputs(shapes=((),), kind="ids", words="one stream of word ids x <int>[n_words]")
 
 
 def init(key, cfg: Config):

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from functional import optim
-from train import cli
+from train import cli, optimizers
+from train.drivers import data, standard
 from zoo import registry
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -100,7 +101,7 @@ def test_list_prints_the_registry(capsys):
     (["train", "autoencoder", "--dataset", "mnist1d"], "cannot use dataset 'mnist1d'"),
     (["eval", "mlp", "--checkpoint", "/nonexistent/run"], "no run.json"),
     (["train", "mlp", "--optimizer", "adam", "--weight-decay", "0.1"], "has no weight decay"),
-    (["train", "gan", "--schedule", "cosine"], "trains with its own function"),
+    (["train", "gan", "--schedule", "cosine"], "trains with its own driver"),
 ])
 def test_bad_values_exit_2_with_a_message(argv, message, capsys, tmp_path):
     if "--checkpoint" not in argv and argv[0] == "train":
@@ -127,39 +128,40 @@ def test_bad_syntax_exits_2(argv, capsys):
 
 def test_schedule_and_weight_decay_come_from_the_entry_unless_overridden():
     parse = cli.build_parser().parse_args
-    _, opts = cli._resolve(parse(["train", "mlp"]))
+    _, opts = cli.resolve(parse(["train", "mlp"]))
     spec = registry.get("mlp")
     assert (opts.optimizer, opts.schedule, opts.weight_decay) == (
         spec.optimizer, spec.schedule, spec.weight_decay)
     assert spec.weight_decay is not None and spec.schedule != "constant"
     # Another optimizer drops the entry's decay (adam has none); the schedule stays.
-    _, opts = cli._resolve(parse(["train", "mlp", "--optimizer", "adam"]))
+    _, opts = cli.resolve(parse(["train", "mlp", "--optimizer", "adam"]))
     assert (opts.schedule, opts.weight_decay) == (spec.schedule, None)
-    _, opts = cli._resolve(parse(["train", "mlp", "--schedule", "constant", "--weight-decay",
+    _, opts = cli.resolve(parse(["train", "mlp", "--schedule", "constant", "--weight-decay",
                                   "0"]))
     assert (opts.schedule, opts.weight_decay) == ("constant", 0.0)
 
 
 def test_make_schedule_constant_cosine_step():
-    assert cli.make_schedule("constant", 0.1) == 0.1
-    cosine = cli.make_schedule("cosine", 0.1, 100)
+    assert optimizers.make_schedule("constant", 0.1) == 0.1
+    cosine = optimizers.make_schedule("cosine", 0.1, 100)
     assert float(cosine(0)) == pytest.approx(0.1)
     assert float(cosine(50)) == pytest.approx(0.05)
     assert float(cosine(100)) == pytest.approx(0.0, abs=1e-9)
-    step = cli.make_schedule("step", 0.1, 100)   # lr / 10 for the last fifth of the steps
+    step = optimizers.make_schedule("step", 0.1, 100)   # lr / 10 for the last fifth of the steps
     assert [float(step(t)) for t in (0, 79, 80, 99)] == pytest.approx([0.1, 0.1, 0.01, 0.01])
     with pytest.raises(cli.UsageError, match="Did you mean 'cosine'"):
-        cli.make_schedule("cosin", 0.1, 100)
+        optimizers.make_schedule("cosin", 0.1, 100)
     with pytest.raises(cli.UsageError, match="total number of steps"):
-        cli.make_schedule("step", 0.1)
-    assert cli.steps_per_epoch(4000, 100) == 40 and cli.steps_per_epoch(1438, 32) == 45
-    assert cli.steps_per_epoch(10, None) == 1
+        optimizers.make_schedule("step", 0.1)
+    assert optimizers.steps_per_epoch(4000, 100) == 40
+    assert optimizers.steps_per_epoch(1438, 32) == 45
+    assert optimizers.steps_per_epoch(10, None) == 1
 
 
 def test_run_optimizer_applies_schedule_and_weight_decay():
     opts = cli.RunOptions(name="mlp", dataset="mnist1d", dataset_options={}, optimizer="adamw",
                           lr=0.1, batch_size=10, epochs=2, schedule="step", weight_decay=0.5)
-    opt = cli.run_optimizer(opts, n_train=50)          # 2 epochs x 5 steps: decay at step 8
+    opt = standard.run_optimizer(opts, n_train=50)          # 2 epochs x 5 steps: decay at step 8
     params = {"w": jnp.ones(3)}
     state = opt.init(params)
     zero = {"w": jnp.zeros(3)}
@@ -187,7 +189,7 @@ def test_data_options_reach_the_loader_and_bad_ones_exit_2(capsys):
     args = cli.build_parser().parse_args(
         ["train", "gan", "--data-option", "n_train=300", "--data-option", "std=0.1",
          "--data-option", "path=some file.txt"])
-    _, opts = cli._resolve(args)
+    _, opts = cli.resolve(args)
     # JSON values keep their types; anything else stays text; registry options are kept.
     assert opts.dataset_options == {"n_train": 300, "std": 0.1, "path": "some file.txt"}
     with pytest.raises(SystemExit) as e:
@@ -243,8 +245,8 @@ def test_a_text_file_is_no_data_for_a_classifier(tmp_path, capsys):
 
 def test_every_entry_accepts_its_default_dataset():
     for spec in registry.specs():
-        ds = cli.load_data(spec.dataset, spec.dataset_options)
-        cli.check_data(spec, spec.dataset, ds)
+        ds = data.load_data(spec.dataset, spec.dataset_options)
+        data.check_data(spec, spec.dataset, ds)
     # the standard trainer also traces the loss: one entry per model module and task
     for name in ("perceptron", "linear", "logistic", "logistic-binary", "mlp-regression",
                  "gru-mnist1d", "adding-rnn", "reber-rnn"):
@@ -252,7 +254,7 @@ def test_every_entry_accepts_its_default_dataset():
         opts = cli.RunOptions(name=name, dataset=spec.dataset,
                               dataset_options=spec.dataset_options, optimizer=spec.optimizer,
                               lr=spec.lr, batch_size=spec.batch_size, epochs=1)
-        cli._prepare(spec, opts)
+        standard.prepare(spec, opts)
 
 
 def test_unknown_data_option_names_the_dataset_and_its_options(tmp_path, capsys):

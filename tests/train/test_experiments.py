@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from train import experiments as ex
+from train.experiments import vmapped
 from train.manifest import params_hash
 
 # --- a host-side experiment with a known answer ------------------------------------------------
@@ -301,15 +302,15 @@ def test_seed_groups_change_nothing_but_speed(seed_runs, seed_groups, fast_path)
 
 
 def test_seed_group_bounds_and_bad_values():
-    assert ex._seed_group_bounds(8, 2, True, "f") == [(0, 4), (4, 8)]
-    assert ex._seed_group_bounds(5, 5, True, "f") == [(i, i + 1) for i in range(5)]
+    assert ex.group_bounds(8, 2, True, "f") == [(0, 4), (4, 8)]
+    assert ex.group_bounds(5, 5, True, "f") == [(i, i + 1) for i in range(5)]
     for n, g in ((3, 2), (7, 3), (10, 4)):
-        bounds = ex._seed_group_bounds(n, g, True, "f")
+        bounds = ex.group_bounds(n, g, True, "f")
         sizes = [hi - lo for lo, hi in bounds]
         assert bounds[0][0] == 0 and bounds[-1][1] == n and len(bounds) == g
         assert all(a[1] == b[0] for a, b in zip(bounds[:-1], bounds[1:], strict=True))
         assert max(sizes) - min(sizes) <= 1 and min(sizes) >= 1
-    assert ex._seed_group_bounds(4, None, False, "f") == [(0, 4)]   # no vmap: one group
+    assert ex.group_bounds(4, None, False, "f") == [(0, 4)]   # no vmap: one group
     init_fn, loss_fn, opt = build_mlp({"lr": 0.1})
     for bad in (0, 4, True, 1.5, "2"):
         with pytest.raises(ValueError, match="seed_groups must be None or an int from 1"):
@@ -357,7 +358,8 @@ def test_batched_epoch_plans_equal_fits_plan_per_seed(batch_size, shuffle, drop_
 
     keys = [jax.random.split(ex.seed_keys(s)[1])[1] for s in (0, 5, 9)]
     for epoch in (0, 3):
-        idx, w = ex._seed_plans(N_TRAIN, batch_size, epoch, jnp.stack(keys), shuffle, drop_last)
+        idx, w = vmapped.trial_plans(N_TRAIN, batch_size, epoch, jnp.stack(keys), shuffle,
+                                     drop_last)
         for i, k in enumerate(keys):
             ref_idx, ref_w = loop.epoch_plan(N_TRAIN, batch_size, epoch=epoch, data_key=k,
                                              shuffle=shuffle, drop_last=drop_last)

@@ -356,9 +356,9 @@ def test_global_norm_and_finite_test_small_and_large_leaves():
             planted["big"] = planted["big"].at[123, 45].set(bad)
         else:
             planted["small"][0] = planted["small"][0].at[3].set(bad)
-        assert np.isnan(jax.jit(loop._sum_squares)(planted)), (where, bad)
+        assert np.isnan(jax.jit(loop.sum_squares)(planted)), (where, bad)
     huge = {"a": jnp.full((5,), 1e30, jnp.float32)}
-    assert np.isposinf(loop._sum_squares(huge))
+    assert np.isposinf(loop.sum_squares(huge))
     # a finite loss whose finite gradients (1e20 each) overflow the squared norm: applied,
     # not flagged, and the reported norm is +inf
     steep = lambda p, s, b, k: (jnp.sum(p["w"]) * 1e20, (s, {}))

@@ -281,15 +281,15 @@ def test_brief_training_beats_unigram_baseline():
 def test_zoo_sample_end_to_end(tmp_path, capsys):
     """A tiny run of the registry's char-lm, then ``zoo sample`` in a subprocess reproduces
     the run's own sample from the checkpoint; ``zoo eval`` its bits per character."""
-    from train import char_lm as cli_char_lm
     from train.cli import RunOptions
+    from train.drivers import char_lm as cli_char_lm
     from zoo import registry
 
     spec = registry.get("char-lm")
     out = str(tmp_path / "run")
     opts = RunOptions(name="char-lm", dataset="tv_script", dataset_options={"n_lines": 80},
                       optimizer="adam", lr=3e-3, batch_size=4, epochs=1, out=out, quiet=True)
-    summary = cli_char_lm.train_command(spec, opts)
+    summary = cli_char_lm.train(spec, opts)
     assert summary["steps"] >= 1 and math.isfinite(summary["test_bits_per_char"])
     for name in ("run.json", "summary.json", "metrics.jsonl", "manifest.json"):
         assert os.path.isfile(os.path.join(out, name))

@@ -132,7 +132,9 @@ def test_cli_train_resume_and_sample(tmp_path, monkeypatch):
     """Killed after epoch 1 and resumed, a run ends bitwise where the uninterrupted one does."""
     from train.checkpoint import CheckpointManager
     from train.cli import RunOptions
-    from train.gan import _gan_optimizers, cli_sample, cli_train
+    from train.drivers.gan import _gan_optimizers
+    from train.drivers.gan import sample as cli_sample
+    from train.drivers.gan import train as cli_train
     from zoo import registry
 
     spec = registry.get("gan")

@@ -3,8 +3,10 @@
 import jax
 import pytest
 
-from train import cli, datasets
-from train.loop import fit
+from train import datasets, drivers, optimizers
+from train.drivers.data import data_info
+from train.drivers.standard import entry_optimizer
+from train.loop import evaluate, fit
 from zoo import registry
 
 
@@ -25,16 +27,17 @@ def test_every_default_dataset_exists_and_sizes_its_model():
     known = set(datasets.names())
     for spec in registry.specs():
         assert spec.dataset in known, spec.name
-        assert spec.optimizer in cli.OPTIMIZERS, spec.name
-        assert spec.schedule in cli.SCHEDULES, spec.name
+        assert spec.optimizer in optimizers.OPTIMIZERS, spec.name
+        assert spec.schedule in optimizers.SCHEDULES, spec.name
         if spec.weight_decay is not None:   # a default decay needs an optimizer that takes one
-            assert cli.takes_weight_decay(spec.optimizer), spec.name
+            assert optimizers.takes_weight_decay(spec.optimizer), spec.name
         assert spec.expected, spec.name
-        if spec.train is not None:      # custom entries name importable functions
-            assert callable(cli.resolve_function(spec.train))
+        if spec.driver != "standard":      # custom entries name a driver with entry points
+            driver = drivers.get(spec.driver)
+            assert callable(driver.train) and callable(driver.evaluate), spec.name
             continue
         ds = datasets.load(spec.dataset, **spec.dataset_options)
-        cfg = spec.make_config(cli.data_info(ds))
+        cfg = spec.make_config(data_info(ds))
         # Shapes only (eval_shape traces without compiling); the short runs below execute.
         module = spec.module
         params = jax.eval_shape(lambda k, m=module, c=cfg: m.init(k, c), jax.random.PRNGKey(0))
@@ -87,15 +90,14 @@ def test_short_run_beats_chance(name):
     spec = registry.get(name)
     epochs, check = SHORT_RUNS[name]
     ds = datasets.load(spec.dataset, **spec.dataset_options)
-    cfg = spec.make_config(cli.data_info(ds))
+    cfg = spec.make_config(data_info(ds))
     params = spec.module.init(jax.random.PRNGKey(0), cfg)
     loss = lambda p, s, b, k: spec.module.loss(p, s, b, k, cfg, train=True)
     eval_loss = lambda p, s, b, k: spec.module.loss(p, s, b, k, cfg, train=False)
     train = {"x": ds.x_train, "y": ds.y_train}
     # The entry's optimizer as `zoo train` builds it (schedule stretched over these epochs).
-    optimizer = cli.entry_optimizer(spec, len(ds.x_train), epochs)
+    optimizer = entry_optimizer(spec, len(ds.x_train), epochs)
     res = fit(loss, params, optimizer, train, key=0, epochs=epochs, batch_size=spec.batch_size,
               fast_path="loop", shuffle=spec.extra.get("sampling", True), progress=False)
-    metrics = cli.evaluate(eval_loss, res.state.params, {}, {"x": ds.x_test, "y": ds.y_test})
-    summary = {f"test_{k}": v for k, v in metrics.items()}
+    summary = evaluate(eval_loss, res.state, {"x": ds.x_test, "y": ds.y_test}, prefix="test_")
     assert check(summary, ds), (name, summary)

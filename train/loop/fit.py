@@ -1,0 +1,585 @@
+"""``fit``: epochs of the train step, with evaluation, history, early stopping and checkpoints.
+
+``fit`` is a composition of named stages, read top to bottom:
+
+1. check every argument (:func:`_settings`), before anything is traced;
+2. put the data on the device (or take the stream as it comes) and build the initial state;
+3. :meth:`_Run.restore` continues a checkpointed run, if asked;
+4. each epoch: :meth:`_Run.device_epoch` (scan or loop, :mod:`train.loop.runner`) or
+   :meth:`_Run.stream_epoch`, then :meth:`_Run.end_epoch` (NaN check, logs, evaluation,
+   history, early stopping, callbacks, checkpoint);
+5. manifests next to the outputs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from train import sharding as shd
+from train.loop import metrics
+from train.loop.evaluate import Evaluator
+from train.loop.plan import (
+    as_data,
+    data_settings,
+    epoch_plan,
+    gather,
+    is_streaming,
+    n_rows,
+    stream_batches,
+)
+from train.loop.runner import EXECUTABLES, PathChooser, Runner
+from train.loop.settings import (
+    FAST_PATHS,
+    SHUFFLES,
+    CheckpointSettings,
+    Monitor,
+    check_choice,
+    check_int,
+)
+from train.loop.step import (
+    NAN_POLICIES,
+    TrainState,
+    all_finite,
+    as_raw_key,
+    init_train_state,
+    make_eval_step,
+    make_train_step,
+    nonfinite_leaf_names,
+)
+from train.manifest import json_line
+
+
+class FitResult(NamedTuple):
+    """What ``fit`` returns.
+
+    Attributes:
+        state: the final ``TrainState``.
+        history: one dict per epoch (``epoch``, ``step``, epoch-mean training metrics,
+            ``val_``-prefixed evaluation metrics). Deterministic: no timings in it.
+        timings: one dict per epoch run in this call (``epoch``, ``seconds``, ``path``), and
+            the ``fast_path='auto'`` measurement if one was made.
+    """
+
+    state: TrainState
+    history: list
+    timings: list
+
+
+class NonFiniteError(FloatingPointError):
+    """Raised by ``fit`` under ``nan_policy='stop'`` when a step produced NaN or Inf.
+
+    Attributes:
+        step: the global step index whose update was non-finite.
+        leaf: the first non-finite leaf: ``'loss'``, ``'grads[...]'``, ``'params[...]'`` or
+            ``'model_state[...]'`` (paths as ``jax.tree_util.keystr`` writes them).
+        state: the last finite ``TrainState`` (the update of ``step`` was not applied).
+    """
+
+    def __init__(self, message: str, *, step: int, leaf: str, state: TrainState | None = None):
+        super().__init__(message)
+        self.step, self.leaf, self.state = step, leaf, state
+
+
+class ResumeMismatchError(ValueError):
+    """``fit(resume=True)`` met a checkpoint written with other data settings (rows,
+    batch_size, shuffle, drop_last, data key); continuing would silently mix two runs."""
+
+
+@dataclasses.dataclass(frozen=True)
+class _Settings:
+    """Everything ``fit`` was asked to do, checked."""
+
+    epochs: int
+    batch_size: int | None
+    shuffle: Any
+    drop_last: bool
+    fast_path: str
+    nan_policy: str | None
+    eval_batch_size: int | None
+    early_stopping: Monitor | None
+    checkpoints: CheckpointSettings | None
+    callbacks: tuple
+    progress: bool
+    history_path: str | None
+
+
+def _settings(where, *, epochs, batch_size, shuffle, drop_last, fast_path, nan_policy,
+              eval_batch_size, early_stopping, keep_best, has_eval, callbacks, progress,
+              history_path, checkpoint_dir, keep, checkpoint_every, checkpoint_every_epochs,
+              resume) -> _Settings:
+    """Stage 1: check every argument; ValueError/TypeError name the argument and the value."""
+    check_choice(where, "fast_path", fast_path, FAST_PATHS)
+    check_choice(where, "nan_policy", nan_policy, NAN_POLICIES)
+    check_choice(where, "shuffle", shuffle, SHUFFLES)
+    check_int(where, "epochs", epochs, low=0)
+    check_int(where, "batch_size", batch_size, low=1, none_ok=True)
+    check_int(where, "eval_batch_size", eval_batch_size, low=1, none_ok=True)
+    check_int(where, "checkpoint_every", checkpoint_every, low=1, none_ok=True)
+    check_int(where, "keep", keep, low=1)
+    check_int(where, "checkpoint_every_epochs", checkpoint_every_epochs, low=1)
+    if resume and checkpoint_dir is None:
+        raise ValueError(f"{where}: resume=True needs a checkpoint_dir to resume from")
+    es = Monitor.parse(early_stopping, where + " early_stopping")
+    if es is not None and es.patience is None:
+        raise ValueError(f"{where}: early_stopping needs (metric, patience[, mode]), "
+                         f"got {early_stopping!r}")
+    best = Monitor.parse(keep_best, where + " keep_best")
+    for what, spec in (("early_stopping", es), ("keep_best", best)):
+        if spec is not None and spec.metric.startswith("val_") and not has_eval:
+            raise ValueError(f"{where}: {what} monitors {spec.metric!r}, a validation "
+                             "metric, but no eval_data was given")
+    checkpoints = None
+    if checkpoint_dir is not None:
+        checkpoints = CheckpointSettings(checkpoint_dir, keep=keep, best=best,
+                                         every_steps=checkpoint_every,
+                                         every_epochs=checkpoint_every_epochs, resume=resume)
+    return _Settings(epochs=epochs, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
+                     fast_path=fast_path, nan_policy=nan_policy,
+                     eval_batch_size=eval_batch_size, early_stopping=es,
+                     checkpoints=checkpoints, callbacks=tuple(callbacks), progress=progress,
+                     history_path=history_path)
+
+
+def _call_callbacks(callbacks, name, *args) -> bool:
+    stop = False
+    for cb in callbacks:
+        fn = getattr(cb, name, None)
+        if fn is None and name == "on_epoch_end" and callable(cb):
+            fn = cb
+        if fn is not None:
+            stop = bool(fn(*args)) or stop
+    return stop
+
+
+class _Run:
+    """The progress of one ``fit`` call: history, early-stopping state, checkpoints, the
+    position to start from, and the epoch-by-epoch work."""
+
+    def __init__(self, s: _Settings, *, state, runner: Runner, train_step, evaluator,
+                 eval_loss_fn, data, edata, data_key, run_settings, where: str):
+        self.s, self.state, self.runner, self.train_step = s, state, runner, train_step
+        self.evaluator, self.eval_loss_fn = evaluator, eval_loss_fn
+        self.data, self.edata, self.data_key = data, edata, data_key
+        self.run_settings, self.where = run_settings, where
+        self.leaf_names = nonfinite_leaf_names(state)
+        self.history: list[dict] = []
+        self.es_state = {"best": None, "wait": 0}
+        self.start_epoch, self.start_batch, self.resumed_acc = 0, 0, None
+        self.metric_names = None
+        self.chooser = PathChooser(s.fast_path)
+        self.timings: list[dict] = []
+        self.ahead: dict = {}   # epoch -> (idx, w, (idx, w) on the device), drawn a step early
+        self.manager = None
+        if s.checkpoints is not None:
+            self.manager = self._open_manager(s.checkpoints)
+
+    # --- checkpoints
+
+    def _open_manager(self, c: CheckpointSettings):
+        from train import checkpoint as ckpt_lib
+
+        manager = ckpt_lib.CheckpointManager(c.directory, keep=c.keep,
+                                             best_metric=c.best and c.best.metric,
+                                             best_mode=c.best and c.best.mode)
+        if not c.resume and manager.latest_step() is not None:
+            raise ValueError(
+                f"{self.where}: checkpoint_dir {c.directory!r} already holds checkpoints "
+                f"(steps {manager.steps()}) of an earlier run; pass resume=True to continue "
+                "that run, or give a fresh run an empty directory (nothing was deleted)")
+        return manager
+
+    def restore(self) -> None:
+        """Stage 3: continue from the newest good checkpoint, if asked and there is one."""
+        c = self.s.checkpoints
+        if c is None or not c.resume or self.manager.latest_step() is None:
+            return
+        self.state, meta = self.manager.restore(self.state)
+        saved = meta.get("run")
+        if saved is not None and saved != self.run_settings:
+            now = self.run_settings
+            diff = ", ".join(f"{k}: saved {saved.get(k)!r}, now {now.get(k)!r}"
+                             for k in sorted(set(saved) | set(now))
+                             if saved.get(k) != now.get(k))
+            raise ResumeMismatchError(
+                f"{self.where}: resume=True, but the checkpoint in {c.directory!r} was "
+                f"written by a run with other data settings ({diff}; data_key comes from "
+                "key); resume with the same data, key, batch_size, shuffle and drop_last")
+        self.start_epoch = int(meta["next_epoch"])
+        self.start_batch = int(meta.get("next_batch", 0))
+        self.resumed_acc = meta.get("acc")
+        if meta.get("stopped"):   # early stopping or a callback ended that run
+            self.start_epoch = self.s.epochs
+        self.history = list(meta["history"])
+        self.es_state = dict(meta.get("early_stopping", self.es_state))
+
+    def save(self, epoch, next_batch, acc_host=None, logs=None, stopped=False) -> None:
+        if not all_finite(self.state):
+            warnings.warn(f"fit: the state at epoch {epoch} is non-finite; not checkpointed",
+                          RuntimeWarning, stacklevel=3)
+            return
+        meta = {"next_epoch": epoch + (next_batch == 0), "next_batch": next_batch,
+                "history": self.history, "early_stopping": self.es_state,
+                "metrics": logs or {},
+                "acc": None if acc_host is None else metrics.to_json(acc_host),
+                "stopped": stopped, "run": self.run_settings}
+        self.manager.save(int(jax.device_get(self.state.step)), self.state, meta)
+
+    def checkpoint_mid_epoch(self, acc, epoch, next_batch) -> None:
+        acc_host = jax.device_get(acc)
+        self.check_finite(acc_host, epoch)
+        self.save(epoch, next_batch, acc_host)
+
+    # --- metrics
+
+    def start_acc(self):
+        acc = metrics.zeros_maker(tuple(self.metric_names))()
+        if self.resumed_acc is not None:   # resuming mid-epoch: the epoch's partial sums
+            acc = metrics.from_json(acc, self.resumed_acc)
+            self.resumed_acc = None
+        return acc
+
+    def learn_metrics(self, batch) -> None:
+        """Before the first step: the step's metric names, and a check that the monitored
+        metrics are ones the logs will hold."""
+        self.metric_names = tuple(jax.eval_shape(self.train_step, self.state, batch)[1])
+        monitored = [m for m in (self.s.early_stopping,
+                                 self.s.checkpoints and self.s.checkpoints.best) if m]
+        if not monitored:
+            return
+        eval_names = ()
+        if self.edata is not None and any(m.metric.startswith("val_") for m in monitored):
+            probe = self.evaluator.first_batch(self.edata, self.s.eval_batch_size)
+            eval_names = jax.eval_shape(make_eval_step(self.eval_loss_fn), self.state,
+                                        probe).keys()
+        known = metrics.log_keys(self.metric_names, eval_names)
+        for what, m in (("early_stopping", self.s.early_stopping),
+                        ("keep_best", self.s.checkpoints and self.s.checkpoints.best)):
+            if m and m.metric not in known:
+                raise ValueError(f"{self.where}: {what} monitors {m.metric!r}, which is not "
+                                 f"in the epoch logs (they hold {sorted(known)})")
+
+    def check_finite(self, acc_host, epoch) -> None:
+        bad_step = int(acc_host["bad_step"])
+        if self.s.nan_policy == "stop" and bad_step >= 0:
+            leaf = self.leaf_names[int(acc_host["bad_leaf"])]
+            raise NonFiniteError(
+                f"fit: non-finite value at step {bad_step} (epoch {epoch}): the first "
+                f"non-finite leaf is {leaf}; training stopped and the returned state is the "
+                f"last finite one (nan_policy='stop'; use 'skip' to skip such updates)",
+                step=bad_step, leaf=leaf, state=self.state)
+
+    # --- epochs
+
+    def plan(self, epoch):
+        s = self.s
+        return epoch_plan(n_rows(self.data), s.batch_size, epoch=epoch, data_key=self.data_key,
+                          shuffle=s.shuffle, drop_last=s.drop_last)
+
+    def device_epoch(self, epoch) -> tuple[Any, list]:
+        """One epoch over device data, in chunks between mid-epoch checkpoints."""
+        first, self.start_batch = self.start_batch, 0
+        idx, w, on_device = (self.ahead.pop(epoch) if epoch in self.ahead
+                             else self.plan(epoch) + (None,))
+        if self.metric_names is None:
+            self.learn_metrics(gather(self.data, idx[0], None if w is None else w[0]))
+        acc = self.start_acc()
+        nb = idx.shape[0]
+        every = self.s.checkpoints and self.s.checkpoints.every_steps
+        every = every if self.manager is not None and every else nb
+        paths = []
+        lo = first
+        while lo < nb:
+            hi = min((lo // every + 1) * every, nb)
+            if on_device is not None and (lo, hi) == (0, nb):
+                i_d, w_d = on_device
+            else:
+                i_d = jax.device_put(idx[lo:hi])
+                w_d = None if w is None else jax.device_put(w[lo:hi])
+            path = self.chooser.next_path(nb)
+            decided = self.chooser.decided
+            self.state, acc = self.runner.run_chunk(path, self.state, acc, self.data, i_d, w_d,
+                                                    self.chooser)
+            if not decided and self.chooser.report is not None:
+                self.timings.append(self.chooser.report)
+            paths.append(path)
+            lo = hi
+            if hi == nb and epoch + 1 < self.s.epochs:
+                # the device runs this epoch asynchronously: draw the next plan and send it
+                # meanwhile
+                nxt = self.plan(epoch + 1)
+                self.ahead[epoch + 1] = nxt + ((jax.device_put(nxt[0]),
+                                                None if nxt[1] is None
+                                                else jax.device_put(nxt[1])),)
+            if hi < nb and self.manager is not None:
+                self.checkpoint_mid_epoch(acc, epoch, hi)
+        return acc, paths
+
+    def stream_epoch(self, train_data, epoch) -> tuple[Any, list]:
+        """One epoch over streamed batches (a jitted step per batch)."""
+        first, self.start_batch = self.start_batch, 0
+        every = self.s.checkpoints and self.s.checkpoints.every_steps
+        acc = None
+        for b, batch in enumerate(stream_batches(train_data, epoch)):
+            if b < first:
+                continue   # resuming mid-epoch: these batches were used already
+            if b > first and self.manager is not None and every and b % every == 0:
+                self.checkpoint_mid_epoch(acc, epoch, b)
+            if not isinstance(batch, Mapping):
+                raise TypeError(f"{self.where}: streamed train_data must yield batches as "
+                                f"dicts of arrays, got {type(batch).__name__} in epoch "
+                                f"{epoch}")
+            batch = shd.shard_batch(dict(batch), self.runner.mesh)
+            if acc is None:
+                if self.metric_names is None:
+                    self.learn_metrics(batch)
+                acc = self.start_acc()
+            self.state, acc = self.runner.stream_step(self.state, acc, batch)
+        if acc is None:
+            raise ValueError(f"{self.where}: train_data yielded no batch in epoch {epoch}")
+        return acc, ["loop"]
+
+    def end_epoch(self, epoch, acc, paths, seconds_since) -> bool:
+        """The epoch's NaN check, logs, evaluation, history, early stopping, callbacks and
+        checkpoint; returns whether to stop."""
+        s = self.s
+        acc_host = jax.device_get(acc)
+        self.check_finite(acc_host, epoch)
+        logs = {"epoch": epoch, "step": int(jax.device_get(self.state.step))}
+        logs.update(metrics.normalize(acc_host))
+        seconds = time.perf_counter() - seconds_since
+        if self.edata is not None:
+            logs.update(self.evaluator(self.state, self.edata, s.eval_batch_size, "val_"))
+        self.timings.append({"epoch": epoch, "seconds": seconds,
+                             "path": "+".join(dict.fromkeys(paths))})
+        self.history.append(logs)
+        if s.history_path is not None:
+            with open(s.history_path, "a") as f:
+                f.write(json_line(logs))
+        stop = False
+        es = s.early_stopping
+        if es is not None:
+            value = logs.get(es.metric)
+            if value is None:
+                raise ValueError(f"{self.where}: early_stopping metric {es.metric!r} is not "
+                                 f"in the epoch logs {sorted(logs)}")
+            if es.better(value, self.es_state["best"]):
+                self.es_state = {"best": value, "wait": 0}
+            else:
+                self.es_state = {"best": self.es_state["best"], "wait": self.es_state["wait"] + 1}
+                stop = self.es_state["wait"] >= es.patience
+        if s.callbacks:   # a copy: the next epoch donates (frees) the state's buffers
+            stop = _call_callbacks(s.callbacks, "on_epoch_end", epoch,
+                                   jax.tree.map(jnp.copy, self.state), logs) or stop
+        if self.manager is not None and s.checkpoints.at_epoch_end(epoch, s.epochs, stop):
+            self.save(epoch, 0, logs=logs, stopped=stop)
+        return stop
+
+
+def _write_history_file(path: str | None, history: list) -> None:
+    if path is None:
+        return
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        for row in history:
+            f.write(json_line(row))
+
+
+def _write_manifests(run: _Run, *, loss_fn, optimizer, key, fast_path, early_stopping,
+                     keep_best, checkpoint_every, checkpoint_every_epochs) -> None:
+    """Stage 5: ``manifest.json`` next to the history file and in the checkpoint directory."""
+    s = run.s
+    outputs = [os.path.dirname(os.path.abspath(s.history_path))] if s.history_path else []
+    outputs += [s.checkpoints.directory] if s.checkpoints is not None else []
+    if not outputs:
+        return
+    from train.manifest import write_manifest
+
+    config = {"loss_fn": loss_fn, "optimizer": optimizer, "epochs": s.epochs,
+              "batch_size": s.batch_size, "shuffle": s.shuffle, "drop_last": s.drop_last,
+              "fast_path": fast_path, "nan_policy": s.nan_policy,
+              "early_stopping": early_stopping, "keep_best": keep_best,
+              "checkpoint_every": checkpoint_every,
+              "checkpoint_every_epochs": checkpoint_every_epochs, "data": run.run_settings}
+    seed = int(key) if isinstance(key, (int, np.integer)) else None
+    extra = {"epochs_run": len(run.history), "final": run.history[-1] if run.history else {},
+             "timings": run.timings}
+    for out_dir in dict.fromkeys(outputs):
+        write_manifest(out_dir, config=config, seed=seed, params=run.state.params, extra=extra)
+
+
+def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, train_data, *,
+        key, epochs: int = 1, batch_size: int | None = None, model_state=None,
+        eval_data=None, eval_loss_fn: Callable | None = None,
+        eval_batch_size: int | None = None, drop_last: bool = False, shuffle: bool = True,
+        fast_path: str = "auto", nan_policy: str | None = "stop", early_stopping=None,
+        callbacks: Iterable = (), progress: bool = True, history_path: str | None = None,
+        checkpoint_dir: str | None = None, keep: int = 3, keep_best=None,
+        checkpoint_every: int | None = None, checkpoint_every_epochs: int = 1,
+        resume: bool = False, mesh=None) -> FitResult:
+    """Train ``params`` with ``optimizer`` on ``train_data`` for ``epochs`` epochs.
+
+    Args:
+        loss_fn: ``loss_fn(params, model_state, batch, key) -> (loss, (model_state, metrics))``
+            returning weighted means (rows with ``batch['weight'] == 0`` must not count).
+        params: initial parameters (not modified: the state works on a copy).
+        optimizer: any optax-compatible ``GradientTransformation``.
+        train_data: either data held on the device, a dict of arrays with a common leading
+            axis (``{'x': <f32>[n, ...], 'y': [n, ...]}``, an optional ``'weight': <f32>[n]``)
+            or an ``(x, y)`` pair; or streaming data: an iterable of batch dicts (iterated once
+            per epoch) or a callable ``train_data(epoch) -> iterable of batches``.
+        key: the run's PRNG key or int seed. ``split(key)`` gives the step key (per-step keys
+            ``fold_in(step_key, step)``) and the data-order key.
+        epochs: number of epochs to run (in total, counting those of a resumed run).
+        batch_size: ``None`` full-batch GD, ``1`` SGD, ``k`` mini-batch (device data only).
+        model_state: initial model state (batch-norm statistics), ``{}`` when ``None``.
+        eval_data: optional validation data (dict or ``(x, y)``) evaluated after each epoch;
+            its metrics enter the history as ``val_<name>``.
+        eval_loss_fn: loss used for evaluation (default ``loss_fn``; pass the model's loss
+            with ``train=False`` bound for dropout/batch norm).
+        eval_batch_size: evaluation batch (default ``min(n_eval, 1024)``, rounded up to a
+            multiple of the device count); padded rows carry weight 0 so means are exact.
+        drop_last: drop the last partial batch of an epoch; otherwise it is padded with
+            weight-0 rows so the epoch mean is exact.
+        shuffle: reshuffle mini-batches each epoch (``epoch_rng(data_key, epoch)``);
+            ``'replacement'`` samples each batch with replacement instead (see
+            :func:`train.loop.plan.epoch_plan`).
+        fast_path: ``'scan'`` (one jitted ``lax.scan`` per epoch), ``'loop'`` (jitted step per
+            batch) or ``'auto'``: with device data and more than one batch per epoch and at
+            least two epochs to run, the first epoch runs the loop and the second the scan,
+            each timed without compilation (a scan that loses is timed a second time, as its
+            first execution carries one-time costs), and the faster path is kept. Both give
+            bitwise the same numbers on CPU, so the choice does not change results.
+        nan_policy: ``'stop'`` (raise ``NonFiniteError`` naming the step and the first
+            non-finite leaf; the state keeps the last finite values), ``'skip'`` (non-finite
+            updates are not applied and counted as ``skipped_steps``; their loss and norms stay
+            out of the epoch's means) or ``None`` (unchecked).
+        early_stopping: ``(metric, patience)`` or ``(metric, patience, 'min'|'max')``: stop
+            once ``metric`` (e.g. ``'val_loss'``) has not improved on its best for
+            ``patience`` consecutive epochs (Keras' rule; the best state is the best
+            checkpoint when ``keep_best`` names the same metric).
+            The mode defaults to ``'max'`` for names containing ``acc``, else ``'min'``.
+        callbacks: objects with optional ``on_epoch_end(epoch, state, logs) -> bool`` (True
+            stops training; ``state`` is a copy the callback may keep) and
+            ``on_fit_end(state, history)``; a plain callable is used as ``on_epoch_end``.
+        progress: show a ``tqdm.auto`` progress bar over epochs (False silences it).
+        history_path: write the history as JSONL, one line per epoch (rewritten on resume);
+            NaN and infinite values are written as ``null`` (strict JSON).
+        checkpoint_dir: save checkpoints (``train.checkpoint``) at the end of epochs (see
+            ``checkpoint_every_epochs``) and optionally inside them (``checkpoint_every``). A
+            fresh run (``resume=False``) refuses a directory that already holds checkpoints.
+            Checkpoints also record the data settings (number of rows, ``batch_size``,
+            ``shuffle``, ``drop_last``, data key), and a resume with other settings is refused.
+            With ``history_path`` or ``checkpoint_dir``, a run that ends without an error
+            writes ``manifest.json`` (``train.manifest``) into each of their directories.
+        keep: number of most recent checkpoints kept.
+        keep_best: also keep the best checkpoint by this metric (``'val_loss'``, or
+            ``(metric, 'min'|'max')``).
+        checkpoint_every_epochs: checkpoint at the end of every this many epochs (and of the
+            last epoch, and of an epoch that stops the run); 1 saves every epoch. A resume
+            starts from the newest checkpoint, so the epochs after it run again, exactly.
+        checkpoint_every: also checkpoint every this many steps inside an epoch (with the
+            epoch's partial metric sums, so a resumed run's history is unchanged); a scanned
+            epoch then runs as scans over chunks of this many batches.
+        resume: continue from the latest good checkpoint in ``checkpoint_dir`` (which it
+            needs) if there is one, at the saved epoch and batch (streamed data: the first
+            batches of the resumed epoch are drawn and skipped, so ``train_data(epoch)`` must
+            be repeatable); a checkpoint with other data settings raises
+            ``ResumeMismatchError``.
+        mesh: ``None`` (one device), ``'auto'`` (all devices) or a ``jax.sharding.Mesh`` with
+            a ``'data'`` axis: data parallel training, batch split over ``'data'``, state
+            replicated. The global batch must divide by the number of devices.
+
+    Returns:
+        ``FitResult(state, history, timings)``.
+
+    Raises:
+        NonFiniteError: under ``nan_policy='stop'`` when a step is non-finite.
+        ValueError, TypeError: for bad arguments, before any compilation.
+    """
+    from tqdm.auto import tqdm
+
+    where = "fit"
+    # 1. settings
+    s = _settings(where, epochs=epochs, batch_size=batch_size, shuffle=shuffle,
+                  drop_last=drop_last, fast_path=fast_path, nan_policy=nan_policy,
+                  eval_batch_size=eval_batch_size, early_stopping=early_stopping,
+                  keep_best=keep_best, has_eval=eval_data is not None, callbacks=callbacks,
+                  progress=progress, history_path=history_path, checkpoint_dir=checkpoint_dir,
+                  keep=keep, checkpoint_every=checkpoint_every,
+                  checkpoint_every_epochs=checkpoint_every_epochs, resume=resume)
+    mesh = shd.make_mesh(mesh)
+    data = as_data(train_data, where, "train_data")
+    if data is None and not is_streaming(train_data):
+        raise TypeError(f"{where}: train_data must be a dict of arrays, an (x, y) pair, an "
+                        f"iterable of batches or a callable(epoch), got "
+                        f"{type(train_data).__name__}")
+    edata = as_data(eval_data, where, "eval_data") if eval_data is not None else None
+    if eval_data is not None and edata is None:
+        raise TypeError(f"{where}: eval_data must be a dict of arrays or an (x, y) pair, got "
+                        f"{type(eval_data).__name__}")
+
+    # 2. data on the device, the initial state, the compiled functions
+    n = None
+    if data is not None:
+        n = n_rows(data)
+        shd.check_batch_divisible(n if batch_size is None else int(batch_size), mesh,
+                                  where=where)
+        data = shd.put_data(data, mesh)
+    if edata is not None:
+        edata = shd.put_data(edata, mesh)
+    step_key, data_key = jax.random.split(as_raw_key(key, where))
+    data_key = np.asarray(data_key)   # read on the host every epoch (epoch_rng)
+    state = shd.replicate(init_train_state(params, optimizer, key=step_key,
+                                           model_state=model_state), mesh)
+    train_step, runner = EXECUTABLES.get(
+        "train", lambda: (lambda st: (st, Runner(st, mesh, nan_policy)))(
+            make_train_step(loss_fn, optimizer, nan_policy=nan_policy)),
+        (loss_fn, optimizer), (nan_policy, mesh))
+    eval_loss_fn = eval_loss_fn or loss_fn
+    evaluator = None
+    if edata is not None:
+        evaluator = EXECUTABLES.get("eval", lambda: Evaluator(eval_loss_fn, mesh),
+                                    (eval_loss_fn,), (mesh,))
+    run = _Run(s, state=state, runner=runner, train_step=train_step, evaluator=evaluator,
+               eval_loss_fn=eval_loss_fn, data=data, edata=edata, data_key=data_key,
+               run_settings=data_settings(n, batch_size, shuffle, drop_last, data_key),
+               where=where)
+
+    # 3. resume
+    run.restore()
+    _write_history_file(s.history_path, run.history)
+
+    # 4. epochs
+    bar = tqdm(total=epochs, initial=min(run.start_epoch, epochs), disable=not progress,
+               desc="fit", unit="epoch", leave=True)
+    try:
+        for epoch in range(run.start_epoch, epochs):
+            t0 = time.perf_counter()
+            acc, paths = (run.device_epoch(epoch) if data is not None
+                          else run.stream_epoch(train_data, epoch))
+            stop = run.end_epoch(epoch, acc, paths, t0)
+            bar.update(1)
+            bar.set_postfix({k: f"{v:.4g}" for k, v in run.history[-1].items()
+                             if k in ("loss", "accuracy", "val_loss", "val_accuracy")})
+            if stop:
+                break
+    finally:
+        bar.close()
+
+    # 5. manifests
+    _write_manifests(run, loss_fn=loss_fn, optimizer=optimizer, key=key, fast_path=fast_path,
+                     early_stopping=early_stopping, keep_best=keep_best,
+                     checkpoint_every=checkpoint_every,
+                     checkpoint_every_epochs=checkpoint_every_epochs)
+    _call_callbacks(s.callbacks, "on_fit_end", run.state, run.history)
+    return FitResult(run.state, run.history, run.timings)
