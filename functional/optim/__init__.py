@@ -37,7 +37,8 @@ Conventions on which frameworks disagree are explicit keywords:
 Layout (optax's): ``base`` holds the contract (``GradientTransformation``, the states, ``chain``,
 ``apply_updates``, the learning-rate helpers), ``transform`` the building blocks, ``alias`` the
 optimizers; every public name is re-exported here, so ``optim.adam`` and
-``optim.ScaleByAdamState`` are all a user needs.
+``optim.ScaleByAdamState`` are all a user needs. Arguments are checked once, by the block that
+owns them, and errors name the function the user called (``functional._validate``).
 
 References: seed 004 sections 4.5-4.8 (momentum, RMSprop, Adam, decay); Polyak 1964 (heavy
 ball); Sutskever et al. 2013 (Nesterov momentum in deep learning); Duchi et al. 2011 (Adagrad);

@@ -1,25 +1,17 @@
 """The optimizers, each a ``chain`` of building blocks from ``transform`` (optax's
 ``alias.py`` is the model): sgd, momentum, nesterov, adagrad, rmsprop, adadelta, adam, nadam,
 adamw, adamax, lamb.
+
+An optimizer checks only the arguments no block owns (``form``, ``centered``); every other
+argument is checked by the block it is passed to, and the error names the optimizer.
 """
 
 from __future__ import annotations
 
-from functional.optim.base import (
-    GradientTransformation,
-    ScalarOrSchedule,
-    _chain,
-    _check,
-    _check_beta,
-    _check_bool,
-    _check_eps,
-    _check_form,
-    _check_lr,
-    _check_weight_decay,
-    identity,
-)
+from functional import _validate
+from functional.optim.base import GradientTransformation, ScalarOrSchedule, chain, identity
 from functional.optim.transform import (
-    _decayed_weights,
+    add_decayed_weights,
     scale_by_adadelta,
     scale_by_adam,
     scale_by_adamax,
@@ -32,6 +24,23 @@ from functional.optim.transform import (
 )
 
 
+def _trace(momentum, nesterov) -> GradientTransformation:
+    """``trace(momentum, nesterov)``, whose errors call its ``decay`` by the optimizers' name
+    for it, ``momentum``."""
+    with _validate.renamed(decay="momentum"):
+        return trace(momentum, nesterov)
+
+
+def _optional_trace(momentum, nesterov) -> GradientTransformation:
+    """``sgd``'s and ``rmsprop``'s momentum: ``_trace``, or ``identity()`` when momentum is
+    None (then no block owns ``nesterov``, so it is checked here)."""
+    if momentum is None:
+        _validate.boolean(_validate.caller(), "nesterov", nesterov)
+        return identity()
+    return _trace(momentum, nesterov)
+
+
+@_validate.names_errors
 def sgd(
     learning_rate: ScalarOrSchedule, momentum: float | None = None, nesterov: bool = False
 ) -> GradientTransformation:
@@ -46,25 +55,18 @@ def sgd(
       ``chain(trace or identity, scale_by_learning_rate)``; states as in ``optax.sgd`` plus
       the rate.
     """
-    _check_lr("sgd", learning_rate)
-    _check_bool("sgd", "nesterov", nesterov)
-    if momentum is None:
-        first = identity()
-    else:
-        _check_beta("sgd", "momentum", momentum)
-        first = trace(momentum, nesterov)
-    return _chain("sgd", first, scale_by_learning_rate(learning_rate))
+    return chain(_optional_trace(momentum, nesterov), scale_by_learning_rate(learning_rate))
 
 
-def _momentum(fn, learning_rate, momentum, form, nesterov):
-    _check_lr(fn, learning_rate)
-    _check_beta(fn, "momentum", momentum)
-    _check_form(fn, form)
+def _momentum(learning_rate, momentum, form, nesterov):
+    """``momentum`` and ``nesterov``: the trace before or after the learning rate."""
+    _validate.one_of(_validate.caller(), "form", form, ("optax", "notes"))
     if form == "optax":
-        return _chain(fn, trace(momentum, nesterov), scale_by_learning_rate(learning_rate))
-    return _chain(fn, scale_by_learning_rate(learning_rate), trace(momentum, nesterov))
+        return chain(_trace(momentum, nesterov), scale_by_learning_rate(learning_rate))
+    return chain(scale_by_learning_rate(learning_rate), _trace(momentum, nesterov))
 
 
+@_validate.names_errors
 def momentum(
     learning_rate: ScalarOrSchedule, momentum: float = 0.9, *, form: str = "optax"
 ) -> GradientTransformation:
@@ -84,9 +86,10 @@ def momentum(
       'optax': ``chain(trace, scale_by_learning_rate)`` (= ``optax.sgd(lr, momentum)``);
       'notes': ``chain(scale_by_learning_rate, trace)``, whose trace is the velocity v.
     """
-    return _momentum("momentum", learning_rate, momentum, form, nesterov=False)
+    return _momentum(learning_rate, momentum, form, nesterov=False)
 
 
+@_validate.names_errors
 def nesterov(
     learning_rate: ScalarOrSchedule, momentum: float = 0.9, *, form: str = "optax"
 ) -> GradientTransformation:
@@ -104,9 +107,10 @@ def nesterov(
     Returns:
       The chain as in ``momentum`` with a Nesterov trace.
     """
-    return _momentum("nesterov", learning_rate, momentum, form, nesterov=True)
+    return _momentum(learning_rate, momentum, form, nesterov=True)
 
 
+@_validate.names_errors
 def adagrad(
     learning_rate: ScalarOrSchedule,
     initial_accumulator_value: float = 0.1,
@@ -122,17 +126,13 @@ def adagrad(
     Returns:
       ``chain(scale_by_rss, scale_by_learning_rate)``.
     """
-    _check_lr("adagrad", learning_rate)
-    _check("adagrad", "initial_accumulator_value", initial_accumulator_value, low=0.0)
-    _check_eps("adagrad", "eps", eps)
-    _check_bool("adagrad", "eps_in_sqrt", eps_in_sqrt)
-    return _chain(
-        "adagrad",
+    return chain(
         scale_by_rss(initial_accumulator_value, eps, eps_in_sqrt=eps_in_sqrt),
         scale_by_learning_rate(learning_rate),
     )
 
 
+@_validate.names_errors
 def rmsprop(
     learning_rate: ScalarOrSchedule,
     decay: float = 0.9,
@@ -156,24 +156,16 @@ def rmsprop(
     Returns:
       ``chain(scale_by_rms or scale_by_stddev, scale_by_learning_rate, trace or identity)``.
     """
-    _check_lr("rmsprop", learning_rate)
-    _check_beta("rmsprop", "decay", decay)
-    _check_eps("rmsprop", "eps", eps)
-    _check("rmsprop", "initial_scale", initial_scale, low=0.0)
-    for name, flag in (("eps_in_sqrt", eps_in_sqrt), ("centered", centered),
-                       ("nesterov", nesterov), ("bias_correction", bias_correction)):
-        _check_bool("rmsprop", name, flag)
-    if momentum is not None:
-        _check_beta("rmsprop", "momentum", momentum)
+    _validate.boolean(_validate.caller(), "centered", centered)
     block = scale_by_stddev if centered else scale_by_rms
-    return _chain(
-        "rmsprop",
+    return chain(
         block(decay, eps, initial_scale, eps_in_sqrt=eps_in_sqrt, bias_correction=bias_correction),
         scale_by_learning_rate(learning_rate),
-        trace(momentum, nesterov) if momentum is not None else identity(),
+        _optional_trace(momentum, nesterov),
     )
 
 
+@_validate.names_errors
 def adadelta(
     learning_rate: ScalarOrSchedule = 1.0,
     rho: float = 0.9,
@@ -185,18 +177,14 @@ def adadelta(
     Returns:
       ``chain(add_decayed_weights, scale_by_adadelta, scale_by_learning_rate)``.
     """
-    _check_lr("adadelta", learning_rate)
-    _check_beta("adadelta", "rho", rho)
-    _check_eps("adadelta", "eps", eps)
-    _check_weight_decay("adadelta", weight_decay)
-    return _chain(
-        "adadelta",
-        _decayed_weights("adadelta", weight_decay, None),
+    return chain(
+        add_decayed_weights(weight_decay),
         scale_by_adadelta(rho, eps),
         scale_by_learning_rate(learning_rate),
     )
 
 
+@_validate.names_errors
 def adam(
     learning_rate: ScalarOrSchedule,
     b1: float = 0.9,
@@ -215,31 +203,13 @@ def adam(
     Returns:
       ``chain(scale_by_adam, scale_by_learning_rate)``.
     """
-    return _adam("adam", learning_rate, b1, b2, eps, eps_root, bias_correction, nesterov)
-
-
-def _check_adam(fn, learning_rate, b1, b2, eps, eps_root, bias_correction=True,
-                nesterov=False):
-    """Validate Adam's hyperparameters, naming ``fn`` (the function the user called)."""
-    _check_lr(fn, learning_rate)
-    _check_beta(fn, "b1", b1)
-    _check_beta(fn, "b2", b2)
-    _check_eps(fn, "eps", eps)
-    _check(fn, "eps_root", eps_root, low=0.0)
-    _check_bool(fn, "bias_correction", bias_correction)
-    _check_bool(fn, "nesterov", nesterov)
-
-
-def _adam(fn, learning_rate, b1, b2, eps, eps_root, bias_correction, nesterov):
-    """``chain(scale_by_adam, scale_by_learning_rate)``, validated and named as ``fn``."""
-    _check_adam(fn, learning_rate, b1, b2, eps, eps_root, bias_correction, nesterov)
-    return _chain(
-        fn,
+    return chain(
         scale_by_adam(b1, b2, eps, eps_root, bias_correction=bias_correction, nesterov=nesterov),
         scale_by_learning_rate(learning_rate),
     )
 
 
+@_validate.names_errors
 def nadam(
     learning_rate: ScalarOrSchedule,
     b1: float = 0.9,
@@ -249,10 +219,16 @@ def nadam(
     *,
     bias_correction: bool = True,
 ) -> GradientTransformation:
-    """Nadam (Dozat 2016): Adam with a Nesterov look-ahead first moment (= optax.nadam)."""
-    return _adam("nadam", learning_rate, b1, b2, eps, eps_root, bias_correction, True)
+    """Nadam (Dozat 2016): Adam with a Nesterov look-ahead first moment (= optax.nadam).
+
+    Returns:
+      ``adam(..., nesterov=True)``: ``chain(scale_by_adam, scale_by_learning_rate)``.
+    """
+    return adam(learning_rate, b1, b2, eps, eps_root, bias_correction=bias_correction,
+                nesterov=True)
 
 
+@_validate.names_errors
 def adamw(
     learning_rate: ScalarOrSchedule,
     b1: float = 0.9,
@@ -274,15 +250,14 @@ def adamw(
       ``chain(scale_by_adam, add_decayed_weights, scale_by_learning_rate)``; update needs
       params.
     """
-    _check_adam("adamw", learning_rate, b1, b2, eps, eps_root, bias_correction, nesterov)
-    return _chain(
-        "adamw",
+    return chain(
         scale_by_adam(b1, b2, eps, eps_root, bias_correction=bias_correction, nesterov=nesterov),
-        _decayed_weights("adamw", weight_decay, mask),
+        add_decayed_weights(weight_decay, mask),
         scale_by_learning_rate(learning_rate),
     )
 
 
+@_validate.names_errors
 def adamax(
     learning_rate: ScalarOrSchedule, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8
 ) -> GradientTransformation:
@@ -291,13 +266,10 @@ def adamax(
     Returns:
       ``chain(scale_by_adamax, scale_by_learning_rate)``.
     """
-    _check_lr("adamax", learning_rate)
-    _check_beta("adamax", "b1", b1)
-    _check_beta("adamax", "b2", b2)
-    _check_eps("adamax", "eps", eps)
-    return _chain("adamax", scale_by_adamax(b1, b2, eps), scale_by_learning_rate(learning_rate))
+    return chain(scale_by_adamax(b1, b2, eps), scale_by_learning_rate(learning_rate))
 
 
+@_validate.names_errors
 def lamb(
     learning_rate: ScalarOrSchedule,
     b1: float = 0.9,
@@ -313,11 +285,9 @@ def lamb(
       ``chain(scale_by_adam, add_decayed_weights, scale_by_trust_ratio,
       scale_by_learning_rate)``; update needs params.
     """
-    _check_adam("lamb", learning_rate, b1, b2, eps, eps_root)
-    return _chain(
-        "lamb",
+    return chain(
         scale_by_adam(b1, b2, eps, eps_root),
-        _decayed_weights("lamb", weight_decay, mask),
+        add_decayed_weights(weight_decay, mask),
         scale_by_trust_ratio(),
         scale_by_learning_rate(learning_rate),
     )

@@ -5,13 +5,13 @@ the optimizer's init made, and reading or setting the learning rate a state hold
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
+
+from functional import _validate
 
 Schedule = Callable[[jax.Array], jax.Array]
 ScalarOrSchedule = float | Schedule
@@ -106,95 +106,6 @@ class WeightDecaySchedule(NamedTuple):
     count: jax.Array
 
 
-# --------------------------------------------------------------------------- validation
-
-
-def _concrete(value):
-    """The value as a Python float, None when it is traced (no check possible then), or
-    "bad" when it is not a real scalar (bool, complex, string, non-scalar array, ...)."""
-    if isinstance(value, jax.core.Tracer):
-        return None
-    if isinstance(value, bool | np.bool_) or not isinstance(
-        value, numbers.Real | np.ndarray | jax.Array
-    ):
-        return "bad"
-    arr = np.asarray(value)
-    real = jnp.issubdtype(arr.dtype, jnp.floating) or jnp.issubdtype(arr.dtype, jnp.integer)
-    if arr.shape != () or not real:
-        return "bad"
-    return float(arr)
-
-
-def _check(fn: str, name: str, value, *, low=None, high=None, low_open=False, high_open=True):
-    """Raise ValueError/TypeError unless ``value`` is a finite real scalar in the given
-    interval (every interval here is open at infinity: +-inf and NaN are rejected)."""
-    v = _concrete(value)
-    if v is None:
-        return
-    if v == "bad":
-        raise TypeError(f"{fn}: {name} must be a real scalar, got {value!r}")
-    bad_low = low is not None and (v <= low if low_open else v < low)
-    bad_high = high is not None and (v >= high if high_open else v > high)
-    if bad_low or bad_high or not np.isfinite(v):
-        lo = "(-inf" if low is None else ("(" if low_open else "[") + f"{low:g}"
-        hi = "inf)" if high is None else f"{high:g}" + (")" if high_open else "]")
-        raise ValueError(f"{fn}: {name} must be in {lo}, {hi}, got {value!r}")
-
-
-def _check_lr(fn: str, learning_rate):
-    if callable(learning_rate):
-        return
-    _check(fn, "learning_rate", learning_rate, low=0.0, low_open=True)
-
-
-def _check_beta(fn: str, name: str, value):
-    _check(fn, name, value, low=0.0, high=1.0)
-
-
-def _check_eps(fn: str, name: str, value):
-    _check(fn, name, value, low=0.0, low_open=True)
-
-
-def _check_weight_decay(fn: str, weight_decay):
-    if callable(weight_decay):
-        return
-    _check(fn, "weight_decay", weight_decay, low=0.0)
-
-
-def _check_bool(fn: str, name: str, value):
-    if not isinstance(value, bool | np.bool_):
-        raise TypeError(f"{fn}: {name} must be a bool, got {value!r}")
-
-
-def _is_bool_leaf(x) -> bool:
-    """A concrete boolean: a Python or NumPy bool, or a 0-d bool array that is not traced."""
-    if isinstance(x, bool | np.bool_):
-        return True
-    if isinstance(x, jax.core.Tracer) or not isinstance(x, np.ndarray | jax.Array):
-        return False
-    return x.shape == () and x.dtype == np.bool_
-
-
-def _check_mask_tree(fn: str, name: str, mask):
-    """A mask pytree must have only boolean leaves (decay applies where True)."""
-    if not all(_is_bool_leaf(m) for m in jax.tree.leaves(mask)):
-        raise TypeError(
-            f"{fn}: {name} must be None, a callable, or a pytree whose leaves are bools, "
-            f"got {mask!r}"
-        )
-
-
-def _check_mask(fn: str, mask):
-    """None, a callable (its result is checked at update time) or a pytree of bools."""
-    if mask is not None and not callable(mask):
-        _check_mask_tree(fn, "mask", mask)
-
-
-def _check_form(fn: str, form: str):
-    if form not in ("optax", "notes"):
-        raise ValueError(f"{fn}: form must be 'optax' or 'notes', got {form!r}")
-
-
 # --------------------------------------------------------------------------- state checks
 #
 # Each of our blocks records the state type its init makes on its update function
@@ -250,19 +161,22 @@ def _transformation(fn: str, init, update, state_type) -> GradientTransformation
 # --------------------------------------------------------------------------- combinators
 
 
+@_validate.names_errors
 def identity() -> GradientTransformation:
     """Leaves updates unchanged; state ``EmptyState()``."""
-    return _transformation("identity", lambda params: EmptyState(),
+    return _transformation(_validate.caller(), lambda params: EmptyState(),
                            lambda u, s, p=None: (u, s), EmptyState)
 
 
+@_validate.names_errors
 def chain(*transforms) -> GradientTransformation:
     """Apply transformations one after another; the state is the tuple of their states.
 
     Accepts ours and optax's alike (anything with ``.init`` and ``.update``), mirroring
     ``optax.chain``; extra keyword arguments of optax's ``ExtraArgs`` variant are not
     forwarded. ``update`` checks that each entry of the state has the type our block's init
-    makes (optax's blocks are not checked) and raises a TypeError naming the entry otherwise.
+    makes (optax's blocks are not checked) and raises a TypeError naming the entry (and the
+    optimizer the user called, when an optimizer built the chain) otherwise.
 
     Args:
       *transforms: gradient transformations, applied left to right.
@@ -270,11 +184,7 @@ def chain(*transforms) -> GradientTransformation:
     Returns:
       A ``GradientTransformation`` whose state is ``tuple(t.init(params) for t in transforms)``.
     """
-    return _chain("chain", *transforms)
-
-
-def _chain(fn: str, *transforms) -> GradientTransformation:
-    """``chain`` whose errors name ``fn`` (the optimizer the user called)."""
+    fn = _validate.caller()
     for i, t in enumerate(transforms):
         if not (hasattr(t, "init") and hasattr(t, "update")):
             raise TypeError(
@@ -352,6 +262,7 @@ def current_learning_rate(state) -> jax.Array:
     return found[0].learning_rate
 
 
+@_validate.names_errors
 def set_learning_rate(state, learning_rate):
     """A copy of ``state`` whose next update applies ``learning_rate`` (no recompilation).
 
@@ -365,7 +276,7 @@ def set_learning_rate(state, learning_rate):
     Returns:
       The state with every ``ScaleByLearningRateState.learning_rate`` replaced.
     """
-    _check("set_learning_rate", "learning_rate", learning_rate, low=0.0, low_open=True)
+    _validate.positive(_validate.caller(), "learning_rate", learning_rate)
 
     def replace(x):
         if _is_lr_state(x):

@@ -1,7 +1,8 @@
 """The building blocks optimizers are chained from: scaling rules (``scale_by_adam``, ...),
 momentum (``trace``), the learning rate, weight decay with its masks, and clipping.
 
-Each block checks its own arguments when it is built.
+Each block checks its own arguments once, when it is built; the errors name the optimizer the
+user called when an optimizer built the block (``functional._validate``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
+from functional import _validate
 from functional.optim.base import (
     EmptyState,
     GradientTransformation,
@@ -27,14 +29,6 @@ from functional.optim.base import (
     Schedule,
     TraceState,
     WeightDecaySchedule,
-    _check,
-    _check_beta,
-    _check_bool,
-    _check_eps,
-    _check_lr,
-    _check_mask,
-    _check_mask_tree,
-    _check_weight_decay,
     _transformation,
 )
 
@@ -90,6 +84,13 @@ def _bias_correct(moments, decay, count):
     return jax.tree.map(lambda t: t / correction.astype(t.dtype), moments)
 
 
+def _init_adam_state(params) -> ScaleByAdamState:
+    """Adam's and Adamax's initial state: count 0 and zero moments."""
+    return ScaleByAdamState(
+        count=jnp.zeros([], jnp.int32), mu=_zeros_like(params), nu=_zeros_like(params)
+    )
+
+
 def _global_norm(tree) -> jax.Array:
     return jnp.sqrt(sum(jnp.sum(_abs_sq(jnp.asarray(x))) for x in jax.tree.leaves(tree)))
 
@@ -97,16 +98,19 @@ def _global_norm(tree) -> jax.Array:
 # --------------------------------------------------------------------------- learning rate
 
 
+@_validate.names_errors
 def scale(step_size: float) -> GradientTransformation:
     """Multiply updates by a fixed ``step_size`` (a finite real scalar, any sign); stateless."""
-    _check("scale", "step_size", step_size)
+    fn = _validate.caller()
+    _validate.real(fn, "step_size", step_size)
 
     def update(updates, state, params=None):
         return jax.tree.map(lambda g: step_size * g, updates), state
 
-    return _transformation("scale", lambda params: EmptyState(), update, EmptyState)
+    return _transformation(fn, lambda params: EmptyState(), update, EmptyState)
 
 
+@_validate.names_errors
 def scale_by_schedule(step_size_fn: Schedule) -> GradientTransformation:
     """Multiply updates by ``step_size_fn(count)`` and count the step (optax's semantics).
 
@@ -116,8 +120,8 @@ def scale_by_schedule(step_size_fn: Schedule) -> GradientTransformation:
     Returns:
       A ``GradientTransformation`` with state ``ScaleByScheduleState(count)``.
     """
-    if not callable(step_size_fn):
-        raise TypeError(f"scale_by_schedule: step_size_fn must be callable, got {step_size_fn!r}")
+    fn = _validate.caller()
+    _validate.function(fn, "step_size_fn", step_size_fn)
 
     def init(params):
         return ScaleByScheduleState(count=jnp.zeros([], jnp.int32))
@@ -129,9 +133,10 @@ def scale_by_schedule(step_size_fn: Schedule) -> GradientTransformation:
         )
         return updates, ScaleByScheduleState(count=_safe_increment(state.count))
 
-    return _transformation("scale_by_schedule", init, update, ScaleByScheduleState)
+    return _transformation(fn, init, update, ScaleByScheduleState)
 
 
+@_validate.names_errors
 def scale_by_learning_rate(
     learning_rate: ScalarOrSchedule, *, flip_sign: bool = True
 ) -> GradientTransformation:
@@ -150,8 +155,10 @@ def scale_by_learning_rate(
       A ``GradientTransformation`` with state ``ScaleByLearningRateState(count, learning_rate)``,
       ``learning_rate`` a scalar of the default float dtype.
     """
-    _check_lr("scale_by_learning_rate", learning_rate)
-    _check_bool("scale_by_learning_rate", "flip_sign", flip_sign)
+    fn = _validate.caller()
+    if not callable(learning_rate):
+        _validate.positive(fn, "learning_rate", learning_rate)
+    _validate.boolean(fn, "flip_sign", flip_sign)
     sign = -1 if flip_sign else 1
     schedule = learning_rate if callable(learning_rate) else None
 
@@ -171,12 +178,13 @@ def scale_by_learning_rate(
             lr = jnp.asarray(schedule(count), lr.dtype)
         return updates, ScaleByLearningRateState(count=count, learning_rate=lr)
 
-    return _transformation("scale_by_learning_rate", init, update, ScaleByLearningRateState)
+    return _transformation(fn, init, update, ScaleByLearningRateState)
 
 
 # --------------------------------------------------------------------------- building blocks
 
 
+@_validate.names_errors
 def trace(decay: float, nesterov: bool = False) -> GradientTransformation:
     """Momentum: v = decay * v + g; outputs v, or g + decay * v when ``nesterov``.
 
@@ -190,8 +198,9 @@ def trace(decay: float, nesterov: bool = False) -> GradientTransformation:
     Returns:
       A ``GradientTransformation`` with state ``TraceState(trace)``.
     """
-    _check_beta("trace", "decay", decay)
-    _check_bool("trace", "nesterov", nesterov)
+    fn = _validate.caller()
+    _validate.fraction(fn, "decay", decay)
+    _validate.boolean(fn, "nesterov", nesterov)
 
     def init(params):
         return TraceState(trace=_zeros_like(params))
@@ -202,9 +211,10 @@ def trace(decay: float, nesterov: bool = False) -> GradientTransformation:
         updates = jax.tree.map(f, updates, new_trace) if nesterov else new_trace
         return updates, TraceState(trace=new_trace)
 
-    return _transformation("trace", init, update, TraceState)
+    return _transformation(fn, init, update, TraceState)
 
 
+@_validate.names_errors
 def scale_by_rss(
     initial_accumulator_value: float = 0.1, eps: float = 1e-7, *, eps_in_sqrt: bool = True
 ) -> GradientTransformation:
@@ -221,9 +231,10 @@ def scale_by_rss(
     Returns:
       A ``GradientTransformation`` with state ``ScaleByRssState(sum_of_squares)``.
     """
-    _check("scale_by_rss", "initial_accumulator_value", initial_accumulator_value, low=0.0)
-    _check_eps("scale_by_rss", "eps", eps)
-    _check_bool("scale_by_rss", "eps_in_sqrt", eps_in_sqrt)
+    fn = _validate.caller()
+    _validate.nonnegative(fn, "initial_accumulator_value", initial_accumulator_value)
+    _validate.positive(fn, "eps", eps)
+    _validate.boolean(fn, "eps_in_sqrt", eps_in_sqrt)
 
     def init(params):
         return ScaleByRssState(sum_of_squares=_full_like(params, initial_accumulator_value))
@@ -241,7 +252,7 @@ def scale_by_rss(
             )
         return updates, ScaleByRssState(sum_of_squares=sum_of_squares)
 
-    return _transformation("scale_by_rss", init, update, ScaleByRssState)
+    return _transformation(fn, init, update, ScaleByRssState)
 
 
 def _rms_scaling(nu_hat, eps, eps_in_sqrt, mu_hat=None):
@@ -256,6 +267,16 @@ def _rms_scaling(nu_hat, eps, eps_in_sqrt, mu_hat=None):
     return jax.tree.map(lambda v: 1 / (jnp.sqrt(v) + eps), var)
 
 
+def _check_rms_arguments(fn, decay, eps, initial_scale, eps_in_sqrt, bias_correction):
+    """The arguments ``scale_by_rms`` and ``scale_by_stddev`` share."""
+    _validate.fraction(fn, "decay", decay)
+    _validate.positive(fn, "eps", eps)
+    _validate.nonnegative(fn, "initial_scale", initial_scale)
+    _validate.boolean(fn, "eps_in_sqrt", eps_in_sqrt)
+    _validate.boolean(fn, "bias_correction", bias_correction)
+
+
+@_validate.names_errors
 def scale_by_rms(
     decay: float = 0.9,
     eps: float = 1e-8,
@@ -279,11 +300,8 @@ def scale_by_rms(
       A ``GradientTransformation`` with state ``ScaleByRmsState(nu)`` (or
       ``ScaleByRmsWithCountState(count, nu)``).
     """
-    _check_beta("scale_by_rms", "decay", decay)
-    _check_eps("scale_by_rms", "eps", eps)
-    _check("scale_by_rms", "initial_scale", initial_scale, low=0.0)
-    _check_bool("scale_by_rms", "eps_in_sqrt", eps_in_sqrt)
-    _check_bool("scale_by_rms", "bias_correction", bias_correction)
+    fn = _validate.caller()
+    _check_rms_arguments(fn, decay, eps, initial_scale, eps_in_sqrt, bias_correction)
     state_type = ScaleByRmsWithCountState if bias_correction else ScaleByRmsState
 
     def init(params):
@@ -305,9 +323,10 @@ def scale_by_rms(
             return updates, ScaleByRmsWithCountState(count=count, nu=nu)
         return updates, ScaleByRmsState(nu=nu)
 
-    return _transformation("scale_by_rms", init, update, state_type)
+    return _transformation(fn, init, update, state_type)
 
 
+@_validate.names_errors
 def scale_by_stddev(
     decay: float = 0.9,
     eps: float = 1e-8,
@@ -325,11 +344,8 @@ def scale_by_stddev(
       A ``GradientTransformation`` with state ``ScaleByRStdDevState(mu, nu)`` (or the
       ``...WithCountState`` when ``bias_correction``).
     """
-    _check_beta("scale_by_stddev", "decay", decay)
-    _check_eps("scale_by_stddev", "eps", eps)
-    _check("scale_by_stddev", "initial_scale", initial_scale, low=0.0)
-    _check_bool("scale_by_stddev", "eps_in_sqrt", eps_in_sqrt)
-    _check_bool("scale_by_stddev", "bias_correction", bias_correction)
+    fn = _validate.caller()
+    _check_rms_arguments(fn, decay, eps, initial_scale, eps_in_sqrt, bias_correction)
     state_type = ScaleByRStdDevWithCountState if bias_correction else ScaleByRStdDevState
 
     def init(params):
@@ -352,9 +368,10 @@ def scale_by_stddev(
             return updates, ScaleByRStdDevWithCountState(count=count, mu=mu, nu=nu)
         return updates, ScaleByRStdDevState(mu=mu, nu=nu)
 
-    return _transformation("scale_by_stddev", init, update, state_type)
+    return _transformation(fn, init, update, state_type)
 
 
+@_validate.names_errors
 def scale_by_adam(
     b1: float = 0.9,
     b2: float = 0.999,
@@ -383,17 +400,13 @@ def scale_by_adam(
     Returns:
       A ``GradientTransformation`` with state ``ScaleByAdamState(count, mu, nu)``.
     """
-    _check_beta("scale_by_adam", "b1", b1)
-    _check_beta("scale_by_adam", "b2", b2)
-    _check_eps("scale_by_adam", "eps", eps)
-    _check("scale_by_adam", "eps_root", eps_root, low=0.0)
-    _check_bool("scale_by_adam", "bias_correction", bias_correction)
-    _check_bool("scale_by_adam", "nesterov", nesterov)
-
-    def init(params):
-        return ScaleByAdamState(
-            count=jnp.zeros([], jnp.int32), mu=_zeros_like(params), nu=_zeros_like(params)
-        )
+    fn = _validate.caller()
+    _validate.fraction(fn, "b1", b1)
+    _validate.fraction(fn, "b2", b2)
+    _validate.positive(fn, "eps", eps)
+    _validate.nonnegative(fn, "eps_root", eps_root)
+    _validate.boolean(fn, "bias_correction", bias_correction)
+    _validate.boolean(fn, "nesterov", nesterov)
 
     def update(updates, state, params=None):
         mu = _moment(updates, state.mu, b1, 1)
@@ -416,9 +429,10 @@ def scale_by_adam(
         updates = jax.tree.map(lambda m, v: m / (jnp.sqrt(v + eps_root) + eps), mu_hat, nu_hat)
         return updates, ScaleByAdamState(count=count, mu=mu, nu=nu)
 
-    return _transformation("scale_by_adam", init, update, ScaleByAdamState)
+    return _transformation(fn, _init_adam_state, update, ScaleByAdamState)
 
 
+@_validate.names_errors
 def scale_by_adamax(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8):
     """Adamax's scaling (Kingma & Ba 2015, section 7.1): the infinity-norm variant of Adam.
 
@@ -427,14 +441,10 @@ def scale_by_adamax(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8):
     Returns:
       A ``GradientTransformation`` with state ``ScaleByAdamState(count, mu, nu)`` (nu holds u).
     """
-    _check_beta("scale_by_adamax", "b1", b1)
-    _check_beta("scale_by_adamax", "b2", b2)
-    _check_eps("scale_by_adamax", "eps", eps)
-
-    def init(params):
-        return ScaleByAdamState(
-            count=jnp.zeros([], jnp.int32), mu=_zeros_like(params), nu=_zeros_like(params)
-        )
+    fn = _validate.caller()
+    _validate.fraction(fn, "b1", b1)
+    _validate.fraction(fn, "b2", b2)
+    _validate.positive(fn, "eps", eps)
 
     def update(updates, state, params=None):
         count = _safe_increment(state.count)
@@ -444,9 +454,10 @@ def scale_by_adamax(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8):
         updates = jax.tree.map(lambda m, v: m / v, mu_hat, nu)
         return updates, ScaleByAdamState(count=count, mu=mu, nu=nu)
 
-    return _transformation("scale_by_adamax", init, update, ScaleByAdamState)
+    return _transformation(fn, _init_adam_state, update, ScaleByAdamState)
 
 
+@_validate.names_errors
 def scale_by_adadelta(rho: float = 0.9, eps: float = 1e-6) -> GradientTransformation:
     """Adadelta's scaling (Zeiler 2012, Algorithm 1).
 
@@ -456,8 +467,9 @@ def scale_by_adadelta(rho: float = 0.9, eps: float = 1e-6) -> GradientTransforma
     Returns:
       A ``GradientTransformation`` with state ``ScaleByAdaDeltaState(e_g, e_x)``.
     """
-    _check_beta("scale_by_adadelta", "rho", rho)
-    _check_eps("scale_by_adadelta", "eps", eps)
+    fn = _validate.caller()
+    _validate.fraction(fn, "rho", rho)
+    _validate.positive(fn, "eps", eps)
 
     def init(params):
         return ScaleByAdaDeltaState(e_g=_zeros_like(params), e_x=_zeros_like(params))
@@ -474,15 +486,17 @@ def scale_by_adadelta(rho: float = 0.9, eps: float = 1e-6) -> GradientTransforma
         e_x = _moment(updates, state.e_x, rho, 2)
         return updates, ScaleByAdaDeltaState(e_g=e_g, e_x=e_x)
 
-    return _transformation("scale_by_adadelta", init, update, ScaleByAdaDeltaState)
+    return _transformation(fn, init, update, ScaleByAdaDeltaState)
 
 
+@_validate.names_errors
 def scale_by_trust_ratio() -> GradientTransformation:
     """LAMB's layer-wise trust ratio: u * ||p|| / ||u|| per leaf (1 where a norm is 0)."""
+    fn = _validate.caller()
 
     def update(updates, state, params=None):
         if params is None:
-            raise ValueError("scale_by_trust_ratio: update needs params, got params=None")
+            raise ValueError(f"{fn}: update needs params, got params=None")
 
         def one(u, p):
             p_norm, u_norm = jnp.linalg.norm(p), jnp.linalg.norm(u)
@@ -493,22 +507,23 @@ def scale_by_trust_ratio() -> GradientTransformation:
 
         return jax.tree.map(one, updates, params), state
 
-    return _transformation("scale_by_trust_ratio", lambda params: EmptyState(), update,
-                           EmptyState)
+    return _transformation(fn, lambda params: EmptyState(), update, EmptyState)
 
 
-def _apply_mask(fn_name, fn, mask, updates, params):
-    """fn(u, p) on leaves where the (prefix) mask is True; u unchanged elsewhere."""
+def _apply_mask(fn, op, mask, updates, params):
+    """op(u, p) on leaves where the (prefix) mask is True; u unchanged elsewhere. ``fn`` names
+    the function the user called in the error for a mask function's bad result."""
     if mask is None:
-        return jax.tree.map(fn, updates, params)
+        return jax.tree.map(op, updates, params)
     if callable(mask):
         mask = mask(params)
-        _check_mask_tree(fn_name, "mask(params)", mask)
+        _validate.mask_tree(fn, "mask(params)", mask)
     return jax.tree.map(
-        lambda m, u, p: jax.tree.map(fn, u, p) if m else u, mask, updates, params
+        lambda m, u, p: jax.tree.map(op, u, p) if m else u, mask, updates, params
     )
 
 
+@_validate.names_errors
 def add_decayed_weights(
     weight_decay: ScalarOrSchedule = 0.0, mask=None
 ) -> GradientTransformation:
@@ -525,13 +540,11 @@ def add_decayed_weights(
       A ``GradientTransformation`` with state ``EmptyState()`` (or ``WeightDecaySchedule(count)``
       for a scheduled decay). ``update`` requires params.
     """
-    return _decayed_weights("add_decayed_weights", weight_decay, mask)
-
-
-def _decayed_weights(fn: str, weight_decay, mask) -> GradientTransformation:
-    """``add_decayed_weights`` whose errors name ``fn`` (the optimizer the user called)."""
-    _check_weight_decay(fn, weight_decay)
-    _check_mask(fn, mask)
+    fn = _validate.caller()
+    if not callable(weight_decay):
+        _validate.nonnegative(fn, "weight_decay", weight_decay)
+    if mask is not None and not callable(mask):
+        _validate.mask_tree(fn, "mask", mask)
     scheduled = callable(weight_decay)
 
     def init(params):
@@ -552,20 +565,24 @@ def _decayed_weights(fn: str, weight_decay, mask) -> GradientTransformation:
     return _transformation(fn, init, update, state_type)
 
 
+@_validate.names_errors
 def clip_by_value(max_delta: float) -> GradientTransformation:
     """Clip every update entry to [-max_delta, max_delta]; stateless (optax's ``clip``)."""
-    _check("clip_by_value", "max_delta", max_delta, low=0.0, low_open=True)
+    fn = _validate.caller()
+    _validate.positive(fn, "max_delta", max_delta)
 
     def update(updates, state, params=None):
         return jax.tree.map(lambda g: jnp.clip(g, -max_delta, max_delta), updates), state
 
-    return _transformation("clip_by_value", lambda params: EmptyState(), update, EmptyState)
+    return _transformation(fn, lambda params: EmptyState(), update, EmptyState)
 
 
+@_validate.names_errors
 def clip_by_global_norm(max_norm: float) -> GradientTransformation:
     """Rescale all updates by max_norm / ||g|| when the global norm ||g|| (over all leaves)
     exceeds max_norm (Pascanu et al. 2013); stateless."""
-    _check("clip_by_global_norm", "max_norm", max_norm, low=0.0, low_open=True)
+    fn = _validate.caller()
+    _validate.positive(fn, "max_norm", max_norm)
 
     def update(updates, state, params=None):
         g_norm = _global_norm(updates)
@@ -574,7 +591,7 @@ def clip_by_global_norm(max_norm: float) -> GradientTransformation:
                                updates)
         return updates, state
 
-    return _transformation("clip_by_global_norm", lambda params: EmptyState(), update,
+    return _transformation(fn, lambda params: EmptyState(), update,
                            EmptyState)
 
 
