@@ -20,12 +20,13 @@ SGDR); Goyal et al. 2017 (linear warm-up).
 
 from __future__ import annotations
 
-import numbers
+import functools
 from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
-import numpy as np
+
+from functional import _validate
 
 Schedule = Callable[[jax.Array], jax.Array]
 
@@ -36,57 +37,23 @@ def _float(x) -> jax.Array:
     return jnp.asarray(x, jnp.result_type(float))
 
 
-def _real_scalar(value) -> bool:
-    """A real number: a Python/NumPy real scalar, or a concrete 0-d real (not bool, not
-    complex) NumPy or JAX array, as optimizers and optax accept."""
-    if isinstance(value, bool | np.bool_):
-        return False
-    if isinstance(value, numbers.Real):
-        return True
-    if isinstance(value, np.ndarray | jax.Array):
-        dtype = value.dtype
-        real = jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)
-        return real and value.shape == ()
-    return False
-
-
-def _real(fn: str, name: str, value, *, low=None, low_open=False, high=None, high_open=False):
-    """Raise TypeError/ValueError unless ``value`` is a finite real in the given interval.
-
-    Tracers (a schedule built inside a traced function) are not checked.
-    """
-    if isinstance(value, jax.core.Tracer):
-        return
-    if not _real_scalar(value):
-        raise TypeError(f"{fn}: {name} must be a real number, got {value!r}")
-    v = float(np.asarray(value))
-    bad = (
-        not np.isfinite(v)
-        or (low is not None and (v <= low if low_open else v < low))
-        or (high is not None and (v >= high if high_open else v > high))
-    )
-    if bad:
-        lo = "(-inf" if low is None else ("(" if low_open else "[") + f"{low:g}"
-        hi = "inf)" if high is None else f"{high:g}" + (")" if high_open else "]")
-        raise ValueError(f"{fn}: {name} must be in {lo}, {hi}, got {value!r}")
-
-
-def _int(fn: str, name: str, value, *, low: int):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{fn}: {name} must be an int, got {value!r}")
-    if value < low:
-        raise ValueError(f"{fn}: {name} must be an int >= {low}, got {value!r}")
-
-
-def _bool(fn: str, name: str, value):
-    if not isinstance(value, bool | np.bool_):
-        raise TypeError(f"{fn}: {name} must be a bool, got {value!r}")
+# The schedules' TypeError says "must be a real number" (the optimizers' says "real scalar").
+_real = functools.partial(_validate.real, noun="real number")
 
 
 def _epoch(count, steps_per_epoch: int, first_epoch: int):
     return first_epoch + jnp.floor_divide(count, steps_per_epoch)
 
 
+def _check_notes_decay(fn: str, init_value, steps_per_epoch, first_epoch, *,
+                       lowest_first_epoch: int = 0):
+    """The arguments the notes' per-epoch decays share (see ``_epoch``)."""
+    _real(fn, "init_value", init_value, low=0.0, low_open=True)
+    _validate.integer(fn, "steps_per_epoch", steps_per_epoch, low=1)
+    _validate.integer(fn, "first_epoch", first_epoch, low=lowest_first_epoch)
+
+
+@_validate.names_errors
 def constant(value: float) -> Schedule:
     """lr(t) = value.
 
@@ -96,10 +63,12 @@ def constant(value: float) -> Schedule:
     Returns:
       A schedule ``count <i32>[] -> <f32>[]``.
     """
-    _real("constant", "value", value, low=0.0)
+    fn = _validate.caller()
+    _real(fn, "value", value, low=0.0)
     return lambda count: _float(value) + jnp.zeros_like(_float(count))
 
 
+@_validate.names_errors
 def piecewise_constant(init_value: float, boundaries_and_scales: dict[int, float]) -> Schedule:
     """lr(t) = init_value * product of the scales whose boundary b satisfies b <= t
     (optax.piecewise_constant_schedule).
@@ -112,15 +81,16 @@ def piecewise_constant(init_value: float, boundaries_and_scales: dict[int, float
     Returns:
       A schedule ``count <i32>[] -> <f32>[]``.
     """
-    _real("piecewise_constant", "init_value", init_value, low=0.0)
+    fn = _validate.caller()
+    _real(fn, "init_value", init_value, low=0.0)
     if not isinstance(boundaries_and_scales, dict):
         raise TypeError(
-            "piecewise_constant: boundaries_and_scales must be a dict {step: scale}, got "
+            f"{fn}: boundaries_and_scales must be a dict {{step: scale}}, got "
             f"{type(boundaries_and_scales).__name__}"
         )
     for b, s in boundaries_and_scales.items():
-        _int("piecewise_constant", "boundary", b, low=0)
-        _real("piecewise_constant", f"scale at step {b}", s, low=0.0)
+        _validate.integer(fn, "boundary", b, low=0)
+        _real(fn, f"scale at step {b}", s, low=0.0)
     items = sorted(boundaries_and_scales.items())
 
     def schedule(count):
@@ -132,6 +102,7 @@ def piecewise_constant(init_value: float, boundaries_and_scales: dict[int, float
     return schedule
 
 
+@_validate.names_errors
 def step_decay(
     init_value: float, drop: float, epochs_per_drop: int = 1, *, steps_per_epoch: int = 1
 ) -> Schedule:
@@ -147,10 +118,11 @@ def step_decay(
     Returns:
       A schedule ``count <i32>[] -> <f32>[]``.
     """
-    _real("step_decay", "init_value", init_value, low=0.0, low_open=True)
-    _real("step_decay", "drop", drop, low=0.0, low_open=True, high=1.0)
-    _int("step_decay", "epochs_per_drop", epochs_per_drop, low=1)
-    _int("step_decay", "steps_per_epoch", steps_per_epoch, low=1)
+    fn = _validate.caller()
+    _real(fn, "init_value", init_value, low=0.0, low_open=True)
+    _real(fn, "drop", drop, low=0.0, low_open=True, high=1.0)
+    _validate.integer(fn, "epochs_per_drop", epochs_per_drop, low=1)
+    _validate.integer(fn, "steps_per_epoch", steps_per_epoch, low=1)
 
     def schedule(count):
         drops = jnp.floor_divide(_epoch(count, steps_per_epoch, 0), epochs_per_drop)
@@ -159,6 +131,7 @@ def step_decay(
     return schedule
 
 
+@_validate.names_errors
 def exponential_decay(
     init_value: float,
     transition_steps: int,
@@ -182,13 +155,14 @@ def exponential_decay(
     Returns:
       A schedule ``count <i32>[] -> <f32>[]``.
     """
-    _real("exponential_decay", "init_value", init_value, low=0.0, low_open=True)
-    _int("exponential_decay", "transition_steps", transition_steps, low=1)
-    _real("exponential_decay", "decay_rate", decay_rate, low=0.0, low_open=True)
-    _int("exponential_decay", "transition_begin", transition_begin, low=0)
-    _bool("exponential_decay", "staircase", staircase)
+    fn = _validate.caller()
+    _real(fn, "init_value", init_value, low=0.0, low_open=True)
+    _validate.integer(fn, "transition_steps", transition_steps, low=1)
+    _real(fn, "decay_rate", decay_rate, low=0.0, low_open=True)
+    _validate.integer(fn, "transition_begin", transition_begin, low=0)
+    _validate.boolean(fn, "staircase", staircase)
     if end_value is not None:
-        _real("exponential_decay", "end_value", end_value, low=0.0)
+        _real(fn, "end_value", end_value, low=0.0)
     clip = jnp.maximum if decay_rate < 1.0 else jnp.minimum
 
     def schedule(count):
@@ -204,6 +178,7 @@ def exponential_decay(
     return schedule
 
 
+@_validate.names_errors
 def inverse_time_decay(
     init_value: float, decay_rate: float, *, steps_per_epoch: int = 1, first_epoch: int = 1
 ) -> Schedule:
@@ -218,10 +193,9 @@ def inverse_time_decay(
     Returns:
       A schedule ``count <i32>[] -> <f32>[]``.
     """
-    _real("inverse_time_decay", "init_value", init_value, low=0.0, low_open=True)
-    _real("inverse_time_decay", "decay_rate", decay_rate, low=0.0)
-    _int("inverse_time_decay", "steps_per_epoch", steps_per_epoch, low=1)
-    _int("inverse_time_decay", "first_epoch", first_epoch, low=0)
+    fn = _validate.caller()
+    _check_notes_decay(fn, init_value, steps_per_epoch, first_epoch)
+    _real(fn, "decay_rate", decay_rate, low=0.0)
 
     def schedule(count):
         epoch = _float(_epoch(count, steps_per_epoch, first_epoch))
@@ -230,6 +204,7 @@ def inverse_time_decay(
     return schedule
 
 
+@_validate.names_errors
 def epoch_exponential_decay(
     init_value: float, base: float = 0.95, *, steps_per_epoch: int = 1, first_epoch: int = 1
 ) -> Schedule:
@@ -244,10 +219,9 @@ def epoch_exponential_decay(
     Returns:
       A schedule ``count <i32>[] -> <f32>[]``.
     """
-    _real("epoch_exponential_decay", "init_value", init_value, low=0.0, low_open=True)
-    _real("epoch_exponential_decay", "base", base, low=0.0, low_open=True, high=1.0)
-    _int("epoch_exponential_decay", "steps_per_epoch", steps_per_epoch, low=1)
-    _int("epoch_exponential_decay", "first_epoch", first_epoch, low=0)
+    fn = _validate.caller()
+    _check_notes_decay(fn, init_value, steps_per_epoch, first_epoch)
+    _real(fn, "base", base, low=0.0, low_open=True, high=1.0)
 
     def schedule(count):
         epoch = _float(_epoch(count, steps_per_epoch, first_epoch))
@@ -256,6 +230,7 @@ def epoch_exponential_decay(
     return schedule
 
 
+@_validate.names_errors
 def inverse_sqrt_decay(
     init_value: float, k: float = 1.0, *, steps_per_epoch: int = 1, first_epoch: int = 1
 ) -> Schedule:
@@ -272,10 +247,9 @@ def inverse_sqrt_decay(
     Returns:
       A schedule ``count <i32>[] -> <f32>[]``.
     """
-    _real("inverse_sqrt_decay", "init_value", init_value, low=0.0, low_open=True)
-    _real("inverse_sqrt_decay", "k", k, low=0.0, low_open=True)
-    _int("inverse_sqrt_decay", "steps_per_epoch", steps_per_epoch, low=1)
-    _int("inverse_sqrt_decay", "first_epoch", first_epoch, low=1)
+    fn = _validate.caller()
+    _check_notes_decay(fn, init_value, steps_per_epoch, first_epoch, lowest_first_epoch=1)
+    _real(fn, "k", k, low=0.0, low_open=True)
 
     def schedule(count):
         epoch = _float(_epoch(count, steps_per_epoch, first_epoch))
@@ -284,6 +258,7 @@ def inverse_sqrt_decay(
     return schedule
 
 
+@_validate.names_errors
 def polynomial(
     init_value: float,
     end_value: float,
@@ -304,11 +279,12 @@ def polynomial(
     Returns:
       A schedule ``count <i32>[] -> <f32>[]``.
     """
-    _real("polynomial", "init_value", init_value, low=0.0)
-    _real("polynomial", "end_value", end_value, low=0.0)
-    _real("polynomial", "power", power, low=0.0, low_open=True)
-    _int("polynomial", "transition_steps", transition_steps, low=1)
-    _int("polynomial", "transition_begin", transition_begin, low=0)
+    fn = _validate.caller()
+    _real(fn, "init_value", init_value, low=0.0)
+    _real(fn, "end_value", end_value, low=0.0)
+    _real(fn, "power", power, low=0.0, low_open=True)
+    _validate.integer(fn, "transition_steps", transition_steps, low=1)
+    _validate.integer(fn, "transition_begin", transition_begin, low=0)
 
     def schedule(count):
         steps = jnp.clip(_float(count) - transition_begin, 0, transition_steps)
@@ -321,6 +297,7 @@ def polynomial(
     return schedule
 
 
+@_validate.names_errors
 def linear(
     init_value: float, end_value: float, transition_steps: int, transition_begin: int = 0
 ) -> Schedule:
@@ -329,6 +306,7 @@ def linear(
     return polynomial(init_value, end_value, 1, transition_steps, transition_begin)
 
 
+@_validate.names_errors
 def cosine_decay(
     init_value: float, decay_steps: int, alpha: float = 0.0, exponent: float = 1.0
 ) -> Schedule:
@@ -344,10 +322,11 @@ def cosine_decay(
     Returns:
       A schedule ``count <i32>[] -> <f32>[]``.
     """
-    _real("cosine_decay", "init_value", init_value, low=0.0, low_open=True)
-    _int("cosine_decay", "decay_steps", decay_steps, low=1)
-    _real("cosine_decay", "alpha", alpha, low=0.0, high=1.0)
-    _real("cosine_decay", "exponent", exponent, low=0.0, low_open=True)
+    fn = _validate.caller()
+    _real(fn, "init_value", init_value, low=0.0, low_open=True)
+    _validate.integer(fn, "decay_steps", decay_steps, low=1)
+    _real(fn, "alpha", alpha, low=0.0, high=1.0)
+    _real(fn, "exponent", exponent, low=0.0, low_open=True)
 
     def schedule(count):
         t = jnp.minimum(_float(count), float(decay_steps))
@@ -357,6 +336,7 @@ def cosine_decay(
     return schedule
 
 
+@_validate.names_errors
 def join(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> Schedule:
     """Schedule i runs from boundaries[i-1] on, restarted at its own step 0
     (optax.join_schedules).
@@ -368,29 +348,30 @@ def join(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> Schedule:
     Returns:
       A schedule ``count <i32>[] -> <f32>[]``.
     """
+    fn = _validate.caller()
     schedules, boundaries = list(schedules), list(boundaries)
     if len(boundaries) != len(schedules) - 1 or not schedules:
         raise ValueError(
-            f"join: expected len(boundaries) == len(schedules) - 1, got {len(boundaries)} "
+            f"{fn}: expected len(boundaries) == len(schedules) - 1, got {len(boundaries)} "
             f"boundaries for {len(schedules)} schedules"
         )
-    for i, fn in enumerate(schedules):
-        if not callable(fn):
-            raise TypeError(f"join: schedules[{i}] must be callable, got {fn!r}")
+    for i, f in enumerate(schedules):
+        _validate.function(fn, f"schedules[{i}]", f)
     for b in boundaries:
-        _int("join", "boundary", b, low=0)
+        _validate.integer(fn, "boundary", b, low=0)
     if boundaries != sorted(boundaries):
-        raise ValueError(f"join: boundaries must increase, got {boundaries}")
+        raise ValueError(f"{fn}: boundaries must increase, got {boundaries}")
 
     def schedule(count):
         value = _float(schedules[0](count))
-        for boundary, fn in zip(boundaries, schedules[1:], strict=True):
-            value = jnp.where(count < boundary, value, _float(fn(count - boundary)))
+        for boundary, f in zip(boundaries, schedules[1:], strict=True):
+            value = jnp.where(count < boundary, value, _float(f(count - boundary)))
         return value
 
     return schedule
 
 
+@_validate.names_errors
 def warmup(schedule: Schedule, warmup_steps: int, init_value: float = 0.0) -> Schedule:
     """Linear warm-up joined to any schedule (Goyal et al. 2017).
 
@@ -407,10 +388,10 @@ def warmup(schedule: Schedule, warmup_steps: int, init_value: float = 0.0) -> Sc
     Returns:
       A schedule ``count <i32>[] -> <f32>[]``.
     """
-    if not callable(schedule):
-        raise TypeError(f"warmup: schedule must be callable, got {schedule!r}")
-    _int("warmup", "warmup_steps", warmup_steps, low=0)
-    _real("warmup", "init_value", init_value, low=0.0)
+    fn = _validate.caller()
+    _validate.function(fn, "schedule", schedule)
+    _validate.integer(fn, "warmup_steps", warmup_steps, low=0)
+    _real(fn, "init_value", init_value, low=0.0)
     if warmup_steps == 0:
         return schedule
 

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from functional import layers as L
+from functional.layers import convolution as LC
 
 TOL = {"rtol": 1e-5, "atol": 1e-5}
 
@@ -255,13 +256,13 @@ GRAD_CASES = [
 def _lax_conv(p, x, kernel_ndim, stride, padding, dilation):
     """The reference: lax.conv_general_dilated with JAX's own autodiff rules."""
     n = kernel_ndim
-    pads = L._explicit_padding(padding, x.shape[1:-1], p["w"].shape[:n],
-                               L._tuple(stride, n, "s", "t"), L._tuple(dilation, n, "d", "t"),
-                               "t")
+    pads = LC._explicit_padding(padding, x.shape[1:-1], p["w"].shape[:n],
+                                LC._tuple(stride, n, "s", "t"), LC._tuple(dilation, n, "d", "t"),
+                                "t")
     dims = {1: ("NWC", "WIO", "NWC"), 2: ("NHWC", "HWIO", "NHWC")}[n]
     return jax.lax.conv_general_dilated(
-        x, p["w"], L._tuple(stride, n, "s", "t"), pads,
-        rhs_dilation=L._tuple(dilation, n, "d", "t"), dimension_numbers=dims) + p["b"]
+        x, p["w"], LC._tuple(stride, n, "s", "t"), pads,
+        rhs_dilation=LC._tuple(dilation, n, "d", "t"), dimension_numbers=dims) + p["b"]
 
 
 @pytest.mark.parametrize("kernel,stride,padding,dilation,dtype",

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from functional import _lstm_layer
 from functional import recurrent as R
 
 CELLS = {'rnn': (R.rnn_init, R.rnn_cell), 'gru': (R.gru_init, R.gru_cell),
@@ -262,7 +263,8 @@ def test_lstm_manual_backward_equals_autodiff_float64(batch, bias, time_axis):
     """The hand-written BPTT backward (custom_vjp) vs autodiff of the scan and vs FD, for every
     input (weights, biases, xs, initial carry); batch 8 runs the rows as two independent chains
     on CPU, batch 3 as one; also without biases, and time-major."""
-    assert R._n_chains(batch) == (2 if batch == 8 and jax.default_backend() == 'cpu' else 1)
+    on_cpu = jax.default_backend() == 'cpu'
+    assert _lstm_layer.n_chains(batch) == (2 if batch == 8 and on_cpu else 1)
     with jax.enable_x64(True):
         p = R.lstm_init(jax.random.key(0), N_IN, H, bias=bias, dtype=jnp.float64)
         xs = _xs(batch=batch, dtype=jnp.float64)
