@@ -129,6 +129,9 @@ def test_encrypted_zip_is_one_error_naming_the_archive(tmp_path):
     with zipfile.ZipFile(buf, 'w') as zf:
         zf.writestr('text8', ' a b c d e f g ' * 10)
     (tmp_path / 'text8.zip').write_bytes(_set_zip_flag_encrypted(buf.getvalue()))
+    with pytest.raises(ValueError, match=rf"{tmp_path / 'text8.zip'} member 'text8' is "
+                                         rf"encrypted \(password-protected\)"):
+        D.load('text8', path=tmp_path / 'text8.zip')
     with pytest.raises(ValueError, match=rf"safe_extract: {tmp_path / 'text8.zip'} member "
                                          rf"'text8' is encrypted"):
         dl.safe_extract(tmp_path / 'text8.zip', tmp_path / 'out')
@@ -145,6 +148,8 @@ def test_zip_member_declaring_more_than_its_bytes_can_hold_is_refused(tmp_path):
     (tmp_path / 'text8.zip').write_bytes(bytes(raw))
     declares = (r"text8.zip member 'text8' declares 4294967280 bytes \(4.0 GiB\) of data, more "
                 r"than its \d+ compressed bytes can hold")
+    with pytest.raises(ValueError, match=declares):
+        D.load('text8', path=tmp_path / 'text8.zip')
     with pytest.raises(ValueError, match='safe_extract: .*' + declares):
         dl.safe_extract(tmp_path / 'text8.zip', tmp_path / 'out')
 
