@@ -41,6 +41,10 @@ except BaseException as e:
 '''
 
 
+linux_only = pytest.mark.skipif(sys.platform != 'linux',
+                                reason='reads /proc/self/status and caps RLIMIT_AS')
+
+
 def _load_capped(name, **options):
     env = dict(os.environ, PYTHONPATH=ROOT)
     proc = subprocess.run([sys.executable, '-c', _CHILD, json.dumps([name, options]),
@@ -82,6 +86,7 @@ def _png_header(width, height) -> bytes:
 
 # --------------------------------------------------------------------------- under a memory cap
 
+@linux_only
 def test_gzipped_idx_that_inflates_to_512_mib_fails_cleanly_under_a_memory_cap(tmp_path):
     d = tmp_path / 'm'
     write_mnist(d, gz=False)
@@ -95,6 +100,7 @@ def test_gzipped_idx_that_inflates_to_512_mib_fails_cleanly_under_a_memory_cap(t
     assert msg.startswith(f'{bomb}: unexpected bytes after the (5, 28, 28) array')
 
 
+@linux_only
 def test_raw_idx_with_512_mib_after_its_data_fails_cleanly_under_a_memory_cap(tmp_path):
     d = tmp_path / 'm'
     write_mnist(d, gz=False)
@@ -106,6 +112,7 @@ def test_raw_idx_with_512_mib_after_its_data_fails_cleanly_under_a_memory_cap(tm
     assert msg.startswith(f'{big}: {512 * MIB - len(head)} unexpected bytes after')
 
 
+@linux_only
 def test_cifar_batch_of_512_mib_is_judged_by_its_size_under_a_memory_cap(tmp_path):
     d = tmp_path / 'c' / 'cifar-10-batches-bin'
     d.mkdir(parents=True)
@@ -118,6 +125,7 @@ def test_cifar_batch_of_512_mib_is_judged_by_its_size_under_a_memory_cap(tmp_pat
                           f'multiple of the 3073-byte CIFAR-10 record')
 
 
+@linux_only
 def test_text8_with_max_tokens_reads_only_that_far_under_a_memory_cap(tmp_path):
     words = b' anarchism originated as a term of abuse' * 30_000   # 1.2 MB, read 1 MiB at once
     _sparse(tmp_path / 'text8', words, 512 * MIB)     # the hole (NUL bytes) is never read
@@ -126,6 +134,7 @@ def test_text8_with_max_tokens_reads_only_that_far_under_a_memory_cap(tmp_path):
     assert sum(lengths) == 200
 
 
+@linux_only
 def test_png_declaring_10000x10000_pixels_is_refused_from_its_header_under_a_memory_cap(
         tmp_path):
     (tmp_path / 'img').mkdir()
