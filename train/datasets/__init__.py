@@ -8,10 +8,12 @@
 Real datasets (MNIST, Fashion-MNIST, CIFAR-10 binary, bike sharing, text, parallel corpora,
 text8, image folders) are read from a given path or the cache directory (`cache_dir()`:
 `$JAXZOO_DATA`, default `~/.cache/jaxzoo`); `download.fetch(name)` fetches the public ones with
-SHA-256 checks.
+SHA-256 checks. Every loader checks sizes (declared by a file, found on disk, or asked for by an
+option) against the caps in `limits` before it allocates; a user with larger data raises them.
 """
 
-from . import download, embedded, formats, sequences, synthetic, text  # noqa: F401  (registers)
+# importing the loader modules registers their datasets
+from . import download, embedded, formats, limits, sequences, synthetic, text  # noqa: F401
 from .core import Dataset, cache_dir, load, loader, names, split_validation
 from .download import MissingDataError, fetch
 from .preprocessing import Scaler, min_max, one_hot, standardize, train_val_split

@@ -236,3 +236,25 @@ def positive_int(value, what: str, fn: str, minimum: int = 1) -> int:
     if value < minimum:
         raise ValueError(f'{fn}: {what} must be >= {minimum}, got {value}')
     return int(value)
+
+
+def check_bool(value, what: str, fn: str) -> bool:
+    """`value` if it is a bool; a TypeError naming the function and option otherwise (a list
+    or a string would otherwise pass silently as true)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f'{fn}: {what} must be true or false, got {type(value).__name__} '
+                        f'{value!r}')
+    return bool(value)
+
+
+def fraction(value, what: str, fn: str) -> float:
+    """`value` as a float strictly between 0 and 1, or a TypeError / ValueError naming the
+    function and option."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer,
+                                                                     np.floating)):
+        raise TypeError(f'{fn}: {what} must be a number in (0, 1), got '
+                        f'{type(value).__name__} {value!r}')
+    if not 0 < value < 1:
+        raise ValueError(f'{fn}: {what} must lie in (0, 1), got {value}')
+    return float(value)
+

@@ -13,15 +13,19 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import lzma
 import os
 import posixpath
+import shutil
 import tarfile
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 from urllib.error import URLError
 from urllib.request import urlopen
 
+from . import limits
 from .core import cache_dir
 
 
@@ -87,6 +91,9 @@ KNOWN: dict[str, tuple[str, tuple[Remote, ...]]] = {
 def dataset_dir(name: str, path=None) -> Path:
     """The directory a real dataset is read from: `path` if given, else its cache folder."""
     if path is not None:
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f'{name}: path must be a file or folder name (str or '
+                            f'os.PathLike), got {type(path).__name__} {path!r}')
         return Path(path).expanduser()
     sub = KNOWN[name][0] if name in KNOWN else name
     return cache_dir() / sub
@@ -165,19 +172,51 @@ def _check_member_name(name: str, archive) -> None:
         raise ValueError(f"safe_extract: {archive} member {name!r} contains '..'")
 
 
-def safe_extract(archive, target) -> Path:
-    """Extract a .tar(.gz/.bz2/.xz) or .zip archive so that nothing lands outside `target`.
+_ZIP_METHODS = {zipfile.ZIP_STORED: 'stored', zipfile.ZIP_DEFLATED: 'deflate',
+                zipfile.ZIP_BZIP2: 'bzip2', zipfile.ZIP_LZMA: 'lzma'}
 
-    Every member is checked before anything is written: absolute paths, '..' components,
-    links pointing outside the target, and special files (devices, FIFOs) are rejected with a
-    ValueError naming the member.
-    """
-    archive, target = Path(archive), Path(target)
-    target.mkdir(parents=True, exist_ok=True)
-    root = target.resolve()
-    if zipfile.is_zipfile(archive):
+
+def check_zip_member(info: zipfile.ZipInfo, archive, archive_size: int) -> None:
+    """A ValueError naming the archive for a zip member that cannot be read as it claims:
+    encrypted, compressed with a method zipfile cannot read, or with sizes that its archive
+    cannot hold (its compressed bytes past the end of the file, or more output than those
+    bytes can expand to)."""
+    where = f'{archive} member {info.filename!r}'
+    if info.flag_bits & 0x1:
+        raise ValueError(f'{where} is encrypted (password-protected); extract it with the '
+                         f'password and give the plain file instead')
+    if info.compress_type not in _ZIP_METHODS:
+        method = zipfile.compressor_names.get(info.compress_type, 'unknown')
+        raise ValueError(f'{where} uses compression method {info.compress_type} ({method}); '
+                         f'readable are {", ".join(_ZIP_METHODS.values())}')
+    if info.header_offset + info.compress_size > archive_size:
+        raise ValueError(f'{where} claims {info.compress_size} compressed bytes at offset '
+                         f'{info.header_offset}, past the end of the {archive_size}-byte file '
+                         f'(truncated archive?)')
+    bound = {zipfile.ZIP_STORED: info.compress_size,
+             zipfile.ZIP_DEFLATED: info.compress_size * limits.DEFLATE_MAX_RATIO + 1024}
+    if info.file_size > bound.get(info.compress_type, info.file_size):
+        raise ValueError(f'{where} declares {limits.nbytes(info.file_size)} of data, more '
+                         f'than its {info.compress_size} compressed bytes can hold '
+                         f'(damaged header?)')
+
+
+def _extract_budget(archive, target: Path, total: int) -> None:
+    """An archive's members may hold at most MAX_FILE_BYTES together and must fit on disk."""
+    limits.check_file_bytes(f'safe_extract: {archive}', total, 'MAX_FILE_BYTES',
+                            'members declare')
+    free = shutil.disk_usage(target).free
+    if total > free:
+        raise ValueError(f'safe_extract: {archive} members declare {limits.nbytes(total)}, '
+                         f'but only {limits.nbytes(free)} are free in {target}')
+
+
+def _safe_extract_zip(archive: Path, target: Path, root: Path) -> None:
+    try:
         with zipfile.ZipFile(archive) as zf:
-            for info in zf.infolist():
+            infos = zf.infolist()
+            size = archive.stat().st_size
+            for info in infos:
                 _check_member_name(info.filename, archive)
                 if not _inside(root, info.filename):
                     raise ValueError(f'safe_extract: {archive} member {info.filename!r} '
@@ -185,31 +224,148 @@ def safe_extract(archive, target) -> Path:
                 if (info.external_attr >> 16) & 0o170000 == 0o120000:
                     raise ValueError(f'safe_extract: {archive} member {info.filename!r} is a '
                                      f'symbolic link')
+                check_zip_member(info, f'safe_extract: {archive}', size)
+            _extract_budget(archive, root, sum(i.file_size for i in infos))
             zf.extractall(root)
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError,
+            RuntimeError) as e:
+        raise ValueError(f'safe_extract: {archive} is a damaged or truncated zip archive, '
+                         f'or could not be written to {target} ({type(e).__name__}: '
+                         f'{e})') from e
+
+
+_MAX_LINK_HOPS = 40     # as the Linux kernel's limit on symbolic links in one path
+
+
+def _resolve(path: str, links: dict[str, str]) -> str | None:
+    """`path` (relative to the target) as the extracted tree would resolve it: the archive's
+    own symbolic links followed wherever they appear, so a chain of links that each look
+    harmless is judged by where it ends. None if a step leaves the target (a '..' above it or
+    an absolute link) or the links loop."""
+    parts: list[str] = []
+    todo = path.split('/')[::-1]
+    hops = 0
+    while todo:
+        c = todo.pop()
+        if c in ('', '.'):
+            continue
+        if c == '..':
+            if not parts:
+                return None
+            parts.pop()
+            continue
+        parts.append(c)
+        link = links.get('/'.join(parts))
+        if link is None:
+            continue
+        hops += 1
+        if hops > _MAX_LINK_HOPS or posixpath.isabs(link):
+            return None
+        parts.pop()
+        todo.extend(link.split('/')[::-1])
+    return '/'.join(parts)
+
+
+def _prefixes(name: str):
+    """'a/b/c' -> 'a', 'a/b' (the folders a member lies in)."""
+    parts = name.split('/')
+    return ('/'.join(parts[:k]) for k in range(1, len(parts)))
+
+
+def _check_tar_members(archive: Path, members, root: Path, target: Path) -> None:
+    links = {posixpath.normpath(m.name): m.linkname for m in members if m.issym()}
+    files = {posixpath.normpath(m.name) for m in members if m.isfile()}
+    for m in members:
+        _check_member_name(m.name, archive)
+        if not (m.isfile() or m.isdir() or m.issym() or m.islnk()):
+            raise ValueError(f'safe_extract: {archive} member {m.name!r} is a special file')
+        name = posixpath.normpath(m.name)
+        under = next((p for p in _prefixes(name) if p in files), None)
+        if under is not None:
+            raise ValueError(f'safe_extract: {archive} member {m.name!r} lies under {under!r}, '
+                             f'which the archive makes a regular file')
+        parent = _resolve(posixpath.dirname(name), links)
+        if parent is None:
+            lands = None
+        elif m.issym() or m.islnk():
+            # the link lands in its (resolved) folder; what it points at must stay inside
+            base = parent if m.issym() else ''
+            points_at = (None if posixpath.isabs(m.linkname)
+                         else _resolve(posixpath.join(base, m.linkname), links))
+            if points_at is None or not _inside(root, points_at):
+                raise ValueError(f'safe_extract: {archive} member {m.name!r} links to '
+                                 f'{m.linkname!r}, which leads outside {target} or into a '
+                                 f'loop (following the archive\'s own links)')
+            if m.islnk() and points_at not in files:
+                raise ValueError(f'safe_extract: {archive} member {m.name!r} is a hard link to '
+                                 f'{m.linkname!r}, which is no regular file of the archive')
+            lands = posixpath.join(parent, posixpath.basename(name))
+        else:
+            lands = _resolve(name, links)
+        if lands is None or not _inside(root, lands):
+            raise ValueError(f'safe_extract: {archive} member {m.name!r} would land '
+                             f'outside {target} (through the archive\'s links)')
+
+
+def _read_tar_members(tf: tarfile.TarFile, archive: Path) -> list:
+    """Every member's header, refusing as soon as the declared sizes pass MAX_FILE_BYTES (so a
+    header claiming gigabytes is not read through), then the rest of the stream, so that a
+    truncated or damaged compressed archive is refused before anything is written."""
+    members, total = [], 0
+    while (m := tf.next()) is not None:
+        members.append(m)
+        total += m.size if m.isfile() else 0
+        if total > limits.MAX_FILE_BYTES:
+            raise ValueError(f'safe_extract: {archive} member {m.name!r} declares '
+                             f'{limits.nbytes(m.size)}, bringing the members to '
+                             f'{limits.nbytes(total)}, more than '
+                             f'{limits.limit_text("MAX_FILE_BYTES")}')
+    rest = 0
+    while chunk := tf.fileobj.read(1 << 20):   # checks the compressed stream's end and CRC
+        rest += len(chunk)
+        limits.check_file_bytes(f'safe_extract: {archive}', rest, 'MAX_FILE_BYTES',
+                                'has after its last member')
+    return members
+
+
+def safe_extract(archive, target) -> Path:
+    """Extract a .tar(.gz/.bz2/.xz) or .zip archive so that nothing lands outside `target`.
+
+    Every member is checked before anything is written: absolute paths, '..' components,
+    links that lead outside the target (directly or through a chain of the archive's own
+    links), hard links to anything but a regular file of the archive, special files (devices,
+    FIFOs), zip members that are encrypted or use an unreadable method, sizes the archive
+    cannot hold, and members declaring more than `limits.MAX_FILE_BYTES` together or more
+    than the free disk space. A truncated or damaged archive is refused as well: all raise a
+    ValueError naming the archive.
+    """
+    archive, target = Path(archive), Path(target)
+    target.mkdir(parents=True, exist_ok=True)
+    root = target.resolve()
+    if zipfile.is_zipfile(archive):
+        _safe_extract_zip(archive, target, root)
         return target
     try:
         tf = tarfile.open(archive)
-    except tarfile.TarError as e:
-        raise ValueError(f'safe_extract: {archive} is neither a zip nor a tar archive') from e
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
+        raise ValueError(f'safe_extract: {archive} is neither a zip nor a tar archive (or it is '
+                         f'damaged or truncated)') from e
     with tf:
-        members = tf.getmembers()
-        for m in members:
-            _check_member_name(m.name, archive)
-            if not _inside(root, m.name):
-                raise ValueError(f'safe_extract: {archive} member {m.name!r} would land '
-                                 f'outside {target}')
-            if m.issym() or m.islnk():
-                link = m.linkname if m.islnk() else posixpath.join(posixpath.dirname(m.name),
-                                                                    m.linkname)
-                if posixpath.isabs(m.linkname) or not _inside(root, link):
-                    raise ValueError(f'safe_extract: {archive} member {m.name!r} links to '
-                                     f'{m.linkname!r}, outside {target}')
-            elif not (m.isfile() or m.isdir()):
-                raise ValueError(f'safe_extract: {archive} member {m.name!r} is a special file')
-        if hasattr(tarfile, 'data_filter'):
-            tf.extractall(root, members=members, filter='data')  # second line of defence
-        else:  # pragma: no cover - Python without extraction filters
-            tf.extractall(root, members=members)
+        try:
+            members = _read_tar_members(tf, archive)
+        except (tarfile.TarError, EOFError, zlib.error, OSError, lzma.LZMAError) as e:
+            raise ValueError(f'safe_extract: {archive} is a damaged or truncated archive '
+                             f'({type(e).__name__}: {e})') from e
+        _check_tar_members(archive, members, root, target)
+        _extract_budget(archive, root, sum(m.size for m in members if m.isfile()))
+        try:
+            if hasattr(tarfile, 'data_filter'):
+                tf.extractall(root, members=members, filter='data')  # second line of defence
+            else:  # pragma: no cover - Python without extraction filters
+                tf.extractall(root, members=members)
+        except (tarfile.TarError, EOFError, zlib.error, OSError, lzma.LZMAError) as e:
+            raise ValueError(f'safe_extract: could not extract {archive} into {target} '
+                             f'({type(e).__name__}: {e})') from e
     return target
 
 

@@ -19,7 +19,8 @@ import zipfile
 
 import numpy as np
 
-from .core import Dataset, cache_dir, make_meta, register
+from . import limits
+from .core import Dataset, cache_dir, check_bool, make_meta, positive_int, register
 from .preprocessing import standardize, train_val_split
 
 # The published MNIST-1D arguments (mnist1d.data.get_dataset_args, without the download url);
@@ -86,12 +87,20 @@ def load_mnist1d(*, args: dict | None = None, channel_axis: bool = False,
     Returns:
         Dataset with x <f32>[n, 40], y <int32>[n]; meta 't' <f32>[40] is the signal's time axis.
     """
+    fn = 'load_mnist1d'
+    check_bool(channel_axis, 'channel_axis', fn)
+    check_bool(cache, 'cache', fn)
+    if args is not None and not isinstance(args, dict):
+        raise TypeError(f'{fn}: args must be a dict of mnist1d arguments, got '
+                        f'{type(args).__name__} {args!r}')
     full = dict(MNIST1D_ARGS)
     for k, v in (args or {}).items():
         if k not in full:
-            raise ValueError(f'load_mnist1d: unknown mnist1d argument {k!r}; known: '
-                             f'{sorted(full)}')
+            raise ValueError(f'{fn}: unknown mnist1d argument {k!r}; known: {sorted(full)}')
         full[k] = v
+    n = positive_int(full['num_samples'], "args['num_samples']", fn)
+    length = positive_int(full['final_seq_length'], "args['final_seq_length']", fn)
+    limits.check_array_bytes(fn, 'the generated signals', (n, length))
     # the package version is part of the key: a changed generator must not hit an old cache
     version = importlib.metadata.version('mnist1d')
     key = hashlib.sha256(json.dumps([full, version], sort_keys=True).encode()).hexdigest()[:16]
@@ -152,6 +161,8 @@ def load_digits(*, test_fraction: float = 0.2, seed: int = 0, stratify: bool = T
     Returns:
         Dataset with x <f32>[n, 8, 8, 1] in [0, 1] (pixel / 16), y <int32>[n].
     """
+    check_bool(stratify, 'stratify', 'load_digits')
+    check_bool(flatten, 'flatten', 'load_digits')
     raw = _read_csv_gz('digits.csv.gz', ',')  # 64 pixels (0..16) then the label per row
     x = (raw[:, :64].reshape(-1, 8, 8).astype(np.float32) / 16.0)[..., None]
     y = raw[:, 64].astype(np.int32)

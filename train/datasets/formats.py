@@ -9,12 +9,16 @@ Nothing is ever unpickled.
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import csv
 import datetime
-import gzip
+import io
 import math
 import re
+import struct
 import unicodedata
+import warnings
 import zipfile
 import zlib
 from pathlib import Path
@@ -22,9 +26,10 @@ from pathlib import Path
 import numpy as np
 
 from . import download as dl
-from .core import Dataset, make_meta, register
+from . import limits
+from .core import Dataset, check_bool, fraction, make_meta, positive_int, register
 from .preprocessing import one_hot, standardize, train_val_split
-from .vocab import CharVocab, WordVocab
+from .vocab import WORD_SPECIALS, CharVocab, WordVocab
 
 # --------------------------------------------------------------------------- helpers
 
@@ -60,7 +65,7 @@ def _given_file(name: str, path, expected: str) -> Path | None:
     a MissingDataError if it names nothing."""
     if path is None:
         return None
-    path = Path(path).expanduser()
+    path = dl.dataset_dir(name, path)
     if path.is_file():
         return path
     if not path.exists():
@@ -73,21 +78,91 @@ def _find(directory: Path, candidates, name: str, download: bool, path_given: bo
     return _find_all(directory, [candidates], name, download, path_given)[0]
 
 
-def _read_bytes(path: Path) -> bytes:
-    """File contents, transparently gunzipped (by magic bytes, not by name)."""
-    raw = path.read_bytes()
-    if raw[:2] == b'\x1f\x8b':
-        try:
-            return gzip.decompress(raw)
-        except (EOFError, OSError, zlib.error) as e:
-            raise ValueError(f'{path}: damaged or truncated gzip data ({e})') from e
-    return raw
+def _optional_int(value, what: str, fn: str, minimum: int = 1) -> int | None:
+    return None if value is None else positive_int(value, what, fn, minimum)
+
+
+def _text_encoding(encoding, fn: str) -> str:
+    """`encoding` if Python has a text codec of that name; a TypeError or ValueError naming
+    the option otherwise (open() would raise LookupError, which no caller expects)."""
+    if not isinstance(encoding, str):
+        raise TypeError(f'{fn}: encoding must be a codec name such as \'utf-8\', got '
+                        f'{type(encoding).__name__} {encoding!r}')
+    try:
+        codecs.lookup(encoding)
+        b'a'.decode(encoding)  # LookupError for codecs that do not decode bytes to text
+    except LookupError as e:
+        raise ValueError(f"{fn}: encoding {encoding!r} is not a text encoding Python knows "
+                         f"({e}); e.g. 'utf-8', 'latin-1', 'utf-16'") from None
+    except UnicodeError:
+        pass                   # a text codec that cannot decode one lone byte, e.g. utf-16
+    return encoding
+
+
+def _read_text(path: Path, encoding: str, kind: str = 'text', empty_ok: bool = False) -> str:
+    """A text file decoded whole, after its size is checked against MAX_TEXT_BYTES; a UTF-8
+    byte-order mark is dropped. Every failure is a ValueError naming the file (and the line
+    of a byte that does not decode)."""
+    limits.check_file_bytes(path, path.stat().st_size, 'MAX_TEXT_BYTES', 'has')
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise ValueError(f'{path}: cannot read the file ({e.strerror or e})') from e
+    skip = 0
+    if codecs.lookup(encoding).name == 'utf-8' and data.startswith(codecs.BOM_UTF8):
+        skip = len(codecs.BOM_UTF8)
+    try:
+        text = data[skip:].decode(encoding)
+    except UnicodeError as e:
+        start = getattr(e, 'start', 0) + skip
+        line = data.count(b'\n', 0, start) + 1
+        raise ValueError(f'{path}:{line}: not valid {encoding} text at byte {start} '
+                         f'({getattr(e, "reason", e)})') from None
+    if not text and not empty_ok:
+        raise ValueError(f'{path}: empty {kind} file')
+    return text
 
 
 # --------------------------------------------------------------------------- IDX (MNIST)
 
 _IDX_DTYPES = {0x08: np.dtype('u1'), 0x09: np.dtype('i1'), 0x0B: np.dtype('>i2'),
                0x0C: np.dtype('>i4'), 0x0D: np.dtype('>f4'), 0x0E: np.dtype('>f8')}
+
+
+def _idx_header(stream, source, ndim: int | None):
+    """(dtype, dims, header length) from the start of an IDX stream; nothing more is read."""
+    head = stream.read(4)
+    if len(head) < 4:
+        raise ValueError(f'{source}: truncated IDX file ({len(head)} bytes, no header)')
+    if head[0] != 0 or head[1] != 0 or head[2] not in _IDX_DTYPES:
+        raise ValueError(f'{source}: wrong magic number 0x{head.hex()} (expected '
+                         f'0x0000 then a type byte 08/09/0b/0c/0d/0e and the rank)')
+    dtype, rank = _IDX_DTYPES[head[2]], head[3]
+    if ndim is not None and rank != ndim:
+        raise ValueError(f'{source}: expected an IDX file of rank {ndim} (magic '
+                         f'0x{0x800 + ndim:08x}), got rank {rank} (magic 0x{head.hex()})')
+    raw = stream.read(4 * rank)
+    if len(raw) < 4 * rank:
+        raise ValueError(f'{source}: truncated IDX header ({4 + len(raw)} of {4 + 4 * rank} '
+                         f'bytes)')
+    return dtype, struct.unpack(f'>{rank}I', raw), 4 + 4 * rank
+
+
+def _idx_data_bytes(dims, dtype) -> int:
+    return math.prod(dims) * dtype.itemsize   # Python ints: 2**96 cannot wrap around
+
+
+def _check_idx_length(source, dims, dtype, have: int, exact: bool = True) -> None:
+    """The bytes after the header (`have`; for gzip data, need + 1 stands for 'more') must be
+    exactly what the header's dims declare."""
+    need = _idx_data_bytes(dims, dtype)
+    if have < need:
+        raise ValueError(f'{source}: truncated: header says dims {dims} of {dtype.itemsize}-byte '
+                         f'values ({need} bytes of data) but only {have} bytes follow')
+    if have > need:
+        extra = f'{have - need} unexpected bytes' if exact else 'unexpected bytes'
+        raise ValueError(f'{source}: {extra} after the {dims} array the header declares '
+                         f'(record count disagrees with the header?)')
 
 
 def parse_idx(data: bytes, *, source='IDX data', ndim: int | None = None) -> np.ndarray:
@@ -98,35 +173,45 @@ def parse_idx(data: bytes, *, source='IDX data', ndim: int | None = None) -> np.
         ValueError: wrong magic, unknown type, unexpected number of dimensions, truncated
             header or data, or trailing bytes.
     """
-    if len(data) < 4:
-        raise ValueError(f'{source}: truncated IDX file ({len(data)} bytes, no header)')
-    if data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
-        raise ValueError(f'{source}: wrong magic number 0x{data[:4].hex()} (expected '
-                         f'0x0000 then a type byte 08/09/0b/0c/0d/0e and the rank)')
-    dtype, rank = _IDX_DTYPES[data[2]], data[3]
-    if ndim is not None and rank != ndim:
-        raise ValueError(f'{source}: expected an IDX file of rank {ndim} (magic '
-                         f'0x{0x800 + ndim:08x}), got rank {rank} (magic 0x{data[:4].hex()})')
-    header = 4 + 4 * rank
-    if len(data) < header:
-        raise ValueError(f'{source}: truncated IDX header ({len(data)} of {header} bytes)')
-    dims = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], 'big') for i in range(rank))
-    need = math.prod(dims) * dtype.itemsize   # Python ints: 2**96 cannot wrap around
-    have = len(data) - header
-    if have < need:
-        raise ValueError(f'{source}: truncated: header says dims {dims} of {dtype.itemsize}-byte '
-                         f'values ({need} bytes of data) but only {have} bytes follow')
-    if have > need:
-        raise ValueError(f'{source}: {have - need} unexpected bytes after the {dims} array '
-                         f'the header declares (record count disagrees with the header?)')
-    return np.frombuffer(data, dtype=dtype, count=need // dtype.itemsize,
+    dtype, dims, header = _idx_header(io.BytesIO(data), source, ndim)
+    _check_idx_length(source, dims, dtype, len(data) - header)
+    return np.frombuffer(data, dtype=dtype, count=math.prod(dims),
                          offset=header).reshape(dims)
 
 
+def _idx_info(path: Path, ndim: int | None, uint8: bool = False):
+    """(dtype, dims, header length) of an IDX file, raw or gzipped, after checking that the
+    data is exactly what the header declares and within MAX_FILE_BYTES, reading no more
+    than that (a gzip stream is decompressed without being kept)."""
+    with limits.open_decoded(path) as f:
+        dtype, dims, header = _idx_header(f, path, ndim)
+    if uint8 and dtype != np.uint8:
+        type_byte = {v: k for k, v in _IDX_DTYPES.items()}[dtype]
+        raise ValueError(f'{path}: expected an IDX file of unsigned bytes (type byte 0x08), '
+                         f'got {dtype.name} values (type byte 0x{type_byte:02x})')
+    need = _idx_data_bytes(dims, dtype)
+    gz = limits.is_gzip(path)
+    if not gz:      # the size on disk is exact and free to know
+        _check_idx_length(path, dims, dtype, path.stat().st_size - header)
+    limits.check_file_bytes(path, need, 'MAX_FILE_BYTES', f'header declares dims {dims}:')
+    if gz:
+        have = limits.decoded_size(path, header + need) - header
+        _check_idx_length(path, dims, dtype, have, exact=False)
+    return dtype, dims, header
+
+
+def _idx_data(path: Path, dtype, dims, header: int) -> np.ndarray:
+    with limits.open_decoded(path) as f:
+        f.read(header)
+        buf = limits.read_exactly(f, _idx_data_bytes(dims, dtype), path)
+    return buf.view(dtype).reshape(dims)
+
+
 def read_idx(path, *, ndim: int | None = None) -> np.ndarray:
-    """Read an IDX file, raw or gzipped (see `parse_idx`)."""
+    """Read an IDX file, raw or gzipped (see `parse_idx`); sizes are checked against the file
+    (and `limits.MAX_FILE_BYTES`) before the data is read."""
     path = Path(path)
-    return parse_idx(_read_bytes(path), source=str(path), ndim=ndim)
+    return _idx_data(path, *_idx_info(path, ndim))
 
 
 _IDX_FILES = {'train': ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte'),
@@ -141,24 +226,34 @@ def _idx_candidates(stem):
 
 
 def _load_idx_dataset(name, path, download, classes, source, license):
+    fn = f'load_{name}'
+    check_bool(download, 'download', fn)
     directory = dl.dataset_dir(name, path)
-    splits = {}
     groups = [_idx_candidates(stem) for pair in _IDX_FILES.values() for stem in pair]
     found = _find_all(directory, groups, name, download, path is not None)
+    # every header and size first, so nothing is read before all four files agree
+    infos = [_idx_info(p, rank, uint8=True) for p, rank in zip(found, (3, 1, 3, 1),
+                                                                 strict=True)]
+    for k in range(2):
+        (img_path, lab_path), (img, lab) = found[2 * k:2 * k + 2], infos[2 * k:2 * k + 2]
+        n, shape = img[1][0], img[1][1:]
+        if n == 0:
+            raise ValueError(f'{fn}: {img_path} holds no images (its header declares 0 '
+                             f'records); each split needs at least one')
+        if 0 in shape:
+            raise ValueError(f'{fn}: {img_path} declares images of {shape[0]}x{shape[1]} '
+                             f'pixels, which hold no values')
+        if n != lab[1][0]:
+            raise ValueError(f'{fn}: record count mismatch: {img_path.name} has '
+                             f'{n} images but {lab_path.name} has {lab[1][0]} labels')
+        limits.check_array_bytes(fn, f'the float32 images of {img_path}', (*img[1], 1))
+    splits = {}
     for k, split in enumerate(_IDX_FILES):
         img_path, lab_path = found[2 * k], found[2 * k + 1]
-        images = read_idx(img_path, ndim=3)
-        labels = read_idx(lab_path, ndim=1)
-        if images.dtype != np.uint8 or labels.dtype != np.uint8:
-            raise ValueError(f'load_{name}: expected unsigned-byte IDX files, got '
-                             f'{images.dtype} images and {labels.dtype} labels')
-        if len(images) != len(labels):
-            raise ValueError(f'load_{name}: record count mismatch: {img_path.name} has '
-                             f'{len(images)} images but {lab_path.name} has {len(labels)} '
-                             f'labels')
-        if labels.size and labels.max() >= 10:
-            raise ValueError(f'load_{name}: {lab_path.name} has label {labels.max()}, '
-                             f'expected 0..9')
+        images = _idx_data(img_path, *infos[2 * k])
+        labels = _idx_data(lab_path, *infos[2 * k + 1])
+        if labels.max() >= 10:
+            raise ValueError(f'{fn}: {lab_path} has label {labels.max()}, expected 0..9')
         splits[split] = ((images.astype(np.float32) / 255.0)[..., None],
                          labels.astype(np.int32))
     x, y = splits['train']
@@ -207,20 +302,22 @@ CIFAR10_CLASSES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog
 _CIFAR_RECORD = 1 + 3 * 32 * 32
 
 
-def read_cifar_binary(path) -> tuple[np.ndarray, np.ndarray]:
-    """Read one CIFAR-10 binary batch: records of 1 label byte + 3072 pixel bytes (1024 red,
-    then green, then blue, rows top to bottom).
-
-    Returns:
-        (images <uint8>[n, 32, 32, 3], labels <uint8>[n]).
-    """
-    path = Path(path)
-    data = _read_bytes(path)
-    if len(data) == 0 or len(data) % _CIFAR_RECORD:
-        raise ValueError(f'{path}: size {len(data)} is not a positive multiple of the '
+def _cifar_records(path: Path) -> int:
+    """How many records a CIFAR-10 batch (raw or gzipped) holds, from its size alone."""
+    size = limits.decoded_size(path, limits.MAX_FILE_BYTES)
+    if size > limits.MAX_FILE_BYTES:
+        raise ValueError(f'{path}: holds more than {limits.limit_text("MAX_FILE_BYTES")} '
+                         f'(decompressed); not a CIFAR-10 batch')
+    if size == 0 or size % _CIFAR_RECORD:
+        raise ValueError(f'{path}: size {size} is not a positive multiple of the '
                          f'{_CIFAR_RECORD}-byte CIFAR-10 record (truncated, or not the '
                          f'binary version?)')
-    rec = np.frombuffer(data, np.uint8).reshape(-1, _CIFAR_RECORD)
+    return size // _CIFAR_RECORD
+
+
+def _read_cifar(path: Path, n: int) -> tuple[np.ndarray, np.ndarray]:
+    with limits.open_decoded(path) as f:
+        rec = limits.read_exactly(f, n * _CIFAR_RECORD, path).reshape(n, _CIFAR_RECORD)
     labels = rec[:, 0]
     if labels.max() > 9:
         bad = int(np.argmax(labels > 9))
@@ -228,6 +325,18 @@ def read_cifar_binary(path) -> tuple[np.ndarray, np.ndarray]:
                          f'this CIFAR-100, whose records start with two label bytes?)')
     images = rec[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     return images, labels
+
+
+def read_cifar_binary(path) -> tuple[np.ndarray, np.ndarray]:
+    """Read one CIFAR-10 binary batch: records of 1 label byte + 3072 pixel bytes (1024 red,
+    then green, then blue, rows top to bottom). The size is checked (against the record
+    length and `limits.MAX_FILE_BYTES`) before anything is kept in memory.
+
+    Returns:
+        (images <uint8>[n, 32, 32, 3], labels <uint8>[n]).
+    """
+    path = Path(path)
+    return _read_cifar(path, _cifar_records(path))
 
 
 @register('cifar10')
@@ -249,6 +358,8 @@ def load_cifar10(*, path=None, download: bool = False, expected_records: int | N
     Returns:
         Dataset with x <f32>[n, 32, 32, 3] in [0, 1], y <int32>[n]; meta 'classes'.
     """
+    check_bool(download, 'download', 'load_cifar10')
+    expected_records = _optional_int(expected_records, 'expected_records', 'load_cifar10')
     directory = dl.dataset_dir('cifar10', path)
     files = [f'data_batch_{i}.bin' for i in range(1, 6)] + ['test_batch.bin']
     if path is not None and not directory.exists():
@@ -272,19 +383,20 @@ def load_cifar10(*, path=None, download: bool = False, expected_records: int | N
         raise dl.missing_error('cifar10', directory,
                                ['cifar-10-binary.tar.gz (or the extracted cifar-10-batches-bin/'
                                 ' with ' + ', '.join(files) + ')'])
-    parts = []
-    for f in files:
-        images, labels = read_cifar_binary(d / f)
-        if expected_records is not None and len(labels) != expected_records:
-            raise ValueError(f'load_cifar10: {d / f} holds {len(labels)} records, expected '
+    counts = [_cifar_records(d / f) for f in files]     # all sizes before any data
+    for f, n in zip(files, counts, strict=True):
+        if expected_records is not None and n != expected_records:
+            raise ValueError(f'load_cifar10: {d / f} holds {n} records, expected '
                              f'{expected_records}')
-        parts.append((images, labels))
+    limits.check_array_bytes('load_cifar10', 'x_train (float32)', (sum(counts[:5]), 32, 32, 3))
+    parts = [_read_cifar(d / f, n) for f, n in zip(files, counts, strict=True)]
     x = np.concatenate([p[0] for p in parts[:5]]).astype(np.float32) / 255.0
     y = np.concatenate([p[1] for p in parts[:5]]).astype(np.int32)
     classes = CIFAR10_CLASSES
     meta_txt = d / 'batches.meta.txt'
     if meta_txt.is_file():
-        names = [s.strip() for s in meta_txt.read_text().splitlines() if s.strip()]
+        names = [s.strip() for s in _read_text(meta_txt, 'utf-8', empty_ok=True).splitlines()
+                 if s.strip()]
         if len(names) == 10:
             classes = names
     meta = make_meta('cifar10', 'classification',
@@ -313,56 +425,25 @@ BIKE_TARGETS = ('cnt', 'casual', 'registered')
 def read_bike_csv(path) -> dict[str, np.ndarray]:
     """Read UCI bike-sharing `hour.csv` into columns (dteday as str, the rest float64).
 
+    The file is UTF-8 (a byte-order mark is allowed) of at most `limits.MAX_TEXT_BYTES`.
+
     Raises:
-        ValueError: naming the file (and line) for an empty file, missing columns, a short
-            row, a non-numeric, non-finite (nan, inf) or, in a category column
-            (`BIKE_INTEGER`), non-integer value, a category out of range, or a bad date.
+        ValueError: naming the file (and line) for a file too large or not UTF-8, malformed
+            CSV (e.g. a field over csv's 128 KiB limit), an empty file, missing columns, a
+            short row, a non-numeric, non-finite (nan, inf) or beyond float32's range or, in a
+            category column (`BIKE_INTEGER`), non-integer value, a category out of range, or
+            a bad date.
     """
     path = Path(path)
-    with open(path, newline='', encoding='utf-8') as f:
-        reader = csv.reader(f)
-        try:
-            header = next(reader)
-        except StopIteration:
-            raise ValueError(f'{path}: empty CSV file') from None
-        header = [h.strip() for h in header]
-        missing = [c for c in BIKE_COLUMNS if c not in header]
-        if missing:
-            raise ValueError(f'{path}: CSV is missing column(s) {missing}; expected the UCI '
-                             f'hour.csv columns {BIKE_COLUMNS}')
-        idx = {c: header.index(c) for c in BIKE_COLUMNS}
-        cols = {c: [] for c in BIKE_COLUMNS}
-        lines = []      # the file line of each row, for messages
-        for row in reader:
-            if not row:
-                continue
-            if len(row) != len(header):
-                raise ValueError(f'{path}:{reader.line_num}: {len(row)} fields, header has '
-                                 f'{len(header)}')
-            lines.append(reader.line_num)
-            for c, i in idx.items():
-                cols[c].append(row[i].strip())
-    if not cols['cnt']:
-        raise ValueError(f'{path}: CSV has a header but no rows')
+    reader = csv.reader(io.StringIO(_read_text(path, 'utf-8', 'CSV'), newline=''))
+    try:
+        cols, lines = _bike_columns(path, reader)
+    except csv.Error as e:
+        raise ValueError(f'{path}:{reader.line_num}: malformed CSV ({e})') from None
     out = {'dteday': np.array(cols['dteday'])}
     for c in BIKE_COLUMNS:
-        if c == 'dteday':
-            continue
-        try:
-            out[c] = np.array(cols[c], dtype=np.float64)
-        except ValueError:
-            bad = next(i for i, v in enumerate(cols[c]) if not _is_float(v))
-            raise ValueError(f'{path}:{lines[bad]}: column {c!r} has non-numeric value '
-                             f'{cols[c][bad]!r}') from None
-        bad = np.flatnonzero(~np.isfinite(out[c]))
-        if bad.size:
-            raise ValueError(f'{path}:{lines[bad[0]]}: column {c!r} has non-finite value '
-                             f'{cols[c][bad[0]]!r}')
-        if c in BIKE_INTEGER:
-            bad = np.flatnonzero(out[c] != np.round(out[c]))
-            if bad.size:
-                raise ValueError(f'{path}:{lines[bad[0]]}: column {c!r} has non-integer '
-                                 f'value {cols[c][bad[0]]!r} (expected a whole-number code)')
+        if c != 'dteday':
+            out[c] = _bike_numbers(path, c, cols[c], lines)
     for d in np.unique(out['dteday']):
         try:
             datetime.date.fromisoformat(str(d))
@@ -371,9 +452,65 @@ def read_bike_csv(path) -> dict[str, np.ndarray]:
     for c, values in BIKE_DUMMIES.items():
         bad = np.flatnonzero(~np.isin(out[c], list(values)))
         if bad.size:
-            outside = sorted(set(out[c][bad].astype(int).tolist()))
+            outside = sorted({int(v) for v in out[c][bad]})   # whole and finite by now
             raise ValueError(f'{path}:{lines[bad[0]]}: column {c!r} has values {outside} '
                              f'outside {list(values)} (first at this line)')
+    return out
+
+
+def _bike_columns(path: Path, reader) -> tuple[dict[str, list[str]], list[int]]:
+    """The BIKE_COLUMNS fields of every row as strings, and each row's file line."""
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise ValueError(f'{path}: empty CSV file') from None
+    header = [h.strip() for h in header]
+    missing = [c for c in BIKE_COLUMNS if c not in header]
+    if missing:
+        raise ValueError(f'{path}: CSV is missing column(s) {missing}; expected the UCI '
+                         f'hour.csv columns {BIKE_COLUMNS}')
+    idx = {c: header.index(c) for c in BIKE_COLUMNS}
+    cols = {c: [] for c in BIKE_COLUMNS}
+    lines = []      # the file line of each row, for messages
+    for row in reader:
+        if not row:
+            continue
+        if len(row) != len(header):
+            raise ValueError(f'{path}:{reader.line_num}: {len(row)} fields, header has '
+                             f'{len(header)}')
+        lines.append(reader.line_num)
+        for c, i in idx.items():
+            cols[c].append(row[i].strip())
+    if not cols['cnt']:
+        raise ValueError(f'{path}: CSV has a header but no rows')
+    return cols, lines
+
+
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+def _bike_numbers(path: Path, c: str, values: list[str], lines: list[int]) -> np.ndarray:
+    """Column `c` as float64 after checking every value: numeric, finite, representable in
+    float32 (the arrays the loader returns) and, for category columns, whole."""
+    try:
+        out = np.array(values, dtype=np.float64)
+    except ValueError:
+        bad = next(i for i, v in enumerate(values) if not _is_float(v))
+        raise ValueError(f'{path}:{lines[bad]}: column {c!r} has non-numeric value '
+                         f'{values[bad]!r}') from None
+    bad = np.flatnonzero(~np.isfinite(out))
+    if bad.size:
+        raise ValueError(f'{path}:{lines[bad[0]]}: column {c!r} has non-finite value '
+                         f'{values[bad[0]]!r}')
+    bad = np.flatnonzero(np.abs(out) > _F32_MAX)
+    if bad.size:
+        raise ValueError(f'{path}:{lines[bad[0]]}: column {c!r} has value {values[bad[0]]!r}, '
+                         f'beyond the float32 range (magnitude at most {_F32_MAX:.8g})')
+    if c in BIKE_INTEGER:
+        bad = np.flatnonzero(out != np.round(out))
+        if bad.size:
+            raise ValueError(f'{path}:{lines[bad[0]]}: column {c!r} has non-integer '
+                             f'value {values[bad[0]]!r} (expected a whole-number code)')
     return out
 
 
@@ -410,10 +547,16 @@ def load_bike_sharing(*, path=None, download: bool = False, targets=('cnt',),
         blocks; names in meta['feature_names']) and y <f32>[n] (one target) or
         <f32>[n, len(targets)]; x_val/y_val set.
     """
+    fn = 'load_bike_sharing'
+    check_bool(download, 'download', fn)
+    if not isinstance(targets, (str, list, tuple)):
+        raise TypeError(f'{fn}: targets must be a column name or a list of them, got '
+                        f'{type(targets).__name__} {targets!r}')
     targets = (targets,) if isinstance(targets, str) else tuple(targets)
     if not targets or any(t not in BIKE_TARGETS for t in targets):
-        raise ValueError(f'load_bike_sharing: targets must be among {BIKE_TARGETS}, got '
-                         f'{targets}')
+        raise ValueError(f'{fn}: targets must be among {BIKE_TARGETS}, got {targets}')
+    test_days = positive_int(test_days, 'test_days', fn)
+    val_days = positive_int(val_days, 'val_days', fn)
     csv_path = _given_file('bike_sharing', path, 'hour.csv or a directory holding it')
     if csv_path is None:
         directory = dl.dataset_dir('bike_sharing', path)
@@ -442,6 +585,9 @@ def load_bike_sharing(*, path=None, download: bool = False, targets=('cnt',),
         names += [f'{c}_{v}' for v in values]
     x = np.concatenate(blocks, axis=1).astype(np.float32)
     y = np.stack([scaled[t] for t in targets], axis=1).astype(np.float32)
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise ValueError(f'{fn}: {csv_path} has values too far apart to standardize in '
+                         f'float32 (the scaled features or targets overflow)')
     if len(targets) == 1:
         y = y[:, 0]
     pick = lambda a, k: a[split == k]
@@ -458,16 +604,6 @@ def load_bike_sharing(*, path=None, download: bool = False, targets=('cnt',),
 # --------------------------------------------------------------------------- plain text
 
 
-def _read_text(path: Path, encoding: str) -> str:
-    try:
-        text = path.read_text(encoding=encoding)
-    except UnicodeDecodeError as e:
-        raise ValueError(f'{path}: not valid {encoding} text at byte {e.start}') from e
-    if not text:
-        raise ValueError(f'{path}: empty text file')
-    return text
-
-
 @register('text')
 def load_text(*, path=None, download: bool = False, test_fraction: float = 0.1,
               encoding: str = 'utf-8') -> Dataset:
@@ -476,21 +612,28 @@ def load_text(*, path=None, download: bool = False, test_fraction: float = 0.1,
     MIT).
 
     Args:
-        path: the text file (default: cache/tiny_shakespeare/input.txt).
+        path: the text file (default: cache/tiny_shakespeare/input.txt), at most
+            `limits.MAX_TEXT_BYTES`.
         test_fraction: the last part of the text held out as test.
+        encoding: the file's text encoding (a UTF-8 byte-order mark is dropped).
 
     Returns:
         Dataset with x_train/x_test <int32>[n_chars] and y None; meta 'vocab' (every character
         of the whole file, so the test text has no unknowns), 'text_train', 'text_test'.
     """
+    check_bool(download, 'download', 'load_text')
+    test_fraction = fraction(test_fraction, 'test_fraction', 'load_text')
+    encoding = _text_encoding(encoding, 'load_text')
     file = _given_file('text', path, 'a text file, or a directory holding input.txt')
     if file is None:
         file = _find(dl.dataset_dir('text', path), ['input.txt'], 'text', download,
                      path is not None)
     text = _read_text(file, encoding)
-    if not 0 < test_fraction < 1:
-        raise ValueError(f'load_text: test_fraction must lie in (0, 1), got {test_fraction}')
     cut = len(text) - max(1, int(round(test_fraction * len(text))))
+    if cut < 1:
+        raise ValueError(f'load_text: {file} has {len(text)} character(s); with '
+                         f'test_fraction={test_fraction} no training text is left (need at '
+                         f'least one character for each split)')
     vocab = CharVocab(text)
     meta = make_meta('text', 'text', f'plain text file {file.name}',
                      'that of the text (Tiny Shakespeare: public domain text, char-rnn MIT)',
@@ -516,7 +659,8 @@ def read_parallel(path, *, encoding='utf-8') -> list[tuple[str, str]]:
     """Sentence pairs from a tab-separated file ('source<TAB>target[<TAB>attribution]')."""
     path = Path(path)
     pairs = []
-    for lineno, line in enumerate(_read_text(path, encoding).splitlines(), start=1):
+    text = _read_text(path, _text_encoding(encoding, 'read_parallel'))
+    for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         parts = line.split('\t')
@@ -549,6 +693,11 @@ def load_parallel(*, path=None, download: bool = False, reverse: bool = False,
         ids '<eos>', both padded with '<pad>' = 0; meta 'source_vocab', 'target_vocab',
         'vocab' (= source), 'source_text_*', 'target_text_*'.
     """
+    fn = 'load_parallel'
+    for what, flag in (('download', download), ('reverse', reverse), ('normalize', normalize)):
+        check_bool(flag, what, fn)
+    max_length = _optional_int(max_length, 'max_length', fn)
+    min_count = positive_int(min_count, 'min_count', fn)
     file = _given_file('parallel', path, 'a tab-separated .txt file, or a directory holding '
                        'eng-fra.txt or fra.txt')
     if file is None:
@@ -572,6 +721,9 @@ def load_parallel(*, path=None, download: bool = False, reverse: bool = False,
     tgt_vocab = WordVocab([pairs[i][1] for i in tr], min_count=min_count)
     longest_src = max(len(a.split()) for a, _ in pairs) + 1
     longest_tgt = max(len(b.split()) for _, b in pairs) + 2
+    for xy, longest in (('x', longest_src), ('y', longest_tgt)):
+        limits.check_array_bytes(fn, f'{xy} (the ids of {file} padded to its longest sentence; '
+                                 f'max_length shortens it)', (len(pairs), longest))
 
     def encode(ids):
         x = src_vocab.encode_batch([pairs[i][0] for i in ids], longest_src, add_eos=True)
@@ -592,28 +744,80 @@ def load_parallel(*, path=None, download: bool = False, reverse: bool = False,
 # --------------------------------------------------------------------------- text8
 
 
-def read_text8(path) -> str:
-    """The text8 corpus (one line of lower-case words), from `text8` or `text8.zip`."""
-    path = Path(path)
-    if zipfile.is_zipfile(path):
+_NOT_TEXT8 = re.compile(rb'[^a-z ]')
+_TEXT8_CHUNK = 1 << 20
+
+
+@contextlib.contextmanager
+def _text8_stream(path: Path, whole: bool):
+    """A binary stream of the corpus: the `text8` member of a zip, or the file itself. A
+    whole read (no max_tokens) must declare at most MAX_TEXT_BYTES."""
+    def check_whole(size, what):
+        if whole and size > limits.MAX_TEXT_BYTES:
+            raise ValueError(f'{path}: {what} {limits.nbytes(size)}, more than '
+                             f'{limits.limit_text("MAX_TEXT_BYTES")} for a whole read; pass '
+                             f'max_tokens to read only the first words')
+
+    if not zipfile.is_zipfile(path):
+        check_whole(path.stat().st_size, 'has')
         try:
-            with zipfile.ZipFile(path) as zf:
-                if 'text8' not in zf.namelist():
-                    raise ValueError(f'{path}: zip has no member named text8 '
-                                     f'(members: {zf.namelist()[:5]})')
-                data = zf.read('text8')
-        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as e:
-            raise ValueError(f'{path}: damaged or truncated zip archive '
-                             f'({type(e).__name__}: {e})') from e
-    else:
-        data = path.read_bytes()
-    if not data:
+            with open(path, 'rb') as f:
+                yield f
+        except OSError as e:
+            raise ValueError(f'{path}: cannot read the file ({e.strerror or e})') from e
+        return
+    try:
+        with zipfile.ZipFile(path) as zf:
+            if 'text8' not in zf.namelist():
+                raise ValueError(f'{path}: zip has no member named text8 '
+                                 f'(members: {zf.namelist()[:5]})')
+            info = zf.getinfo('text8')
+            dl.check_zip_member(info, path, path.stat().st_size)
+            check_whole(info.file_size, 'member text8 declares')
+            with zf.open(info) as f:
+                yield f
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError,
+            OSError) as e:
+        raise ValueError(f'{path}: damaged or truncated zip archive '
+                         f'({type(e).__name__}: {e})') from e
+
+
+def read_text8(path, *, max_tokens: int | None = None) -> list[str]:
+    """The words of the text8 corpus (one line of lower-case words), from `text8` or
+    `text8.zip`, read in 1 MiB chunks: with `max_tokens`, only as far as the first that many
+    words (however large the file); without, the file may hold at most
+    `limits.MAX_TEXT_BYTES`.
+
+    Raises:
+        ValueError: naming the file: damaged zip, no text8 member, encrypted or implausible
+            member, too large, empty, a byte other than a-z and space, or a 'word' over 1 MiB.
+    """
+    path = Path(path)
+    words: list[str] = []
+    carry, offset = '', 0     # carry: a word cut by the chunk boundary
+    with _text8_stream(path, max_tokens is None) as f:
+        while max_tokens is None or len(words) < max_tokens:
+            chunk = f.read(_TEXT8_CHUNK)
+            if not chunk:
+                break
+            bad = _NOT_TEXT8.search(chunk)
+            if bad:
+                raise ValueError(f'{path}: not text8: byte {chunk[bad.start():bad.start() + 1]!r} '
+                                 f'at offset {offset + bad.start()} (text8 has only a-z and '
+                                 f'spaces)')
+            offset += len(chunk)
+            text = carry + chunk.decode('ascii')
+            cut = text.rfind(' ') + 1
+            words.extend(text[:cut].split())
+            carry = text[cut:]
+            if len(carry) > _TEXT8_CHUNK:
+                raise ValueError(f'{path}: not text8: a word longer than {_TEXT8_CHUNK} bytes '
+                                 f'ends at offset {offset}')
+    if offset == 0:
         raise ValueError(f'{path}: empty text8 file')
-    bad = re.search(rb'[^a-z ]', data)
-    if bad:
-        raise ValueError(f'{path}: not text8: byte {data[bad.start():bad.start() + 1]!r} at '
-                         f'offset {bad.start()} (text8 has only a-z and spaces)')
-    return data.decode('ascii')
+    if carry:
+        words.append(carry)
+    return words if max_tokens is None else words[:max_tokens]
 
 
 @register('text8')
@@ -627,24 +831,32 @@ def load_text8(*, path=None, download: bool = False, max_tokens: int | None = No
 
     Args:
         path: `text8` or `text8.zip`, or a directory with either (default: cache).
-        max_tokens: use only the first this many words.
+        max_tokens: use only the first this many words (the file is read only that far);
+            None reads it whole, up to `limits.MAX_TEXT_BYTES`.
         vocab_size: keep the most frequent words (specials included); others map to '<unk>'.
 
     Returns:
         Dataset with x_train/x_test <int32>[n_words] and y None; meta 'vocab' (from the
         training words).
     """
+    fn = 'load_text8'
+    check_bool(download, 'download', fn)
+    max_tokens = _optional_int(max_tokens, 'max_tokens', fn, minimum=2)
+    vocab_size = _optional_int(vocab_size, 'vocab_size', fn, minimum=len(WORD_SPECIALS) + 1)
+    min_count = positive_int(min_count, 'min_count', fn)
+    test_fraction = fraction(test_fraction, 'test_fraction', fn)
     file = _given_file('text8', path, 'text8 or text8.zip, or a directory holding one')
     if file is None:
         file = _find(dl.dataset_dir('text8', path), ['text8', 'text8.zip'], 'text8', download,
                      path is not None)
-    words = read_text8(file).split()
-    if max_tokens is not None:
-        words = words[:max_tokens]
-    if not 0 < test_fraction < 1 or len(words) < 2:
-        raise ValueError(f'load_text8: need test_fraction in (0, 1) and >= 2 words, got '
-                         f'{test_fraction} and {len(words)} words')
+    words = read_text8(file, max_tokens=max_tokens)
+    if len(words) < 2:
+        raise ValueError(f'{fn}: {file} has {len(words)} word(s); need at least 2 (one for '
+                         f'training, one for testing)')
     cut = len(words) - max(1, int(round(test_fraction * len(words))))
+    if cut < 1:
+        raise ValueError(f'{fn}: test_fraction={test_fraction} leaves none of the '
+                         f'{len(words)} words of {file} for training')
     vocab = WordVocab(words[:cut], min_count=min_count, max_size=vocab_size)
     meta = make_meta('text8', 'words', 'text8 (Mahoney), first 1e8 bytes of Wikipedia',
                      'CC BY-SA (Wikipedia text)', vocab=vocab, n_classes=len(vocab))
@@ -655,6 +867,72 @@ def load_text8(*, path=None, download: bool = False, max_tokens: int | None = No
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.gif', '.ppm', '.pgm', '.tif', '.tiff',
                     '.webp')
+
+
+def _image_size(size, fn: str) -> tuple[int, int]:
+    """(height, width) from an int or a pair of ints, at most MAX_IMAGE_PIXELS."""
+    if isinstance(size, (int, np.integer)) and not isinstance(size, (bool, np.bool_)):
+        size = (size, size)
+    if not isinstance(size, (list, tuple)) or len(size) != 2:
+        raise TypeError(f'{fn}: size must be an int or a (height, width) pair, got '
+                        f'{type(size).__name__} {size!r}')
+    h, w = (positive_int(v, 'size', fn) for v in size)
+    if h * w > limits.MAX_IMAGE_PIXELS:
+        raise ValueError(f'{fn}: size {h}x{w} is {h * w} pixels an image, more than '
+                         f'{limits.limit_text("MAX_IMAGE_PIXELS")}')
+    return h, w
+
+
+def _crop_box(crop, fn: str) -> tuple[int, int, int, int] | None:
+    """None, or a non-empty (left, top, right, bottom) box of at most MAX_IMAGE_PIXELS."""
+    if crop is None:
+        return None
+    if not isinstance(crop, (list, tuple)) or len(crop) != 4:
+        raise TypeError(f'{fn}: crop must be None or a (left, top, right, bottom) box of 4 '
+                        f'ints, got {type(crop).__name__} {crop!r}')
+    left, top, right, bottom = (positive_int(v, 'crop', fn, minimum=0) for v in crop)
+    if right <= left or bottom <= top:
+        raise ValueError(f'{fn}: crop box {tuple(crop)} is empty (need left < right and '
+                         f'top < bottom)')
+    if (right - left) * (bottom - top) > limits.MAX_IMAGE_PIXELS:
+        raise ValueError(f'{fn}: crop box {tuple(crop)} spans {(right - left) * (bottom - top)} '
+                         f'pixels, more than {limits.limit_text("MAX_IMAGE_PIXELS")}')
+    return left, top, right, bottom
+
+
+# What Pillow raises for damaged files (UnidentifiedImageError is an OSError; some plugins
+# raise ValueError, SyntaxError or struct.error on bad headers).
+_PIL_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error)
+
+
+def _read_image(p: Path, mode: str, crop, h: int, w: int) -> np.ndarray:
+    """One image as <f32>[h, w, channels] in [0, 1]; its declared size is checked against
+    MAX_IMAGE_PIXELS from the header, before Pillow decodes it."""
+    from PIL import Image
+    with warnings.catch_warnings():
+        # our own cap (below Pillow's warning threshold) decides, before decoding
+        warnings.simplefilter('ignore', Image.DecompressionBombWarning)
+        try:
+            im = Image.open(p)
+        except Image.DecompressionBombError as e:
+            raise ValueError(f'load_image_folder: image {p} has more pixels than '
+                             f'{limits.limit_text("MAX_IMAGE_PIXELS")} ({e})') from None
+        except _PIL_ERRORS as e:
+            raise ValueError(f'load_image_folder: cannot read image {p}: {e}') from e
+        with im:
+            width, height = im.size
+            if width * height > limits.MAX_IMAGE_PIXELS:
+                raise ValueError(f'load_image_folder: image {p} declares {width}x{height} '
+                                 f'pixels, more than {limits.limit_text("MAX_IMAGE_PIXELS")}')
+            try:
+                im = im.convert(mode)
+                if crop is not None:
+                    im = im.crop(crop)
+                im = im.resize((w, h), Image.Resampling.BILINEAR)
+                arr = np.asarray(im, dtype=np.float32) / 255.0
+            except _PIL_ERRORS as e:
+                raise ValueError(f'load_image_folder: cannot read image {p}: {e}') from e
+    return arr.reshape(h, w, -1)
 
 
 @register('image_folder')
@@ -670,15 +948,21 @@ def load_image_folder(*, path=None, size=(64, 64), mode: str = 'RGB', crop=None,
 
     Args:
         path: the folder (default: cache/image_folder).
-        size: (height, width) after resizing (bilinear).
+        size: (height, width) after resizing (bilinear), or one int for both; at most
+            `limits.MAX_IMAGE_PIXELS`, as is each image as stored.
         mode: 'RGB' (3 channels) or 'L' (grey, 1 channel).
-        crop: None or a (left, top, right, bottom) box applied before resizing.
+        crop: None or a (left, top, right, bottom) box of non-negative ints applied before
+            resizing (Pillow pads a box reaching past the image with black).
         test_fraction: share of images held out as test (seeded); 0 gives an empty test set.
 
     Returns:
         Dataset with x <f32>[n, height, width, channels] in [0, 1] and y <int32>[n].
     """
-    from PIL import Image, UnidentifiedImageError
+    fn = 'load_image_folder'
+    if mode not in ('RGB', 'L'):
+        raise ValueError(f"{fn}: mode must be 'RGB' or 'L', got {mode!r}")
+    h, w = _image_size(size, fn)
+    crop = _crop_box(crop, fn)
     directory = dl.dataset_dir('image_folder', path)
     if path is not None and not directory.exists():
         raise _no_such_path('image_folder', directory, 'a folder of images or of class '
@@ -686,9 +970,6 @@ def load_image_folder(*, path=None, size=(64, 64), mode: str = 'RGB', crop=None,
     if not directory.is_dir():
         raise dl.missing_error('image_folder', directory, ['*.png / *.jpg images (or '
                                                            'class sub-folders of them)'])
-    if mode not in ('RGB', 'L'):
-        raise ValueError(f"load_image_folder: mode must be 'RGB' or 'L', got {mode!r}")
-    h, w = (size, size) if isinstance(size, int) else tuple(size)
     files = sorted(p for p in directory.rglob('*')
                    if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
     if not files:
@@ -701,19 +982,12 @@ def load_image_folder(*, path=None, size=(64, 64), mode: str = 'RGB', crop=None,
                          f'({", ".join(classes[:5])}) and {len(loose)} image(s) directly in it '
                          f'({", ".join(loose[:3])}), which would have no class; move them '
                          f'into a class sub-folder or remove them')
-    x = np.empty((len(files), h, w, 3 if mode == 'RGB' else 1), np.float32)
+    shape = (len(files), h, w, 3 if mode == 'RGB' else 1)
+    limits.check_array_bytes(fn, f'x (the float32 images of {directory})', shape)
+    x = np.empty(shape, np.float32)
     y = np.zeros(len(files), np.int32)
     for i, p in enumerate(files):
-        try:
-            with Image.open(p) as im:
-                im = im.convert(mode)
-                if crop is not None:
-                    im = im.crop(tuple(crop))
-                im = im.resize((w, h), Image.Resampling.BILINEAR)
-                arr = np.asarray(im, dtype=np.float32) / 255.0
-        except (UnidentifiedImageError, OSError) as e:
-            raise ValueError(f'load_image_folder: cannot read image {p}: {e}') from e
-        x[i] = arr.reshape(h, w, -1)
+        x[i] = _read_image(p, mode, crop, h, w)
         parts = p.relative_to(directory).parts
         y[i] = classes.index(parts[0]) if len(parts) > 1 else 0
     meta = make_meta('image_folder', 'images', f'image folder {directory}',

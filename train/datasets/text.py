@@ -14,7 +14,8 @@ import string
 
 import numpy as np
 
-from .core import Dataset, make_meta, positive_int, register, rng_for
+from . import limits
+from .core import Dataset, fraction, make_meta, positive_int, register, rng_for
 from .vocab import BOS, EOS, PAD, UNK, CharVocab, Vocabulary, WordVocab
 
 _LICENSE = 'Apache-2.0 (generated)'
@@ -88,6 +89,7 @@ def load_dates(*, n_train: int = 10_000, n_test: int = 1_000, start: str = '1900
     rng = rng_for(seed, 'load_dates')
     n_train = positive_int(n_train, 'n_train', 'load_dates')
     n_test = positive_int(n_test, 'n_test', 'load_dates')
+    limits.check_array_bytes('load_dates', 'x', (n_train + n_test, DATE_SOURCE_LENGTH))
     try:
         d0, d1 = datetime.date.fromisoformat(start), datetime.date.fromisoformat(end)
     except (TypeError, ValueError) as e:
@@ -245,10 +247,11 @@ def load_tv_script(*, n_lines: int = 4000, test_fraction: float = 0.1, grammar=N
         'entropy_bits_per_char', 'entropy' (the dict of `tv_entropy_rate`).
     """
     g = TV_GRAMMAR if grammar is None else grammar
+    test_fraction = fraction(test_fraction, 'test_fraction', 'load_tv_script')
+    # the ids at their fewest: every line at least "X: a\n"
+    limits.check_array_bytes('load_tv_script', 'the character ids',
+                             (positive_int(n_lines, 'n_lines', 'load_tv_script'), 5))
     text = generate_tv_script(n_lines, grammar=g, seed=seed)
-    if not 0 < test_fraction < 1:
-        raise ValueError(f'load_tv_script: test_fraction must lie in (0, 1), got '
-                         f'{test_fraction}')
     lines = text.splitlines(keepends=True)
     n_test = max(1, int(round(test_fraction * len(lines))))
     train, test = ''.join(lines[:-n_test]), ''.join(lines[-n_test:])
@@ -328,9 +331,8 @@ def load_word_corpus(*, n_sentences: int = 20_000, n_context: int = 4,
     rng = rng_for(seed, 'load_word_corpus')
     n_sentences = positive_int(n_sentences, 'n_sentences', 'load_word_corpus', minimum=2)
     n_context = positive_int(n_context, 'n_context', 'load_word_corpus')
-    if not 0 < test_fraction < 1:
-        raise ValueError(f'load_word_corpus: test_fraction must lie in (0, 1), got '
-                         f'{test_fraction}')
+    test_fraction = fraction(test_fraction, 'test_fraction', 'load_word_corpus')
+    limits.check_array_bytes('load_word_corpus', 'the word ids', (n_sentences, 4))
     targets, attrs, classes = [], {}, {}
     for fam, (dims, words) in WORD_FAMILIES.items():
         classes[fam] = sorted(words.values())
