@@ -38,8 +38,8 @@ def ring(seeds: int, epochs: int, out: str) -> list[dict]:
         res = fit_gan(cfg, data.x_train, key=key, epochs=epochs, batch_size=256,
                       g_opt=g_opt, d_opt=d_opt, progress=False)
         seconds = time.perf_counter() - t0
-        samples = gan.sample(res.state.params, res.state.model_state,
-                             jax.random.fold_in(key, 7), 10_000, cfg)
+        samples = gan.sample(res.state.params, 10_000, cfg, key=jax.random.fold_in(key, 7),
+                             state=res.state.model_state)
         q = gan.mode_coverage(samples, data.meta["centers"], float(data.meta["std"]))
         save_samples(np.asarray(samples[:2000]), os.path.join(out, f"ring_seed{seed}.png"),
                      reference=data.x_test)
@@ -87,8 +87,8 @@ def dcgan(seeds: int, epochs: int, out: str) -> list[dict]:
         res = fit_gan(cfg, x, key=key, epochs=epochs, batch_size=64, g_opt=g_opt,
                       d_opt=d_opt, progress=False)
         seconds = time.perf_counter() - t0
-        samples = gan.sample(res.state.params, res.state.model_state,
-                             jax.random.fold_in(key, 7), 1000, cfg)
+        samples = gan.sample(res.state.params, 1000, cfg, key=jax.random.fold_in(key, 7),
+                             state=res.state.model_state)
         p = np.asarray(probs((samples + 1.0) / 2.0))
         labels = p.argmax(-1)
         save_samples(np.asarray(samples[:64]), os.path.join(out, f"dcgan_seed{seed}.png"))

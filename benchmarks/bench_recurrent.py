@@ -150,7 +150,7 @@ def bench_char_lm(args):
     _table([[args.cell, f"{bpc:.4f}", f"{floor:.4f}", f"{bpc / floor - 1:+.1%}"]],
            ["cell", "test bits/char", "entropy floor", "above floor"])
     for i, (prime, temp) in enumerate([("ALICE:", 0.8), ("BOB: Did", 1.0), ("\n", 0.0)]):
-        ids = char_lm.sample(r.state.params, cfg, vocab.encode(prime), 160,
+        ids = char_lm.sample(r.state.params, vocab.encode(prime), cfg, length=160,
                              key=jax.random.PRNGKey(i), temperature=temp, top_k=None)
         print(f"--- sample (prime {prime!r}, temperature {temp}):\n{prime}{vocab.decode(ids)}")
 

@@ -30,7 +30,8 @@ import jax.numpy as jnp
 from functional import layers, losses, recurrent
 from zoo.data_info import DataInfo, Inputs
 
-__all__ = ["Config", "init", "apply", "loss", "lengths_from_padding", "TOLERANCE"]
+__all__ = ["Config", "init", "apply", "loss", "lengths_from_padding", "TOLERANCE", "config_for",
+           "INPUTS"]
 
 TOLERANCE = 0.04   # the paper's "absolute error below 0.04" per sequence
 

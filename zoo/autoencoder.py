@@ -32,7 +32,7 @@ from functional import activations, layers, losses
 from functional import init as initializers
 from zoo.data_info import DataInfo, Inputs, image_shape
 
-__all__ = ["Config", "init", "encode", "decode", "apply", "corrupt", "loss"]
+__all__ = ["Config", "init", "encode", "decode", "apply", "corrupt", "loss", "config_for", "INPUTS"]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -45,7 +45,7 @@ from functional import bptt, layers, recurrent
 from zoo.data_info import DataInfo, Inputs, classes
 
 __all__ = ["Config", "CELLS", "init", "zero_carry", "init_state", "apply", "loss", "stream_batches",
-           "bits_per_char", "sample"]
+           "bits_per_char", "sample", "config_for", "INPUTS"]
 
 CELLS = recurrent.CELLS   # cell name -> (cell function, init function)
 
@@ -291,8 +291,8 @@ def _sample(params, prime, key, cfg, length, temperature, top_k):
     return jnp.concatenate([first[:, None], rest.T], axis=1)
 
 
-def sample(params, cfg: Config, prime, length: int, *, key, temperature: float = 1.0,
-           top_k: int | None = None):
+def sample(params, prime, cfg: Config, *, key, length: int = 100, temperature: float = 1.0,
+           top_k: int | None = None, state=None):
     """Generates ``length`` characters after a priming sequence.
 
     Step t draws from ``softmax(logits_t / temperature)`` over the ``top_k`` largest logits
@@ -301,12 +301,14 @@ def sample(params, cfg: Config, prime, length: int, *, key, temperature: float =
 
     Args:
         params: from :func:`init`.
-        cfg: the model's :class:`Config`.
         prime: <int>[p] or <int>[batch, p] priming ids (p >= 1).
-        length: ids to generate (>= 1).
+        cfg: the model's :class:`Config`.
         key: PRNG key.
+        length: ids to generate (>= 1).
         temperature: >= 0; below 1 sharpens, above 1 flattens the distribution.
         top_k: sample among the k most likely ids (1 <= k <= vocab_size), or None.
+        state: unused (the carry starts at zero after the prime); accepted for the zoo's
+            common signature.
 
     Returns:
         <i32>[length] (or <i32>[batch, length]) generated ids, the prime excluded.

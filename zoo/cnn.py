@@ -34,7 +34,7 @@ from functional import init as initializers
 from zoo.data_info import DataInfo, Inputs, classes
 
 __all__ = ["Config", "ConvSpec", "mnist1d_config", "lenet_config", "init", "apply", "features",
-           "head", "loss", "feature_shape"]
+           "head", "loss", "feature_shape", "config_for", "INPUTS"]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -31,6 +31,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from functional import activations, layers, losses, optim, schedules
@@ -267,8 +268,25 @@ def _check_batch(fn, x, shape, name):
         )
 
 
-def sample(params: dict, state: dict, key: jax.Array, n: int, cfg: Config) -> jax.Array:
-    """``n`` samples from the generator in eval mode: ``<f32>[n, *cfg.data_shape]``."""
+def sample(params: dict, n: int, cfg: Config, *, key: jax.Array, state: dict | None = None
+           ) -> jax.Array:
+    """``n`` samples from the generator in eval mode: ``<f32>[n, *cfg.data_shape]``.
+
+    Args:
+        params: from :func:`init` (``{'generator', 'discriminator'}``).
+        n: number of samples.
+        cfg: the GAN's :class:`Config`.
+        key: PRNG key of the latent codes ``z ~ N(0, I)``.
+        state: the model state (:func:`init_state`, then training's): the DCGAN's batch-norm
+            statistics, which eval mode uses, so it is required for a DCGAN.
+    """
+    if state is None:
+        if cfg.kind == "dcgan":
+            raise ValueError("gan.sample: a DCGAN samples with its batch-norm statistics; "
+                             "pass state= (the trained model state)")
+        state = init_state(cfg)
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"gan.sample: expected n an int >= 1, got {n!r}")
     z = jax.random.normal(key, (n, cfg.latent_dim))
     return generate(params["generator"], state["generator"], z, cfg, train=False)[0]
 

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 from functional import losses
 from zoo.data_info import DataInfo, Inputs, targets
 
-__all__ = ["Config", "init", "apply", "loss"]
+__all__ = ["Config", "init", "apply", "loss", "config_for", "INPUTS"]
 
 
 @dataclasses.dataclass(frozen=True)

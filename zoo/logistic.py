@@ -26,7 +26,7 @@ import jax.numpy as jnp
 from functional import activations, layers, losses
 from zoo.data_info import DataInfo, Inputs, classes
 
-__all__ = ["Config", "init", "apply", "predict_proba", "loss"]
+__all__ = ["Config", "init", "apply", "predict_proba", "loss", "config_for", "INPUTS"]
 
 
 @dataclasses.dataclass(frozen=True)

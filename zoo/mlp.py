@@ -31,7 +31,7 @@ from functional import activations, layers, losses
 from functional import init as initializers
 from zoo.data_info import DataInfo, Inputs, classes, targets
 
-__all__ = ["Config", "init", "apply", "loss", "layer_names"]
+__all__ = ["Config", "init", "apply", "loss", "layer_names", "config_for", "INPUTS"]
 
 TASKS = ("classification", "regression")
 

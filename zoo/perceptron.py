@@ -33,7 +33,8 @@ import jax.numpy as jnp
 from functional import activations
 from zoo.data_info import DataInfo, Inputs
 
-__all__ = ["Config", "init", "apply", "decision_function", "loss", "rule_update"]
+__all__ = ["Config", "init", "apply", "decision_function", "loss", "rule_update", "config_for",
+           "INPUTS"]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 from functional import layers, losses, recurrent
 from zoo.data_info import DataInfo, Inputs, classes
 
-__all__ = ["Config", "init", "apply", "loss", "predicted_sets"]
+__all__ = ["Config", "init", "apply", "loss", "predicted_sets", "config_for", "INPUTS"]
 
 CELLS = recurrent.CELLS   # cell name -> (cell function, init function)
 

@@ -54,10 +54,10 @@ from zoo.data_info import Inputs
 
 __all__ = ["Config", "Hypotheses", "init", "encode", "init_decoder_carry", "decode_step",
            "apply", "loss", "sequence_log_prob", "length_penalty", "greedy_decode",
-           "beam_search", "exact_match"]
+           "beam_search", "exact_match", "INPUTS"]
 
-CELLS = {"gru": (recurrent.gru_init, recurrent.gru_cell),
-         "lstm": (recurrent.lstm_init, recurrent.lstm_cell)}
+# cell name -> (cell function, init function): the encoder-decoders of the papers use gated cells
+CELLS = {name: recurrent.CELLS[name] for name in ("gru", "lstm")}
 ATTENTION = (None, "bahdanau", "luong")
 _MASKED = -1e9      # score of padded source steps: exp underflows to exactly 0
 
@@ -145,7 +145,7 @@ def init(key, cfg: Config):
         'out': dense, and 'attention' ({'query', 'key': dense, 'v': <f32>[A]} for Bahdanau;
         {'w': <f32>[hidden, enc_dim]} and 'combine': dense for Luong)}``.
     """
-    cell_init, _ = CELLS[cfg.cell]
+    _, cell_init = CELLS[cfg.cell]
     ks = jax.random.split(key, 9)
     e, h, d, a = cfg.embed_dim, cfg.hidden, cfg.enc_dim, cfg.attention_dim
     embed_init = lambda k, shape, dtype=jnp.float32: 0.1 * jax.random.normal(k, shape, dtype)
@@ -210,7 +210,7 @@ def encode(params, src, cfg: Config) -> dict:
         only)}.
     """
     src = _check_ids("encode", "source", src, cfg.src_vocab_size)
-    _, cell = CELLS[cfg.cell]
+    cell, _ = CELLS[cfg.cell]
     mask = src != cfg.pad_id
     x = layers.embedding(params["src_embed"], src)
     if cfg.bidirectional:
@@ -265,7 +265,7 @@ def decode_step(params, cfg: Config, enc: dict, carry: dict, prev_ids):
         ``(carry, logits <f32>[batch, tgt_vocab], attention <f32>[batch, src_len])``; the
         attention weights are 0 without attention.
     """
-    _, cell = CELLS[cfg.cell]
+    cell, _ = CELLS[cfg.cell]
     emb = layers.embedding(params["tgt_embed"], prev_ids)
     if cfg.attention == "luong":
         rnn, s = cell(params["decoder"], carry["rnn"], jnp.concatenate([emb, carry["feed"]], -1))
@@ -281,23 +281,29 @@ def decode_step(params, cfg: Config, enc: dict, carry: dict, prev_ids):
     return {"rnn": rnn}, logits, weights
 
 
-def apply(params, x, cfg: Config, *, y_in, key=None, train=False, return_attention=False):
+def apply(params, x, cfg: Config, *, key=None, train=False, state=None, y_in=None,
+          return_attention=False):
     """Teacher-forced forward pass.
 
     Args:
         params: from :func:`init`.
         x: ``<int32>[batch, src_len]`` source ids.
         cfg: the model's :class:`Config`.
+        key, train, state: unused (no dropout, no state); accepted for the zoo's common
+            signature.
         y_in: ``<int32>[batch, tgt_len]`` decoder inputs (``<bos>`` and the target without its
-            last position, i.e. ``y[:, :-1]``).
-        key, train: unused (no dropout); accepted for the zoo's common signature.
+            last position, i.e. ``y[:, :-1]``); required (to translate without targets, use
+            :func:`greedy_decode` or :func:`beam_search`).
         return_attention: also return the attention weights.
 
     Returns:
         ``<f32>[batch, tgt_len, tgt_vocab]`` next-token logits (with ``return_attention``, a
         pair with ``<f32>[batch, tgt_len, src_len]``).
     """
-    del key, train
+    del key, train, state
+    if y_in is None:
+        raise ValueError("seq2seq.apply: teacher forcing needs the decoder inputs y_in "
+                         "(<bos> + target[:-1]); to translate, use greedy_decode or beam_search")
     y_in = _check_ids("apply", "target", y_in, cfg.tgt_vocab_size)
     enc = encode(params, x, cfg)
     if y_in.shape[0] != enc["mask"].shape[0]:

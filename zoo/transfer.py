@@ -49,7 +49,7 @@ from zoo import cnn
 from zoo.data_info import Inputs
 
 __all__ = ["Config", "FREEZE_MODES", "init", "apply", "loss", "split_classes", "replace_head",
-           "param_labels", "freeze_optimizer"]
+           "param_labels", "freeze_optimizer", "INPUTS"]
 
 FREEZE_MODES = ("none", "stop_gradient", "mask")
 

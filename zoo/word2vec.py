@@ -52,7 +52,7 @@ from zoo.data_info import Inputs
 __all__ = ["Config", "init", "init_state", "apply", "loss", "negative_sampling_loss",
            "unigram_counts", "noise_distribution", "keep_probabilities", "subsample",
            "skipgram_pairs", "cbow_examples", "embeddings", "unit_rows", "nearest_neighbours",
-           "analogy", "analogy_accuracy", "neighbour_purity"]
+           "analogy", "analogy_accuracy", "neighbour_purity", "INPUTS"]
 
 MODES = ("skipgram", "cbow")
 
@@ -139,7 +139,7 @@ def _ids(fn, name, a, ndim, vocab_size):
     return a
 
 
-def apply(params, x, cfg: Config, *, mask=None, key=None, train=False):
+def apply(params, x, cfg: Config, *, key=None, train=False, state=None, mask=None):
     """The hidden vector h.
 
     Args:
@@ -147,13 +147,13 @@ def apply(params, x, cfg: Config, *, mask=None, key=None, train=False):
         x: skip-gram ``<int32>[batch]`` centre ids; CBOW ``<int32>[batch, 2 * window]``
             context ids.
         cfg: the model's :class:`Config`.
+        key, train, state: unused; accepted for the zoo's common signature.
         mask: CBOW only, ``<f32>[batch, 2 * window]`` 1 at real context words (default all).
-        key, train: unused.
 
     Returns:
         ``<f32>[batch, dim]``.
     """
-    del key, train
+    del key, train, state
     if cfg.mode == "skipgram":
         return layers.embedding(params["in"], _ids("apply", "centres", x, 1, cfg.vocab_size))
     x = _ids("apply", "contexts", x, 2, cfg.vocab_size)

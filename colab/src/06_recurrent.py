@@ -277,13 +277,13 @@ assert floor <= bpc < 0.6 * unigram_bits
 prime = "ALICE:"
 samples = {}
 for temperature in (0.0, 1.0) if SMOKE else (0.0, 0.5, 1.0):
-    samples[temperature] = char_lm.sample(params_lm, cfg_lm, vocab.encode(prime), 120,
+    samples[temperature] = char_lm.sample(params_lm, vocab.encode(prime), cfg_lm, length=120,
                                           key=jax.random.PRNGKey(1), temperature=temperature)
     text = vocab.decode(np.asarray(samples[temperature]))
     print(f"--- temperature {temperature}:\n{prime}{text}\n")
 
-again = char_lm.sample(params_lm, cfg_lm, vocab.encode(prime), 120, key=jax.random.PRNGKey(1),
-                       temperature=1.0)
+again = char_lm.sample(params_lm, vocab.encode(prime), cfg_lm, length=120,
+                       key=jax.random.PRNGKey(1), temperature=1.0)
 assert np.array_equal(again, samples[1.0])   # reproducible from the key
 logits = char_lm.apply(params_lm, jnp.asarray(vocab.encode(prime))[None], cfg_lm)
 assert int(samples[0.0][0]) == int(jnp.argmax(logits[0, -1]))   # temperature 0 = argmax

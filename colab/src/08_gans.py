@@ -69,16 +69,17 @@ g_opt, d_opt = gan.default_optimizers(cfg_ring, total_steps=steps, lr=3e-3 if SM
 key = jax.random.PRNGKey(0)
 state = gan.init_gan_state(key, cfg_ring, g_opt, d_opt)
 eval_key = jax.random.PRNGKey(123)
-coverage = [gan.mode_coverage(gan.sample(state.params, state.model_state, eval_key, 5_000,
-                                         cfg_ring), centers, std)]
-snapshots = [np.asarray(gan.sample(state.params, state.model_state, eval_key, 1_000, cfg_ring))]
+coverage = [gan.mode_coverage(gan.sample(state.params, 5_000, cfg_ring, key=eval_key,
+                                         state=state.model_state), centers, std)]
+snapshots = [np.asarray(gan.sample(state.params, 1_000, cfg_ring, key=eval_key,
+                                   state=state.model_state))]
 t0 = time.perf_counter()
 for r in range(ROUNDS):
     res = fit_gan(cfg_ring, ds_ring.x_train, key=key, epochs=EPOCHS_PER_ROUND,
                   batch_size=BATCH, g_opt=g_opt, d_opt=d_opt, state=state,
                   epoch_offset=r * EPOCHS_PER_ROUND, progress=False)
     state = res.state
-    s = gan.sample(state.params, state.model_state, eval_key, 5_000, cfg_ring)
+    s = gan.sample(state.params, 5_000, cfg_ring, key=eval_key, state=state.model_state)
     coverage.append(gan.mode_coverage(s, centers, std))
     snapshots.append(np.asarray(s[:1_000]))
     h = res.history[-1]
@@ -117,11 +118,12 @@ EPOCHS_DC = 6 if SMOKE else 150
 g_opt, d_opt = gan.default_optimizers(cfg_dc, total_steps=EPOCHS_DC * (len(x) // 64))
 z_key = jax.random.PRNGKey(7)
 state0 = gan.init_gan_state(jax.random.PRNGKey(1), cfg_dc, g_opt, d_opt)
-before = np.asarray(gan.sample(state0.params, state0.model_state, z_key, 64, cfg_dc))
+before = np.asarray(gan.sample(state0.params, 64, cfg_dc, key=z_key, state=state0.model_state))
 t0 = time.perf_counter()
 res_dc = fit_gan(cfg_dc, x, key=jax.random.PRNGKey(1), epochs=EPOCHS_DC, batch_size=64,
                  g_opt=g_opt, d_opt=d_opt, progress=False)
-after = np.asarray(gan.sample(res_dc.state.params, res_dc.state.model_state, z_key, 64, cfg_dc))
+after = np.asarray(gan.sample(res_dc.state.params, 64, cfg_dc, key=z_key,
+                              state=res_dc.state.model_state))
 print(f"{EPOCHS_DC} epochs in {time.perf_counter() - t0:.0f} s; last epoch: "
       f"d_loss {res_dc.history[-1]['d_loss']:.3f}, g_loss {res_dc.history[-1]['g_loss']:.3f}")
 

@@ -188,24 +188,24 @@ def lstm():
 def test_greedy_and_small_temperature_equal_argmax(lstm):
     params, cfg = lstm
     prime = np.array([1, 2, 3], np.int32)
-    greedy = np.asarray(char_lm.sample(params, cfg, prime, 8, key=jax.random.PRNGKey(0),
+    greedy = np.asarray(char_lm.sample(params, prime, cfg, length=8, key=jax.random.PRNGKey(0),
                                        temperature=0.0))
     seq = list(prime)
     for _ in range(8):
         seq.append(int(np.argmax(_next_logits(params, cfg, seq))))
     np.testing.assert_array_equal(greedy, seq[3:])
-    cold = char_lm.sample(params, cfg, prime, 8, key=jax.random.PRNGKey(7), temperature=1e-4)
+    cold = char_lm.sample(params, prime, cfg, length=8, key=jax.random.PRNGKey(7), temperature=1e-4)
     np.testing.assert_array_equal(np.asarray(cold), greedy)
-    k1 = char_lm.sample(params, cfg, prime, 8, key=jax.random.PRNGKey(7), top_k=1)
+    k1 = char_lm.sample(params, prime, cfg, length=8, key=jax.random.PRNGKey(7), top_k=1)
     np.testing.assert_array_equal(np.asarray(k1), greedy)
 
 
 def test_sampling_reproducible_and_key_dependent(lstm):
     params, cfg = lstm
     prime = np.array([0, 4], np.int32)
-    a = char_lm.sample(params, cfg, prime, 30, key=jax.random.PRNGKey(3), temperature=1.5)
-    b = char_lm.sample(params, cfg, prime, 30, key=jax.random.PRNGKey(3), temperature=1.5)
-    c = char_lm.sample(params, cfg, prime, 30, key=jax.random.PRNGKey(4), temperature=1.5)
+    a = char_lm.sample(params, prime, cfg, length=30, key=jax.random.PRNGKey(3), temperature=1.5)
+    b = char_lm.sample(params, prime, cfg, length=30, key=jax.random.PRNGKey(3), temperature=1.5)
+    c = char_lm.sample(params, prime, cfg, length=30, key=jax.random.PRNGKey(4), temperature=1.5)
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert not np.array_equal(np.asarray(a), np.asarray(c))
 
@@ -214,7 +214,7 @@ def test_top_k_stays_in_top_k_along_the_path(lstm):
     params, cfg = lstm
     prime = np.array([2], np.int32)
     for seed in range(3):
-        out = np.asarray(char_lm.sample(params, cfg, prime, 12, key=jax.random.PRNGKey(seed),
+        out = np.asarray(char_lm.sample(params, prime, cfg, length=12, key=jax.random.PRNGKey(seed),
                                         temperature=3.0, top_k=2))
         seq = [2]
         for tok in out:
@@ -229,7 +229,7 @@ def test_first_step_distribution_is_tempered_softmax(lstm):
     prime = np.tile(np.array([[1, 5]], np.int32), (4000, 1))
     logits = _next_logits(params, cfg, [1, 5]).astype(np.float64)
     for temperature, top_k in [(1.0, None), (2.0, 3)]:
-        ids = np.asarray(char_lm.sample(params, cfg, prime, 1, key=jax.random.PRNGKey(11),
+        ids = np.asarray(char_lm.sample(params, prime, cfg, length=1, key=jax.random.PRNGKey(11),
                                         temperature=temperature, top_k=top_k))[:, 0]
         z = logits / temperature
         if top_k is not None:
@@ -245,13 +245,13 @@ def test_sample_rejects_bad_arguments(lstm):
     params, cfg = lstm
     key = jax.random.PRNGKey(0)
     with pytest.raises(ValueError, match="char_lm.sample: expected prime"):
-        char_lm.sample(params, cfg, np.zeros((0,), np.int32), 3, key=key)
+        char_lm.sample(params, np.zeros((0,), np.int32), cfg, length=3, key=key)
     with pytest.raises(ValueError, match="prime ids must lie"):
-        char_lm.sample(params, cfg, np.array([V]), 3, key=key)
+        char_lm.sample(params, np.array([V]), cfg, length=3, key=key)
     with pytest.raises(ValueError, match="temperature"):
-        char_lm.sample(params, cfg, np.array([1]), 3, key=key, temperature=-1.0)
+        char_lm.sample(params, np.array([1]), cfg, length=3, key=key, temperature=-1.0)
     with pytest.raises(ValueError, match="top_k"):
-        char_lm.sample(params, cfg, np.array([1]), 3, key=key, top_k=V + 1)
+        char_lm.sample(params, np.array([1]), cfg, length=3, key=key, top_k=V + 1)
     with pytest.raises(ValueError, match="char_lm.Config: cell"):
         char_lm.Config(cell="transformer")
 

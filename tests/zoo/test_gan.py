@@ -118,10 +118,10 @@ def test_short_run_on_the_ring_improves_mode_coverage():
     opt = optax.adam(2e-3, b1=0.5)
     key = jax.random.PRNGKey(0)
     before = gan.init_gan_state(key, cfg, opt, opt)
-    samples0 = gan.sample(before.params, before.model_state, key, 5000, cfg)
+    samples0 = gan.sample(before.params, 5000, cfg, key=key, state=before.model_state)
     result = fit_gan(cfg, data.x_train, key=key, epochs=10, batch_size=100, g_opt=opt,
                      d_opt=opt, progress=False)
-    samples1 = gan.sample(result.state.params, result.state.model_state, key, 5000, cfg)
+    samples1 = gan.sample(result.state.params, 5000, cfg, key=key, state=result.state.model_state)
     q0 = gan.mode_coverage(samples0, centers, std)
     q1 = gan.mode_coverage(samples1, centers, std)
     assert q1["modes_covered"] >= q0["modes_covered"] + 2, (q0, q1)

@@ -150,7 +150,7 @@ def sample_text(params, cfg: char_lm.Config, vocab, prime: str, length: int, *, 
     if unknown:
         raise ValueError(f"sample_text: prime characters {unknown} are not in the model's "
                          f"vocabulary ({len(vocab)} characters: {''.join(vocab.tokens)!r})")
-    ids = char_lm.sample(params, cfg, vocab.encode(prime), length, key=key,
+    ids = char_lm.sample(params, vocab.encode(prime), cfg, length=length, key=key,
                          temperature=temperature, top_k=top_k)
     return vocab.decode(jax.device_get(ids))
 

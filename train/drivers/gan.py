@@ -115,7 +115,8 @@ def fit_gan(cfg: gan.Config, x, *, key: jax.Array, epochs: int = 10, batch_size:
             with open(os.path.join(out_dir, "metrics.jsonl"), "a") as f:
                 f.write(json_line(logs))
             if (epoch + 1) % sample_every == 0 or epoch + 1 == epochs:
-                samples = gan.sample(state.params, state.model_state, fixed_z_key, n_grid, cfg)
+                samples = gan.sample(state.params, n_grid, cfg, key=fixed_z_key,
+                                     state=state.model_state)
                 save_samples(np.asarray(samples), os.path.join(out_dir,
                                                               f"samples_epoch{epoch + 1}.png"))
         if on_epoch_end is not None:
@@ -263,8 +264,8 @@ def train(spec, opts) -> dict:
         if not opts.quiet:
             print(" ".join(f"{k}={v:.4g}" for k, v in logs.items()), flush=True)
         if epoch % every == 0 or epoch == opts.epochs:
-            samples = gan.sample(state.params, state.model_state,
-                                 jax.random.fold_in(key, 2**30), 64, cfg)
+            samples = gan.sample(state.params, 64, cfg, key=jax.random.fold_in(key, 2**30),
+                                 state=state.model_state)
             save_samples(np.asarray(samples), os.path.join(opts.out, f"samples_epoch{epoch}.png"),
                          reference=x[:2000] if cfg.kind == "mlp" else None)
         manager.save(int(state.step), state, {"epochs_done": epoch, "history": history})
@@ -299,14 +300,14 @@ def evaluate_gan(state: gan.GANState, cfg: gan.Config, ds, *, key: jax.Array,
     if x_test is not None and x_test.ndim == 4:
         x_test = pad_images(scale_images(x_test, ds.x_train))
     if x_test is not None and tuple(x_test.shape[1:]) == tuple(cfg.data_shape):
-        fake = gan.sample(state.params, state.model_state, key, len(x_test), cfg)
+        fake = gan.sample(state.params, len(x_test), cfg, key=key, state=state.model_state)
         d = state.params["discriminator"], state.model_state["discriminator"]
         real_logits, _ = gan.discriminate(*d, jnp.asarray(x_test), cfg)
         fake_logits, _ = gan.discriminate(*d, fake, cfg)
         out["test_loss"] = float(gan.discriminator_loss(real_logits, fake_logits))
     if "centers" in ds.meta and "std" in ds.meta:
-        samples = gan.sample(state.params, state.model_state, jax.random.fold_in(key, 1), n,
-                             cfg)
+        samples = gan.sample(state.params, n, cfg, key=jax.random.fold_in(key, 1),
+                             state=state.model_state)
         out.update(gan.mode_coverage(samples, ds.meta["centers"], float(ds.meta["std"])))
     return out
 
@@ -326,7 +327,8 @@ def sample(spec, opts) -> None:
     _, cfg, state, ckpt_dir = _restore_trained(spec, opts)
     n = int(opts.extra.get("n", 64))
     seed = int(opts.extra.get("seed", opts.seed))
-    samples = gan.sample(state.params, state.model_state, jax.random.PRNGKey(seed), n, cfg)
+    samples = gan.sample(state.params, n, cfg, key=jax.random.PRNGKey(seed),
+                         state=state.model_state)
     path = opts.extra.get("output") or os.path.join(os.path.dirname(ckpt_dir), "samples.png")
     save_samples(np.asarray(samples), path)
     print(f"wrote {n} samples to {path}")

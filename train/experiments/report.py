@@ -9,15 +9,10 @@ from __future__ import annotations
 import csv
 import os
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from train.plots import figure
-
-if TYPE_CHECKING:
-    from train.experiments.grid import Trial
-    from train.experiments.search import SearchResult
 
 
 def _cell(value):
@@ -32,12 +27,12 @@ def _cell(value):
     return str(value)
 
 
-def table(trials: Sequence[Trial], metrics: Sequence[str] | None = None) -> list[dict]:
+def table(trials: Sequence, metrics: Sequence[str] | None = None) -> list[dict]:
     """Trials as flat rows: config keys, ``seed``, ``round``, ``score``, ``epochs`` run, the
     final value of each metric, and ``params_hash``.
 
     Args:
-        trials: the trials.
+        trials: the trials (``train.experiments.Trial`` records).
         metrics: which metrics' final values to include (default: every key seen in the last
             epoch of any trial, except ``'epoch'``).
     """
@@ -58,7 +53,7 @@ def table(trials: Sequence[Trial], metrics: Sequence[str] | None = None) -> list
     return rows
 
 
-def write_csv(trials: Sequence[Trial], path: str | os.PathLike,
+def write_csv(trials: Sequence, path: str | os.PathLike,
               metrics: Sequence[str] | None = None) -> list[dict]:
     """Write :func:`table` of the trials to a CSV file (directories created); returns the rows.
 
@@ -87,7 +82,7 @@ def _label(config: Mapping, keys: Sequence[str] | None) -> str:
     return ", ".join(parts)
 
 
-def curves(trials: Sequence[Trial], metric: str = "loss", *, label_by=None):
+def curves(trials: Sequence, metric: str = "loss", *, label_by=None):
     """Group trials by configuration and stack their curves of ``metric`` over seeds.
 
     Returns:
@@ -108,7 +103,7 @@ def curves(trials: Sequence[Trial], metric: str = "loss", *, label_by=None):
 
 
 def plot_curves(
-    trials: Sequence[Trial],
+    trials: Sequence,
     path: str | os.PathLike,
     *,
     metric: str = "loss",
@@ -144,16 +139,11 @@ def plot_curves(
     ax.set_ylabel(metric)
     if logy and all(np.all(v > 0) for _, _, v in drawn):
         ax.set_yscale("log")
-    if title:
-        ax.set_title(title)
-    ax.legend(fontsize="small")
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(os.fspath(path)) or ".", exist_ok=True)
-    fig.savefig(path)
+    _finish(fig, ax, path, title)
     return drawn
 
 
-def plot_search(result: SearchResult, path: str | os.PathLike, *, param: str = "lr",
+def plot_search(result, path: str | os.PathLike, *, param: str = "lr",
                 logx: bool = True, title: str | None = None):
     """Score against one hyperparameter, one colour per round (the coarse-to-fine picture).
 
@@ -174,10 +164,15 @@ def plot_search(result: SearchResult, path: str | os.PathLike, *, param: str = "
     ax.set_ylabel("score")
     if logx:
         ax.set_xscale("log")
+    _finish(fig, ax, path, title)
+    return points
+
+
+def _finish(fig, ax, path, title) -> None:
+    """Title, legend, layout, and the file (its directories created)."""
     if title:
         ax.set_title(title)
     ax.legend(fontsize="small")
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.fspath(path)) or ".", exist_ok=True)
     fig.savefig(path)
-    return points

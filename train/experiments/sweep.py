@@ -33,6 +33,25 @@ def _real(v) -> bool:
     return isinstance(v, (float, np.floating)) and not isinstance(v, bool)
 
 
+def _abstract_trial(build, config, train_data, batch_size, where):
+    """``((loss_fn, optimizer), state, batch)`` of one trial of ``config``: its functions,
+    and its initial train state and one batch as ``jax.ShapeDtypeStruct`` s (nothing runs)."""
+    import jax
+    import jax.numpy as jnp
+
+    from train.loop.plan import gather, n_rows, require_data
+    from train.loop.step import init_train_state
+
+    data = require_data(train_data, where, "train_data")
+    init_fn, loss_fn, optimizer, model_state = built(build, config, where)
+    init_key, run_key = seed_keys(0)
+    state = jax.eval_shape(lambda k: init_train_state(init_fn(k), optimizer, key=run_key,
+                                                      model_state=model_state), init_key)
+    rows = min(n_rows(data), batch_size or n_rows(data))
+    batch = jax.eval_shape(lambda d: gather(d, jnp.arange(rows)), data)
+    return (loss_fn, optimizer), state, batch
+
+
 def traceable_keys(build: Callable, config: Mapping, keys: Sequence[str], train_data, *,
                    batch_size: int | None = None) -> list[str]:
     """The ``keys`` of ``config`` that ``build`` accepts as traced 0-d arrays: its step
@@ -42,19 +61,12 @@ def traceable_keys(build: Callable, config: Mapping, keys: Sequence[str], train_
     import jax
     import jax.numpy as jnp
 
-    from train.loop.plan import gather, n_rows, require_data
-    from train.loop.step import init_train_state, make_train_step
+    from train.loop.step import make_train_step
 
     keys = list(keys)
     if not keys:
         return []
-    data = require_data(train_data, "traceable_keys", "train_data")
-    init_fn, loss_fn, optimizer, model_state = built(build, config, "traceable_keys")
-    init_key, run_key = seed_keys(0)
-    state = jax.eval_shape(lambda k: init_train_state(init_fn(k), optimizer, key=run_key,
-                                                      model_state=model_state), init_key)
-    rows = min(n_rows(data), batch_size or n_rows(data))
-    batch = jax.eval_shape(lambda d: gather(d, jnp.arange(rows)), data)
+    _, state, batch = _abstract_trial(build, config, train_data, batch_size, "traceable_keys")
 
     def traces(names) -> bool:
         def step(hp, st, b):
@@ -97,18 +109,11 @@ def trial_bytes(build: Callable, config: Mapping, train_data, *,
     step's temporaries (XLA's memory analysis of one compiled step), and the metric
     accumulator, times 1.5 for safety."""
     import jax
-    import jax.numpy as jnp
 
-    from train.loop.plan import gather, n_rows, require_data
-    from train.loop.step import init_train_state, make_train_step
+    from train.loop.step import make_train_step
 
-    data = require_data(train_data, "trial_bytes", "train_data")
-    init_fn, loss_fn, optimizer, model_state = built(build, config, "trial_bytes")
-    init_key, run_key = seed_keys(0)
-    state = jax.eval_shape(lambda k: init_train_state(init_fn(k), optimizer, key=run_key,
-                                                      model_state=model_state), init_key)
-    rows = min(n_rows(data), batch_size or n_rows(data))
-    batch = jax.eval_shape(lambda d: gather(d, jnp.arange(rows)), data)
+    (loss_fn, optimizer), state, batch = _abstract_trial(build, config, train_data, batch_size,
+                                                         "trial_bytes")
     state_bytes = sum(int(np.prod(x.shape)) * x.dtype.itemsize for x in jax.tree.leaves(state))
     step = make_train_step(loss_fn, optimizer, nan_policy=None)
     try:
