@@ -88,9 +88,11 @@ def traced_keys(configs: Sequence[Mapping]) -> list[str]:
     return keys
 
 
-def _check(where, *, epochs, batch_size, nan_policy, fast_path):
+def _check(where, *, epochs, batch_size, nan_policy, fast_path, norms):
+    from train.loop.runner import NORMS
     from train.loop.settings import check_choice, check_int
 
+    check_choice(where, "norms", norms, NORMS)
     check_int(where, "epochs", epochs, low=0)
     check_int(where, "batch_size", batch_size, low=1, none_ok=True)
     check_choice(where, "nan_policy", nan_policy, (None, "skip"))
@@ -145,6 +147,7 @@ def train_trials(
     shuffle: bool = True,
     drop_last: bool = False,
     nan_policy: str | None = None,
+    norms: str | None = "last",
     vmap: bool = True,
     fast_path: str = "scan",
     groups: int | None = None,
@@ -171,6 +174,7 @@ def train_trials(
         shuffle, drop_last: as in ``fit``.
         nan_policy: ``None`` (a diverging trial turns NaN; others are unaffected) or
             ``'skip'`` (non-finite updates are not applied, counted as ``skipped_steps``).
+        norms: as in ``fit``: ``'last'`` (each epoch's last step), ``'every'`` or ``None``.
         vmap: ``False`` runs each trial alone (bitwise ``fit``'s numbers on CPU).
         fast_path: ``'scan'`` (each epoch one jitted ``lax.scan``) or ``'loop'`` (a jitted
             step called per batch from Python). Same numbers.
@@ -191,7 +195,7 @@ def train_trials(
     from train.loop.step import make_eval_step, make_train_step
 
     _check(where, epochs=epochs, batch_size=batch_size, nan_policy=nan_policy,
-           fast_path=fast_path)
+           fast_path=fast_path, norms=norms)
     configs, seeds = [dict(c) for c in configs], [int(s) for s in seeds]
     if not seeds or len(configs) != len(seeds):
         raise ValueError(f"{where}: expected one config per seed and at least one trial, got "
@@ -209,45 +213,53 @@ def train_trials(
     hparams = {k: jnp.asarray([c[k] for c in configs], jnp.float32) for k in traced}
 
     def step_fns(hp, fns=None):
-        """The trial's (train_step, eval_step) from its own ``(loss_fn, optimizer)`` when
-        ``fns`` is given, else from the traced hyperparameters ``hp`` (0-d arrays inside the
-        vmap; built once when nothing is traced)."""
+        """The trial's (plain step, measured step, eval step), as ``fit``'s runner makes
+        them, from its own ``(loss_fn, optimizer)`` when ``fns`` is given, else from the
+        traced hyperparameters ``hp`` (0-d arrays inside the vmap; built once when nothing
+        is traced)."""
         if fns is None and not traced:
             fns = trials.fns[0]
         if fns is None:
             _, loss_fn, optimizer, _ = built(build, {**static, **hp}, where)
         else:
             loss_fn, optimizer = fns
-        return (make_train_step(loss_fn, optimizer, nan_policy=nan_policy),
+        step = lambda measured: make_train_step(loss_fn, optimizer, nan_policy=nan_policy,
+                                                norms=measured, name_leaf=False)
+        return (step(norms == "every"), step(norms is not None),
                 make_eval_step(eval_loss_fn or loss_fn))
 
     idx0, w0 = trial_plans(n, batch_size, 0, np.stack(trials.data_keys[:1]), shuffle, drop_last)
     probe = gather(data, idx0[0, 0], None if w0 is None else w0[0])
-    names = tuple(jax.eval_shape(step_fns({}, trials.fns[0])[0], trials.states[0], probe)[1])
-    acc0 = metrics.init(names)
+    layout = metrics.Layout.of(jax.eval_shape(step_fns({}, trials.fns[0])[1],
+                                              trials.states[0], probe)[1])
+    acc0 = metrics.init(layout)
+    eval_layout = None
+    if edata is not None:
+        eval_layout = metrics.Layout.of(jax.eval_shape(step_fns({}, trials.fns[0])[2],
+                                                       trials.states[0], edata))
 
     def make_step_one(fns=None):
-        def step_one(hp, state, acc, i, wi):
+        def step_one(hp, state, acc, i, wi, measured=False):
             """One batch (``i <i32>[batch]``) of one trial."""
-            new, m = step_fns(hp, fns)[0](state, gather(data, i, wi))
-            return new, metrics.add(acc, m, state.step)
+            new, m = step_fns(hp, fns)[1 if measured else 0](state, gather(data, i, wi))
+            return new, metrics.add(acc, m, layout)
         return step_one
 
     def make_evaluate_one(fns=None):
         def evaluate_one(hp, state):
-            m = step_fns(hp, fns)[1](state, edata)
-            return metrics.add(metrics.init(m), m)
+            return metrics.add(metrics.init(eval_layout), step_fns(hp, fns)[2](state, edata),
+                               eval_layout)
         return evaluate_one
 
     if vmap:
-        epoch_fn = _vmapped_epoch_fn(make_step_one(), acc0, fast_path, bounds)
+        epoch_fn = _vmapped_epoch_fn(make_step_one(), acc0, fast_path, bounds, norms)
         run_eval = jax.jit(jax.vmap(make_evaluate_one()))
     else:   # each trial alone, through its own (loss_fn, optimizer): fit's very step
         alone: dict = {}   # (id(loss_fn), id(optimizer)) -> jitted (epoch, eval); trials.fns
         for fns in trials.fns:   # holds the objects, so their ids stay theirs
             if (id(fns[0]), id(fns[1])) not in alone:
                 alone[id(fns[0]), id(fns[1])] = (
-                    _alone_epoch_fn(make_step_one(fns), acc0, fast_path),
+                    _alone_epoch_fn(make_step_one(fns), acc0, fast_path, norms),
                     jax.jit(make_evaluate_one(fns)))
 
         def fns_of(i):
@@ -288,16 +300,21 @@ def train_trials(
         epoch_seconds.append(time.perf_counter() - t0)
         steps = (epoch + 1) * int(idx_all.shape[1])
         for i, (acc, ev) in enumerate(per_trial):
-            logs = {"epoch": epoch, "step": steps, **metrics.normalize(acc)}
+            logs = {"epoch": epoch, "step": steps, **metrics.normalize(acc, layout)}
             if ev is not None:
-                logs.update(metrics.normalize(ev, "val_"))
+                logs.update(metrics.normalize(ev, eval_layout, "val_"))
             histories[i].append(logs)
     final = concat(batched) if vmap else stack(states)
     return SeedRuns(seeds=seeds, params=final.params, model_state=final.model_state,
                     histories=histories, epoch_seconds=epoch_seconds, configs=configs)
 
 
-def _alone_epoch_fn(step_one, acc0, fast_path):
+def _measured_at(b: int, n: int, norms) -> bool:
+    """Whether step ``b`` of ``n`` measures the norms (``fit``'s runner's rule)."""
+    return norms == "every" or (norms == "last" and b == n - 1)
+
+
+def _alone_epoch_fn(step_one, acc0, fast_path, norms):
     """``epoch(hp, state, idx, w) -> (state, acc)`` for one trial at a time."""
     import jax
     import jax.numpy as jnp
@@ -305,52 +322,63 @@ def _alone_epoch_fn(step_one, acc0, fast_path):
     if fast_path == "scan":
         def epoch(hp, state, idx, w):
             body = lambda carry, xs: (step_one(hp, *carry, *xs), None)
-            return jax.lax.scan(body, (state, acc0), (idx, w))[0]
+            n = idx.shape[0]
+            if norms != "last":
+                return jax.lax.scan(body, (state, acc0), (idx, w))[0]
+            head = (idx[:n - 1], None if w is None else w[:n - 1])
+            carry = jax.lax.scan(body, (state, acc0), head)[0]
+            return step_one(hp, *carry, idx[n - 1], None if w is None else w[n - 1], True)
         return jax.jit(epoch, donate_argnums=(1,))
     run_step = jax.jit(
-        lambda hp, st, acc, idx, w, b: step_one(hp, st, acc, idx[b], None if w is None else w[b]),
-        donate_argnums=(1, 2))
+        lambda hp, st, acc, idx, w, b, measured: step_one(
+            hp, st, acc, idx[b], None if w is None else w[b], measured),
+        donate_argnums=(1, 2), static_argnums=6)
 
     def epoch(hp, state, idx, w):
         acc = jax.tree.map(jnp.copy, acc0)
-        for b in range(idx.shape[0]):
-            state, acc = run_step(hp, state, acc, idx, w, np.int32(b))
+        n = idx.shape[0]
+        for b in range(n):
+            state, acc = run_step(hp, state, acc, idx, w, np.int32(b), _measured_at(b, n, norms))
         return state, acc
     return epoch
 
 
-def _vmapped_epoch_fn(step_one, acc0, fast_path, bounds):
+def _vmapped_epoch_fn(step_one, acc0, fast_path, bounds, norms):
     """``epoch(hps, states, idx, w) -> (states, accs)``: the trials as ``bounds`` groups
     (tuples), each stacked on a leading trial axis; every loop step advances all groups
     (independent work XLA may run on separate cores)."""
     import jax
     import jax.numpy as jnp
 
-    step_group = jax.vmap(step_one, in_axes=(0, 0, 0, 0, None))
-
-    def step_all(hps, states, accs, idx, w, b):
+    def step_all(hps, states, accs, idx, w, b, measured=False):
         """Step b of every group; idx <i32>[trials, batches, batch], w <[batches, batch]>."""
         wb = None if w is None else w[b]
-        return tuple(zip(*(step_group(hp, st, acc, idx[lo:hi, b], wb)
+        group = jax.vmap(lambda hp, st, acc, i: step_one(hp, st, acc, i, wb, measured))
+        return tuple(zip(*(group(hp, st, acc, idx[lo:hi, b])
                            for hp, st, acc, (lo, hi) in zip(hps, states, accs, bounds,
                                                             strict=True)), strict=True))
 
     def acc_start():
-        return tuple(jax.tree.map(lambda a, k=hi - lo: jnp.zeros((k,), a.dtype), acc0)
+        return tuple(jax.tree.map(lambda a, k=hi - lo: jnp.zeros((k, *a.shape), a.dtype), acc0)
                      for lo, hi in bounds)
 
     if fast_path == "scan":
         def epoch(hps, states, idx, w):
-            def body(carry, b):
-                return step_all(hps, *carry, idx, w, b), None
-            return jax.lax.scan(body, (states, acc_start()), jnp.arange(idx.shape[1]))[0]
+            n = idx.shape[1]
+            body = lambda carry, b: (step_all(hps, *carry, idx, w, b), None)
+            if norms != "last":
+                return jax.lax.scan(body, (states, acc_start()), jnp.arange(n))[0]
+            carry = jax.lax.scan(body, (states, acc_start()), jnp.arange(n - 1))[0]
+            return step_all(hps, *carry, idx, w, n - 1, True)
         return jax.jit(epoch, donate_argnums=(1,))
-    run_step = jax.jit(step_all, donate_argnums=(1, 2))
+    run_step = jax.jit(step_all, donate_argnums=(1, 2), static_argnums=6)
 
     def epoch(hps, states, idx, w):
         accs = acc_start()
-        for b in range(idx.shape[1]):
-            states, accs = run_step(hps, states, accs, idx, w, np.int32(b))
+        n = idx.shape[1]
+        for b in range(n):
+            states, accs = run_step(hps, states, accs, idx, w, np.int32(b),
+                                    _measured_at(b, n, norms))
         return states, accs
     return epoch
 
@@ -370,6 +398,7 @@ def train_seeds_vmapped(
     shuffle: bool = True,
     drop_last: bool = False,
     nan_policy: str | None = None,
+    norms: str | None = "last",
     vmap: bool = True,
     fast_path: str = "scan",
     seed_groups: int | None = None,
@@ -401,6 +430,7 @@ def train_seeds_vmapped(
         shuffle, drop_last: as in ``fit``.
         nan_policy: ``None`` (a diverging seed turns NaN; others are unaffected) or ``'skip'``
             (non-finite updates are not applied, counted as ``skipped_steps``).
+        norms: as in ``fit`` (``'last'``, ``'every'`` or ``None``).
         vmap: ``False`` runs the same jitted epoch one seed after another. On XLA's CPU
             backend prefer it for convolutional nets: vmapping a convolution over seeds
             turns it into a grouped convolution, which ran about 1.1-1.15x slower than the
@@ -430,7 +460,7 @@ def train_seeds_vmapped(
     runs = train_trials(lambda config: parts, [{}] * len(seeds), seeds, train_data,
                         epochs=epochs, batch_size=batch_size, eval_data=eval_data,
                         eval_loss_fn=eval_loss_fn, shuffle=shuffle, drop_last=drop_last,
-                        nan_policy=nan_policy, vmap=vmap, fast_path=fast_path,
+                        nan_policy=nan_policy, norms=norms, vmap=vmap, fast_path=fast_path,
                         groups=seed_groups, traced=(), where="train_seeds_vmapped")
     runs.configs = []
     return runs

@@ -20,8 +20,8 @@ through a run, one module each:
 
 from train.loop.evaluate import evaluate
 from train.loop.fit import FitResult, NonFiniteError, ResumeMismatchError, fit
-from train.loop.metrics import skip_aware_add
 from train.loop.plan import epoch_plan, epoch_rng, steps_per_epoch
+from train.loop.runner import NORMS
 from train.loop.settings import FAST_PATHS
 from train.loop.step import (
     NAN_POLICIES,
@@ -36,8 +36,8 @@ from train.loop.step import (
     sum_squares,
 )
 
-__all__ = ["FAST_PATHS", "NAN_POLICIES", "NORM_KEYS", "FitResult", "NonFiniteError",
+__all__ = ["FAST_PATHS", "NAN_POLICIES", "NORMS", "NORM_KEYS", "FitResult", "NonFiniteError",
            "ResumeMismatchError", "TrainState", "epoch_plan", "epoch_rng", "evaluate",
            "find_learning_rate", "fit", "global_norm", "init_train_state", "make_eval_step",
-           "make_train_step", "nonfinite_leaf_names", "skip_aware_add", "steps_per_epoch",
+           "make_train_step", "nonfinite_leaf_names", "steps_per_epoch",
            "sum_squares"]

@@ -23,9 +23,10 @@ class Evaluator:
         def f(acc, state, data, idx, w, b):
             batch = gather(data, idx[b], None if w is None else w[b])
             m = self.eval_step(state, shd.constrain_batch(batch, mesh))
-            return metrics.add(metrics.init(m) if acc is None else acc, m)
+            layout = metrics.Layout.of(m)
+            return metrics.add(metrics.init(layout) if acc is None else acc, m, layout)
 
-        self.mesh, self.fn = mesh, jax.jit(f)
+        self.mesh, self.fn, self.layout = mesh, jax.jit(f), None
 
     def batch_size(self, n: int, batch_size: int | None) -> int:
         """``batch_size`` (default ``min(n, 1024)``) rounded up to the device count; padding
@@ -47,10 +48,14 @@ class Evaluator:
 
     def __call__(self, state, data, batch_size, prefix=""):
         idx, w = self.plan(n_rows(data), batch_size)
+        if self.layout is None:   # the metrics' names (traced once)
+            self.layout = metrics.Layout.of(jax.eval_shape(
+                self.eval_step, state, gather(data, idx[0], None if w is None else w[0])))
+        layout = self.layout
         acc = None
         for b in range(idx.shape[0]):
             acc = self.fn(acc, state, data, idx, w, np.int32(b))
-        return metrics.normalize(acc, prefix)
+        return metrics.normalize(acc, layout, prefix)
 
 
 def evaluate(loss_fn: Callable, state: TrainState, data, *, batch_size: int | None = None,

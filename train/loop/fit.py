@@ -37,7 +37,7 @@ from train.loop.plan import (
     n_rows,
     stream_batches,
 )
-from train.loop.runner import EXECUTABLES, PathChooser, Runner
+from train.loop.runner import EXECUTABLES, NORMS, PathChooser, Runner
 from train.loop.settings import (
     FAST_PATHS,
     SHUFFLES,
@@ -53,7 +53,6 @@ from train.loop.step import (
     as_raw_key,
     init_train_state,
     make_eval_step,
-    make_train_step,
     nonfinite_leaf_names,
 )
 from train.manifest import json_line
@@ -105,6 +104,7 @@ class _Settings:
     drop_last: bool
     fast_path: str
     nan_policy: str | None
+    norms: str | None
     eval_batch_size: int | None
     early_stopping: Monitor | None
     checkpoints: CheckpointSettings | None
@@ -113,7 +113,7 @@ class _Settings:
     history_path: str | None
 
 
-def _settings(where, *, epochs, batch_size, shuffle, drop_last, fast_path, nan_policy,
+def _settings(where, *, epochs, batch_size, shuffle, drop_last, fast_path, nan_policy, norms,
               eval_batch_size, early_stopping, keep_best, has_eval, callbacks, progress,
               history_path, checkpoint_dir, keep, checkpoint_every, checkpoint_every_epochs,
               resume) -> _Settings:
@@ -121,6 +121,7 @@ def _settings(where, *, epochs, batch_size, shuffle, drop_last, fast_path, nan_p
     check_choice(where, "fast_path", fast_path, FAST_PATHS)
     check_choice(where, "nan_policy", nan_policy, NAN_POLICIES)
     check_choice(where, "shuffle", shuffle, SHUFFLES)
+    check_choice(where, "norms", norms, NORMS)
     check_int(where, "epochs", epochs, low=0)
     check_int(where, "batch_size", batch_size, low=1, none_ok=True)
     check_int(where, "eval_batch_size", eval_batch_size, low=1, none_ok=True)
@@ -144,7 +145,7 @@ def _settings(where, *, epochs, batch_size, shuffle, drop_last, fast_path, nan_p
                                          every_steps=checkpoint_every,
                                          every_epochs=checkpoint_every_epochs, resume=resume)
     return _Settings(epochs=epochs, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
-                     fast_path=fast_path, nan_policy=nan_policy,
+                     fast_path=fast_path, nan_policy=nan_policy, norms=norms,
                      eval_batch_size=eval_batch_size, early_stopping=es,
                      checkpoints=checkpoints, callbacks=tuple(callbacks), progress=progress,
                      history_path=history_path)
@@ -165,9 +166,9 @@ class _Run:
     """The progress of one ``fit`` call: history, early-stopping state, checkpoints, the
     position to start from, and the epoch-by-epoch work."""
 
-    def __init__(self, s: _Settings, *, state, runner: Runner, train_step, evaluator,
-                 eval_loss_fn, data, edata, data_key, run_settings, where: str):
-        self.s, self.state, self.runner, self.train_step = s, state, runner, train_step
+    def __init__(self, s: _Settings, *, state, runner: Runner, evaluator, eval_loss_fn, data,
+                 edata, data_key, run_settings, where: str):
+        self.s, self.state, self.runner = s, state, runner
         self.evaluator, self.eval_loss_fn = evaluator, eval_loss_fn
         self.data, self.edata, self.data_key = data, edata, data_key
         self.run_settings, self.where = run_settings, where
@@ -175,7 +176,7 @@ class _Run:
         self.history: list[dict] = []
         self.es_state = {"best": None, "wait": 0}
         self.start_epoch, self.start_batch, self.resumed_acc = 0, 0, None
-        self.metric_names = None
+        self.layout = None
         self.chooser = PathChooser(s.fast_path)
         self.timings: list[dict] = []
         self.ahead: dict = {}   # epoch -> (idx, w, (idx, w) on the device), drawn a step early
@@ -234,24 +235,20 @@ class _Run:
                 "stopped": stopped, "run": self.run_settings}
         self.manager.save(int(jax.device_get(self.state.step)), self.state, meta)
 
-    def checkpoint_mid_epoch(self, acc, epoch, next_batch) -> None:
-        acc_host = jax.device_get(acc)
-        self.check_finite(acc_host, epoch)
-        self.save(epoch, next_batch, acc_host)
-
-    # --- metrics
+    # --- metrics and the NaN check
 
     def start_acc(self):
-        acc = metrics.zeros_maker(tuple(self.metric_names))()
+        acc = self.zeros()
         if self.resumed_acc is not None:   # resuming mid-epoch: the epoch's partial sums
             acc = metrics.from_json(acc, self.resumed_acc)
             self.resumed_acc = None
         return acc
 
     def learn_metrics(self, batch) -> None:
-        """Before the first step: the step's metric names, and a check that the monitored
-        metrics are ones the logs will hold."""
-        self.metric_names = tuple(jax.eval_shape(self.train_step, self.state, batch)[1])
+        """Before the first step: the step's metrics (their accumulator's layout), and a check
+        that the monitored metrics are ones the logs will hold."""
+        self.layout = self.runner.prepare(self.state, batch)
+        self.zeros = jax.jit(lambda: metrics.init(self.layout))
         monitored = [m for m in (self.s.early_stopping,
                                  self.s.checkpoints and self.s.checkpoints.best) if m]
         if not monitored:
@@ -261,22 +258,35 @@ class _Run:
             probe = self.evaluator.first_batch(self.edata, self.s.eval_batch_size)
             eval_names = jax.eval_shape(make_eval_step(self.eval_loss_fn), self.state,
                                         probe).keys()
-        known = metrics.log_keys(self.metric_names, eval_names)
+        known = metrics.log_keys(self.layout, eval_names)
         for what, m in (("early_stopping", self.s.early_stopping),
                         ("keep_best", self.s.checkpoints and self.s.checkpoints.best)):
             if m and m.metric not in known:
                 raise ValueError(f"{self.where}: {what} monitors {m.metric!r}, which is not "
                                  f"in the epoch logs (they hold {sorted(known)})")
 
-    def check_finite(self, acc_host, epoch) -> None:
-        bad_step = int(acc_host["bad_step"])
-        if self.s.nan_policy == "stop" and bad_step >= 0:
-            leaf = self.leaf_names[int(acc_host["bad_leaf"])]
-            raise NonFiniteError(
-                f"fit: non-finite value at step {bad_step} (epoch {epoch}): the first "
-                f"non-finite leaf is {leaf}; training stopped and the returned state is the "
-                f"last finite one (nan_policy='stop'; use 'skip' to skip such updates)",
-                step=bad_step, leaf=leaf, state=self.state)
+    def check_chunk(self, ok, start, batches: Callable, epoch) -> None:
+        """Under ``nan_policy='stop'``: a chunk whose end state or loss sums are not finite is
+        replayed from ``start`` to find its first non-finite step; raise ``NonFiniteError``
+        there, with the last finite state. (A replay that stays finite from a finite end
+        state was an overflow of the loss sums alone: training goes on.)"""
+        if not self.runner.checks_chunks or bool(jax.device_get(ok)):
+            return
+        found = self.runner.replay(start, batches())
+        if found is None:
+            if all_finite(self.state):
+                return
+            step, leaf, last = int(jax.device_get(start.step)), None, start
+        else:
+            step, leaf, last = found
+        self.state = last
+        name = (self.leaf_names[leaf] if leaf is not None else
+                "unknown (the data could not be replayed)")
+        raise NonFiniteError(
+            f"fit: non-finite value at step {step} (epoch {epoch}): the first non-finite "
+            f"leaf is {name}; training stopped and the returned state is the last finite "
+            f"one (nan_policy='stop'; use 'skip' to skip such updates)",
+            step=step, leaf=name, state=last)
 
     # --- epochs
 
@@ -286,11 +296,12 @@ class _Run:
                           shuffle=s.shuffle, drop_last=s.drop_last)
 
     def device_epoch(self, epoch) -> tuple[Any, list]:
-        """One epoch over device data, in chunks between mid-epoch checkpoints."""
+        """One epoch over device data, in chunks between mid-epoch checkpoints; each chunk
+        is checked (:meth:`check_chunk`) before anything uses its state."""
         first, self.start_batch = self.start_batch, 0
         idx, w, on_device = (self.ahead.pop(epoch) if epoch in self.ahead
                              else self.plan(epoch) + (None,))
-        if self.metric_names is None:
+        if self.layout is None:
             self.learn_metrics(gather(self.data, idx[0], None if w is None else w[0]))
         acc = self.start_acc()
         nb = idx.shape[0]
@@ -307,12 +318,12 @@ class _Run:
                 w_d = None if w is None else jax.device_put(w[lo:hi])
             path = self.chooser.next_path(nb)
             decided = self.chooser.decided
-            self.state, acc = self.runner.run_chunk(path, self.state, acc, self.data, i_d, w_d,
-                                                    self.chooser)
+            start = self.state
+            self.state, acc, ok = self.runner.run_chunk(path, self.state, acc, self.data, i_d,
+                                                        w_d, self.chooser, epoch_end=hi == nb)
             if not decided and self.chooser.report is not None:
                 self.timings.append(self.chooser.report)
             paths.append(path)
-            lo = hi
             if hi == nb and epoch + 1 < self.s.epochs:
                 # the device runs this epoch asynchronously: draw the next plan and send it
                 # meanwhile
@@ -320,42 +331,62 @@ class _Run:
                 self.ahead[epoch + 1] = nxt + ((jax.device_put(nxt[0]),
                                                 None if nxt[1] is None
                                                 else jax.device_put(nxt[1])),)
-            if hi < nb and self.manager is not None:
-                self.checkpoint_mid_epoch(acc, epoch, hi)
+            chunk = (lo, hi)
+            self.check_chunk(ok, start, lambda c=chunk: (
+                gather(self.data, idx[b], None if w is None else w[b]) for b in range(*c)),
+                epoch)
+            if hi < nb and self.manager is not None:   # a mid-epoch checkpoint
+                self.save(epoch, hi, jax.device_get(acc))
+            lo = hi
         return acc, paths
 
     def stream_epoch(self, train_data, epoch) -> tuple[Any, list]:
-        """One epoch over streamed batches (a jitted step per batch)."""
+        """One epoch over streamed batches (a jitted step per batch, every step's norms);
+        under ``'stop'`` the stream is checked at each checkpoint and at its end, and replayed
+        from the chunk's start (the stream drawn again) to name the first non-finite step."""
         first, self.start_batch = self.start_batch, 0
         every = self.s.checkpoints and self.s.checkpoints.every_steps
-        acc = None
+        measured = self.s.norms is not None
+        acc, start, start_b = None, self.state, first
+
+        def redraw(b0, b1):
+            for b, batch in enumerate(stream_batches(train_data, epoch)):
+                if b >= b1:
+                    return
+                if b >= b0:
+                    yield shd.shard_batch(dict(batch), self.runner.mesh)
+
+        b = first - 1
         for b, batch in enumerate(stream_batches(train_data, epoch)):
             if b < first:
                 continue   # resuming mid-epoch: these batches were used already
             if b > first and self.manager is not None and every and b % every == 0:
-                self.checkpoint_mid_epoch(acc, epoch, b)
+                self.check_chunk(self.runner.check(self.state, acc), start,
+                                 lambda b0=start_b, b1=b: redraw(b0, b1), epoch)
+                self.save(epoch, b, jax.device_get(acc))
+                start, start_b = self.state, b
             if not isinstance(batch, Mapping):
                 raise TypeError(f"{self.where}: streamed train_data must yield batches as "
                                 f"dicts of arrays, got {type(batch).__name__} in epoch "
                                 f"{epoch}")
             batch = shd.shard_batch(dict(batch), self.runner.mesh)
             if acc is None:
-                if self.metric_names is None:
+                if self.layout is None:
                     self.learn_metrics(batch)
                 acc = self.start_acc()
-            self.state, acc = self.runner.stream_step(self.state, acc, batch)
+            self.state, acc = self.runner.stream_step(self.state, acc, batch, measured)
         if acc is None:
             raise ValueError(f"{self.where}: train_data yielded no batch in epoch {epoch}")
+        self.check_chunk(self.runner.check(self.state, acc), start,
+                         lambda: redraw(start_b, b + 1), epoch)
         return acc, ["loop"]
 
     def end_epoch(self, epoch, acc, paths, seconds_since) -> bool:
-        """The epoch's NaN check, logs, evaluation, history, early stopping, callbacks and
-        checkpoint; returns whether to stop."""
+        """The epoch's logs, evaluation, history, early stopping, callbacks and checkpoint;
+        returns whether to stop."""
         s = self.s
-        acc_host = jax.device_get(acc)
-        self.check_finite(acc_host, epoch)
         logs = {"epoch": epoch, "step": int(jax.device_get(self.state.step))}
-        logs.update(metrics.normalize(acc_host))
+        logs.update(metrics.normalize(jax.device_get(acc), self.layout))
         seconds = time.perf_counter() - seconds_since
         if self.edata is not None:
             logs.update(self.evaluator(self.state, self.edata, s.eval_batch_size, "val_"))
@@ -377,7 +408,7 @@ class _Run:
             else:
                 self.es_state = {"best": self.es_state["best"], "wait": self.es_state["wait"] + 1}
                 stop = self.es_state["wait"] >= es.patience
-        if s.callbacks:   # a copy: the next epoch donates (frees) the state's buffers
+        if s.callbacks:   # a copy: the next epoch may donate (free) the state's buffers
             stop = _call_callbacks(s.callbacks, "on_epoch_end", epoch,
                                    jax.tree.map(jnp.copy, self.state), logs) or stop
         if self.manager is not None and s.checkpoints.at_epoch_end(epoch, s.epochs, stop):
@@ -406,7 +437,7 @@ def _write_manifests(run: _Run, *, loss_fn, optimizer, key, fast_path, early_sto
 
     config = {"loss_fn": loss_fn, "optimizer": optimizer, "epochs": s.epochs,
               "batch_size": s.batch_size, "shuffle": s.shuffle, "drop_last": s.drop_last,
-              "fast_path": fast_path, "nan_policy": s.nan_policy,
+              "fast_path": fast_path, "nan_policy": s.nan_policy, "norms": s.norms,
               "early_stopping": early_stopping, "keep_best": keep_best,
               "checkpoint_every": checkpoint_every,
               "checkpoint_every_epochs": checkpoint_every_epochs, "data": run.run_settings}
@@ -421,7 +452,8 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
         key, epochs: int = 1, batch_size: int | None = None, model_state=None,
         eval_data=None, eval_loss_fn: Callable | None = None,
         eval_batch_size: int | None = None, drop_last: bool = False, shuffle: bool = True,
-        fast_path: str = "auto", nan_policy: str | None = "stop", early_stopping=None,
+        fast_path: str = "auto", nan_policy: str | None = "stop", norms: str | None = "last",
+        early_stopping=None,
         callbacks: Iterable = (), progress: bool = True, history_path: str | None = None,
         checkpoint_dir: str | None = None, keep: int = 3, keep_best=None,
         checkpoint_every: int | None = None, checkpoint_every_epochs: int = 1,
@@ -460,9 +492,17 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
             first execution carries one-time costs), and the faster path is kept. Both give
             bitwise the same numbers on CPU, so the choice does not change results.
         nan_policy: ``'stop'`` (raise ``NonFiniteError`` naming the step and the first
-            non-finite leaf; the state keeps the last finite values), ``'skip'`` (non-finite
-            updates are not applied and counted as ``skipped_steps``; their loss and norms stay
-            out of the epoch's means) or ``None`` (unchecked).
+            non-finite leaf of the loss, gradients, parameters, optimizer state or model
+            state; the state keeps the last finite values), ``'skip'`` (non-finite updates
+            are not applied and counted as ``skipped_steps``; their loss and norms stay out
+            of the epoch's means) or ``None`` (unchecked). ``'stop'`` costs nothing per step:
+            each epoch (or chunk between mid-epoch checkpoints) is checked at its end and, if
+            it failed, replayed step by step to find the first bad step
+            (``train.loop.runner``); ``'skip'`` guards every step.
+        norms: ``'last'`` (the global norms ``grad_norm``, ``param_norm`` and
+            ``update_norm`` of each epoch's last step; the history's ``norm_steps`` says on
+            how many steps they were measured), ``'every'`` (every step, the epoch mean; a
+            few reductions more per step) or ``None`` (no norms).
         early_stopping: ``(metric, patience)`` or ``(metric, patience, 'min'|'max')``: stop
             once ``metric`` (e.g. ``'val_loss'``) has not improved on its best for
             ``patience`` consecutive epochs (Keras' rule; the best state is the best
@@ -512,7 +552,7 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
     # 1. settings
     s = _settings(where, epochs=epochs, batch_size=batch_size, shuffle=shuffle,
                   drop_last=drop_last, fast_path=fast_path, nan_policy=nan_policy,
-                  eval_batch_size=eval_batch_size, early_stopping=early_stopping,
+                  norms=norms, eval_batch_size=eval_batch_size, early_stopping=early_stopping,
                   keep_best=keep_best, has_eval=eval_data is not None, callbacks=callbacks,
                   progress=progress, history_path=history_path, checkpoint_dir=checkpoint_dir,
                   keep=keep, checkpoint_every=checkpoint_every,
@@ -541,16 +581,15 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
     data_key = np.asarray(data_key)   # read on the host every epoch (epoch_rng)
     state = shd.replicate(init_train_state(params, optimizer, key=step_key,
                                            model_state=model_state), mesh)
-    train_step, runner = EXECUTABLES.get(
-        "train", lambda: (lambda st: (st, Runner(st, mesh, nan_policy)))(
-            make_train_step(loss_fn, optimizer, nan_policy=nan_policy)),
-        (loss_fn, optimizer), (nan_policy, mesh))
+    runner = EXECUTABLES.get(
+        "train", lambda: Runner(loss_fn, optimizer, mesh, nan_policy, norms),
+        (loss_fn, optimizer), (nan_policy, mesh, norms))
     eval_loss_fn = eval_loss_fn or loss_fn
     evaluator = None
     if edata is not None:
         evaluator = EXECUTABLES.get("eval", lambda: Evaluator(eval_loss_fn, mesh),
                                     (eval_loss_fn,), (mesh,))
-    run = _Run(s, state=state, runner=runner, train_step=train_step, evaluator=evaluator,
+    run = _Run(s, state=state, runner=runner, evaluator=evaluator,
                eval_loss_fn=eval_loss_fn, data=data, edata=edata, data_key=data_key,
                run_settings=data_settings(n, batch_size, shuffle, drop_last, data_key),
                where=where)

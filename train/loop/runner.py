@@ -18,6 +18,23 @@ im2col + dot) makes the scanned CNN faster than the loop; see
 ``benchmarks/bench_conv_in_scan.py``. :class:`PathChooser` measures instead of assuming.
 Streaming data always uses the loop.
 
+**What a step costs beyond the bare step.** On a small model every extra kernel in the scanned
+step is a visible share of it (on an H200 the MNIST-1D MLP's bare Adam step takes about 42 us;
+the step with per-step norms, a per-step NaN guard, a ``lax.cond`` and a dozen scalar
+accumulators took 106 us). So a step here adds one fused kernel: its metrics become one row
+added to one accumulator vector (:mod:`train.loop.metrics`). The rest is paid per chunk of
+steps, not per step:
+
+- ``nan_policy='stop'`` (the default) checks the chunk's final state and loss sums once, at
+  its end (a NaN or Inf in the parameters or optimizer state persists, and a non-finite loss
+  shows in the sums); only when that fails does :meth:`Runner.replay` rerun the chunk step by
+  step from its start (kept: the chunk does not donate its input then) with the fully guarded
+  step, to find the first non-finite step and leaf and the last finite state. ``'skip'``
+  guards every step, as it must to skip one.
+- ``norms='last'`` (the default) measures the global norms on the epoch's last step only (the
+  history says ``norm_steps``); ``'every'`` measures every step (the epoch mean), ``None``
+  never.
+
 Compiled functions are reused across ``fit`` calls that pass the same ``loss_fn`` and optimizer
 objects (:class:`ExecutableCache`), so repeated runs over seeds, or a resume, do not recompile.
 """
@@ -27,100 +44,163 @@ from __future__ import annotations
 import collections
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from train import sharding as shd
 from train.loop import metrics
 from train.loop.plan import gather
+from train.loop.step import finite_flag, make_train_step
+
+NORMS = ("last", "every", None)
 
 
 class Runner:
-    """Jitted step, scanned-chunk and streamed-step functions for one ``train_step``, mesh
-    and NaN policy. Each takes and returns ``(state, acc)`` (the metric accumulator of
-    :mod:`train.loop.metrics`) and donates both.
+    """Jitted chunk, step and streamed-step functions for one loss, optimizer, mesh, NaN
+    policy and norms mode. Each takes and returns ``(state, acc)``, the metric accumulator of
+    :mod:`train.loop.metrics` (``acc`` is always donated; the state only when no replay may
+    need it: ``nan_policy`` other than ``'stop'``).
 
     Args:
-        train_step: ``train_step(state, batch) -> (state, metrics)`` (``make_train_step``).
+        loss_fn, optimizer: as for ``make_train_step``.
         mesh: ``None`` or the data-parallel mesh (``train.sharding``).
-        policy: the step's NaN policy; under ``'stop'`` everything after the first
-            non-finite step is frozen, so the state returned is the last finite one.
+        policy: the NaN policy (see the module doc).
+        norms: ``'last'``, ``'every'`` or ``None`` (see the module doc).
     """
 
-    def __init__(self, train_step: Callable, mesh, policy):
-        self.mesh, self.policy = mesh, policy
+    def __init__(self, loss_fn: Callable, optimizer, mesh, policy, norms):
+        self.mesh, self.policy, self.norms = mesh, policy, norms
+        guard = "skip" if policy == "skip" else None
+        self.plain = make_train_step(loss_fn, optimizer, nan_policy=guard,
+                                     norms=norms == "every", name_leaf=False)
+        self.measured = (make_train_step(loss_fn, optimizer, nan_policy=guard, norms=True,
+                                         name_leaf=False) if norms else self.plain)
+        self.reference = make_train_step(loss_fn, optimizer, nan_policy="stop", norms=False)
+        self.layout = None
         self.compiled_scan = {}   # argument signature -> AOT-compiled scanned chunk
 
-        def body(state, acc, batch):
-            batch = shd.constrain_batch(batch, mesh)
-            new, m = train_step(state, batch)
-            acc = metrics.add(acc, m, state.step)
-            if policy == "stop":   # freeze everything after the first non-finite step
-                stopped = acc["bad_step"] >= 0
-                new = jax.tree.map(lambda a, b: jnp.where(stopped, a, b), state, new)
-            return new, acc
+    @property
+    def checks_chunks(self) -> bool:
+        """Whether chunks are checked at their end (and replayed when they fail)."""
+        return self.policy == "stop"
 
-        def step_at(state, acc, data, idx, w, b):
-            return body(state, acc, gather(data, idx[b], None if w is None else w[b]))
+    def prepare(self, state, batch) -> metrics.Layout:
+        """Learn the metrics' layout from one batch and build the jitted functions (once)."""
+        if self.layout is not None:
+            return self.layout
+        names = jax.eval_shape(self.measured, state, batch)[1]
+        self.layout = metrics.Layout.of(names)
+        mesh, layout = self.mesh, self.layout
 
-        def scan_epoch(state, acc, data, idx, w):
-            def f(carry, xs):
+        def one(step, state, acc, batch):
+            new, m = step(state, shd.constrain_batch(batch, mesh))
+            return new, metrics.add(acc, m, layout)
+
+        def check(state, acc):
+            if not self.checks_chunks:
+                return np.True_
+            return finite_flag((state.params, state.opt_state, state.model_state)) & \
+                metrics.finite(acc, layout)
+
+        def scan_chunk(state, acc, data, idx, w, epoch_end=True):
+            def body(carry, xs):
                 i, wi = xs
-                return body(*carry, gather(data, i, wi)), None
-            return jax.lax.scan(f, (state, acc), (idx, w))[0]
+                return one(self.plain, *carry, gather(data, i, wi)), None
 
-        self.step_at = jax.jit(step_at, donate_argnums=(0, 1))
-        self.scan_epoch = jax.jit(scan_epoch, donate_argnums=(0, 1))
-        self.stream_step = jax.jit(body, donate_argnums=(0, 1))
+            n = idx.shape[0]
+            if self.norms == "last" and epoch_end:
+                head = (idx[:n - 1], None if w is None else w[:n - 1])
+                state, acc = jax.lax.scan(body, (state, acc), head)[0]
+                state, acc = one(self.measured, state, acc,
+                                 gather(data, idx[n - 1], None if w is None else w[n - 1]))
+            else:
+                state, acc = jax.lax.scan(body, (state, acc), (idx, w))[0]
+            return state, acc, check(state, acc)
 
-    def loop(self, state, acc, data, idx, w, *, timed=False):
+        def step_at(state, acc, data, idx, w, b, measured):
+            step = self.measured if measured else self.plain
+            return one(step, state, acc, gather(data, idx[b], None if w is None else w[b]))
+
+        donate = (1,) if self.checks_chunks else (0, 1)
+        self.scan_chunk = jax.jit(scan_chunk, donate_argnums=donate, static_argnums=5)
+        self.step_at = jax.jit(step_at, donate_argnums=donate, static_argnums=6)
+        self.stream_step = jax.jit(lambda st, acc, b, measured: one(
+            self.measured if measured else self.plain, st, acc, b), donate_argnums=donate,
+            static_argnums=3)
+        self.check = jax.jit(check)
+        self.reference_step = jax.jit(lambda st, b: self.reference(
+            st, shd.constrain_batch(b, mesh)))
+        return layout
+
+    def loop(self, state, acc, data, idx, w, *, timed=False, epoch_end=True):
         """Per-step loop over device data; with ``timed`` also seconds/step after step 0."""
         t = None
-        for b in range(idx.shape[0]):
-            state, acc = self.step_at(state, acc, data, idx, w, np.int32(b))
+        n = idx.shape[0]
+        for b in range(n):
+            measured = self.norms == "every" or (self.norms == "last" and epoch_end
+                                                 and b == n - 1)
+            state, acc = self.step_at(state, acc, data, idx, w, np.int32(b), measured)
             if timed and b == 0:
                 jax.block_until_ready(acc)
                 t = time.perf_counter()
         per = None
-        if timed and idx.shape[0] > 1:
+        if timed and n > 1:
             jax.block_until_ready(acc)
-            per = (time.perf_counter() - t) / (idx.shape[0] - 1)
-        return state, acc, per
+            per = (time.perf_counter() - t) / (n - 1)
+        return state, acc, self.check(state, acc), per
 
     @staticmethod
     def _signature(*args):
         leaves, treedef = jax.tree.flatten(args)
         return treedef, tuple((np.shape(x), str(x.dtype)) for x in leaves)
 
-    def compile_scan(self, state, acc, data, idx, w):
+    def compile_scan(self, state, acc, data, idx, w, epoch_end=True):
         """Compile the scan over ``idx.shape[0]`` batches ahead of time (so the choice can time
         its execution alone); one executable per argument signature."""
-        sig = self._signature(state, acc, data, idx, w)
+        sig = (self._signature(state, acc, data, idx, w), epoch_end)
         if sig not in self.compiled_scan:
-            self.compiled_scan[sig] = self.scan_epoch.lower(state, acc, data, idx, w).compile()
+            self.compiled_scan[sig] = self.scan_chunk.lower(state, acc, data, idx, w,
+                                                            epoch_end).compile()
         return self.compiled_scan[sig]
 
-    def run_chunk(self, path: str, state, acc, data, idx, w, chooser: PathChooser):
+    def run_chunk(self, path: str, state, acc, data, idx, w, chooser: PathChooser, *,
+                  epoch_end: bool = True):
         """Run the batches ``idx`` (``<i32>[batches, batch]``, on the device) by ``path``,
-        timing them for ``chooser`` while it is still undecided."""
+        timing them for ``chooser`` while it is still undecided; ``epoch_end``: the chunk
+        ends its epoch (where ``norms='last'`` measures). Returns ``(state, acc, finite)``,
+        ``finite`` a device ``<bool>[]`` (always true unless chunks are checked)."""
         if path == "loop":
-            state, acc, per = self.loop(state, acc, data, idx, w, timed=not chooser.decided)
+            state, acc, ok, per = self.loop(state, acc, data, idx, w,
+                                            timed=not chooser.decided, epoch_end=epoch_end)
             if per is not None:
                 chooser.record("loop", per)
-            return state, acc
+            return state, acc, ok
         if chooser.decided:
-            return self.scan_epoch(state, acc, data, idx, w)
+            return self.scan_chunk(state, acc, data, idx, w, epoch_end)
         # compiled first, to time the execution alone; afterwards jit's own dispatch reuses
         # that executable
-        scan = self.compile_scan(state, acc, data, idx, w)
+        scan = self.compile_scan(state, acc, data, idx, w, epoch_end)
         t = time.perf_counter()
-        state, acc = scan(state, acc, data, idx, w)
+        state, acc, ok = scan(state, acc, data, idx, w)
         jax.block_until_ready(acc)
         chooser.record("scan", (time.perf_counter() - t) / idx.shape[0])
-        return state, acc
+        return state, acc, ok
+
+    def replay(self, state, batches: Iterable):
+        """Rerun ``batches`` one by one from ``state`` with the fully guarded step.
+
+        Returns:
+            ``(step, leaf index, last finite state)`` of the first non-finite step (leaf
+            indices as ``nonfinite_leaf_names``), or None when every step stays finite.
+        """
+        for batch in batches:
+            new, m = self.reference_step(state, batch)
+            if float(m["nonfinite"]) > 0:
+                return int(state.step), int(m["nonfinite_leaf"]), state
+            state = new
+        return None
 
 
 class PathChooser:
@@ -170,7 +250,7 @@ class ExecutableCache:
     every ``fit`` call would recompile; repeated runs (seeds, resumes, sweeps that share an
     optimizer object) hit this cache instead. ``objects`` (functions, optimizers) compare by
     identity and are held by the cache, so an id cannot be reused while its entry lives;
-    ``values`` (policy, mesh) compare by equality.
+    ``values`` (policy, mesh, norms) compare by equality.
     """
 
     def __init__(self, size: int = 8):

@@ -100,13 +100,15 @@ def nonfinite_leaf_names(state: TrainState) -> list[str]:
     """Names of the leaves the NaN guard checks, in the order of ``metrics['nonfinite_leaf']``.
 
     Args:
-        state: a ``TrainState`` (only the structure of params and model state is used).
+        state: a ``TrainState`` (only the structure of its trees is used).
 
     Returns:
-        ``['loss', 'grads[...]', ..., 'params[...]', ..., 'model_state[...]', ...]``.
+        ``['loss', 'grads[...]', ..., 'params[...]', ..., 'opt_state[...]', ...,
+        'model_state[...]', ...]``.
     """
     return (["loss"] + _inexact_paths(state.params, "grads")
             + _inexact_paths(state.params, "params")
+            + _inexact_paths(state.opt_state, "opt_state")
             + _inexact_paths(state.model_state, "model_state"))
 
 
@@ -141,12 +143,18 @@ def global_norm(tree) -> jax.Array:
     return jnp.sqrt(sum_squares(tree))
 
 
-def all_finite(tree) -> bool:
-    """Whether every inexact leaf of ``tree`` is finite (one device-to-host transfer)."""
+def finite_flag(tree) -> jax.Array:
+    """``<bool>[]``: every inexact leaf of ``tree`` is finite (traceable; one reduction per
+    leaf, for checks once per epoch rather than per step)."""
     leaves = inexact_leaves(tree)
     if not leaves:
-        return True
-    return bool(jax.device_get(jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))))
+        return jnp.ones((), bool)
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+
+
+def all_finite(tree) -> bool:
+    """Whether every inexact leaf of ``tree`` is finite (one device-to-host transfer)."""
+    return bool(jax.device_get(finite_flag(tree)))
 
 
 def weight_sum(batch) -> jax.Array:
@@ -200,27 +208,36 @@ def _as_metrics(loss, metrics, batch) -> dict:
 
 
 def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation, *,
-                    nan_policy: str | None = "stop") -> Callable:
+                    nan_policy: str | None = "stop", norms: bool = True,
+                    name_leaf: bool = True) -> Callable:
     """Make the pure, undecorated ``train_step(state, batch) -> (state, metrics)``.
 
     The step's key is ``fold_in(state.key, state.step)``. Metrics (all scalars):
 
     - ``loss`` and the model's own metrics (weighted means over the batch),
     - ``count``: the batch's weight sum (number of real rows), so callers can form sums,
-    - ``grad_norm``, ``param_norm`` (after the update), ``update_norm``: global L2 norms,
-    - ``learning_rate`` when the optimizer state exposes one (``optax.inject_hyperparams``),
-    - with a NaN policy: ``nonfinite`` (1.0 if this step was not applied) and
-      ``nonfinite_leaf`` (``<i32>``, index into ``nonfinite_leaf_names(state)``, -1 if finite).
+    - with ``norms``: ``grad_norm``, ``param_norm`` (after the update), ``update_norm``,
+      global L2 norms,
+    - ``learning_rate`` when the optimizer state exposes one (``optax.inject_hyperparams``,
+      ``functional.optim``),
+    - with a NaN policy: ``nonfinite`` (1.0 if this step was not applied) and, with
+      ``name_leaf``, ``nonfinite_leaf`` (``<i32>``, index into
+      ``nonfinite_leaf_names(state)``, -1 if finite).
 
-    NaN guard (inside the step, no host sync): if the loss, any gradient, any updated parameter
-    or any model-state leaf is NaN/Inf, the step keeps the old params, optimizer and model
-    state and only advances ``step`` (policy ``'skip'``; ``fit`` stops at the epoch's end for
-    ``'stop'``). ``nan_policy=None`` applies every update unchecked.
+    NaN guard (inside the step, no host sync): if the loss, any gradient, any updated
+    parameter, any leaf of the new optimizer state or of the model state is NaN/Inf, the step
+    keeps the old params, optimizer and model state and only advances ``step``.
+    ``nan_policy=None`` applies every update unchecked (``fit`` then checks whole epochs
+    instead; see ``train.loop.runner``).
 
     Args:
         loss_fn: ``loss_fn(params, model_state, batch, key) -> (loss, (model_state, metrics))``.
         optimizer: any optax-compatible ``GradientTransformation``.
-        nan_policy: ``'stop'``, ``'skip'`` or ``None``.
+        nan_policy: ``'stop'`` or ``'skip'`` (both guard the step as above; ``fit`` raises
+            at the first guarded step under ``'stop'``), or ``None``.
+        norms: report the three global norms.
+        name_leaf: report ``nonfinite_leaf`` (a ``lax.cond`` that searches the leaves only
+            on a bad step).
 
     Returns:
         ``train_step(state, batch) -> (TrainState, dict[str, scalar])``.
@@ -239,32 +256,35 @@ def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation, 
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         out = _as_metrics(loss, metrics, batch)
-        grad_sq, param_sq = sum_squares(grads), sum_squares(params)
-        out["grad_norm"] = jnp.sqrt(grad_sq)
-        out["param_norm"] = jnp.sqrt(param_sq)
-        out["update_norm"] = global_norm(updates)
         lr = find_learning_rate(state.opt_state, opt_state)
         if lr is not None:
             out["learning_rate"] = lr
         new = TrainState(params, opt_state, model_state, state.step + 1, state.key)
+        if not norms and nan_policy is None:
+            return new, out
+        grad_sq, param_sq = sum_squares(grads), sum_squares(params)
+        if norms:
+            out["grad_norm"] = jnp.sqrt(grad_sq)
+            out["param_norm"] = jnp.sqrt(param_sq)
+            out["update_norm"] = global_norm(updates)
         if nan_policy is None:
             return new, out
         # One NaN test per tree (the sums of squares are NaN iff an element is NaN/Inf); the
         # per-leaf search that names the culprit runs only on a bad step.
-        ok = ~(jnp.isnan(grad_sq) | jnp.isnan(param_sq) | jnp.isnan(sum_squares(model_state))
-               | ~jnp.isfinite(loss))
-
-        def first_bad_leaf():
-            flags = [jnp.isfinite(loss)]
-            flags += [jnp.all(jnp.isfinite(x)) for x in inexact_leaves((grads, params,
-                                                                        model_state))]
-            return jnp.argmin(jnp.stack(flags)).astype(jnp.int32)
-
+        ok = ~(jnp.isnan(grad_sq) | jnp.isnan(param_sq) | jnp.isnan(sum_squares(opt_state))
+               | jnp.isnan(sum_squares(model_state)) | ~jnp.isfinite(loss))
         keep = lambda a, b: jax.tree.map(lambda x, y: jnp.where(ok, x, y), a, b)
         new = TrainState(keep(params, state.params), keep(opt_state, state.opt_state),
                          keep(model_state, state.model_state), state.step + 1, state.key)
         out["nonfinite"] = 1.0 - ok.astype(jnp.float32)
-        out["nonfinite_leaf"] = jax.lax.cond(ok, lambda: jnp.int32(-1), first_bad_leaf)
+        if name_leaf:
+            def first_bad_leaf():
+                flags = [jnp.isfinite(loss)]
+                flags += [jnp.all(jnp.isfinite(x)) for x in inexact_leaves(
+                    (grads, params, opt_state, model_state))]
+                return jnp.argmin(jnp.stack(flags)).astype(jnp.int32)
+
+            out["nonfinite_leaf"] = jax.lax.cond(ok, lambda: jnp.int32(-1), first_bad_leaf)
         return new, out
 
     return train_step
