@@ -245,7 +245,7 @@ plt.legend()
 plt.title("feature scaling")
 plt.show()
 assert fs["raw"][0] > 1e4 * fs["standardized"][0]
-assert fs["standardized"][1][-1] < 1e-5
+assert fs["standardized"][1][-1] < 1e-3   # 0 in float32; ~5e-5 with bfloat16 matmuls (TPU)
 assert fs["raw"][1][-1] > 1e3 * max(fs["standardized"][1][-1], 1e-7)
 
 # %% [markdown]
