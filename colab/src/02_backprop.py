@@ -179,7 +179,7 @@ print(f"float32 on {jax.default_backend()}, default precision: E_total = {float(
 np.testing.assert_allclose(float(e32), E_TOTAL, rtol=1e-2)
 np.testing.assert_allclose(g32["fc2"]["w"], grad_w[1], rtol=2e-2, atol=1e-5)
 with jax.default_matmul_precision("highest"):
-    e32, g32 = jax.value_and_grad(loss)(params32, x_batch, t_batch)
+    e32, g32 = jax.jit(jax.value_and_grad(loss))(params32, x_batch, t_batch)
 print(f"float32 on {jax.default_backend()}, 'highest': E_total = {float(e32):.7f}, "
       f"dE/dw5 = {float(g32['fc2']['w'][0, 0]):.7f}")
 np.testing.assert_allclose(float(e32), E_TOTAL, rtol=1e-5)
@@ -238,8 +238,8 @@ def regression_loss(ws, x, target):
 
 
 with float64_on_cpu():
-    jgw_bike = jax.grad(regression_loss)([jnp.asarray(w) for w in ex321["weights"]],
-                                         jnp.asarray(x_bike), jnp.asarray(t_bike))
+    jgw_bike = jax.jit(jax.grad(regression_loss))([jnp.asarray(w) for w in ex321["weights"]],
+                                                  jnp.asarray(x_bike), jnp.asarray(t_bike))
     jgw_bike = [np.asarray(g) for g in jgw_bike]
 for g_hand, g_jax in zip(gw_bike, jgw_bike, strict=True):
     np.testing.assert_allclose(g_hand, g_jax, rtol=1e-12, atol=1e-15)
