@@ -259,12 +259,12 @@ assert noise[4][0] > 3 * noise[16][0] > 9 * noise[64][0]
 
 # %% [markdown]
 # **Equal epochs vs equal steps.** Same learning rate (0.1) for every batch size. Given the
-# same number of *epochs* (examples seen), the small batch has taken `n / b` times more steps
+# same number of *epochs* (examples seen), the small batch (8) has taken 16 times more steps
 # and is far ahead; given the same number of *steps*, the large batch has seen more examples
 # and its less noisy steps settle closer to the optimum. We measure generalization exactly: for
 # standard-normal inputs the expected loss on new examples is
-# `1/2 (0.5^2 + |w - w_true|^2 + b^2)`, so its excess over the noise's `1/2 0.5^2` is
-# `1/2 (|w - w_true|^2 + b^2)` (no test-set sampling error). Wall time per epoch
+# `1/2 (0.5^2 + |w - w_true|^2 + bias^2)`, so its excess over the noise's `1/2 0.5^2` is
+# `1/2 (|w - w_true|^2 + bias^2)` (no test-set sampling error). Wall time per epoch
 # is printed, not asserted: it depends on the machine and its load, and this model is so small
 # that fixed per-call costs dominate. On parallel hardware a step on 128 examples costs far less
 # than 16 steps on 8 (the notes' "faster per epoch"), which is why large batches are used at all.
