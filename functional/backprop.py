@@ -9,17 +9,26 @@ entering unit j, seed 004 section 6.0) and ``b[l]`` either ``<f64>[n_out]`` or a
 shared by every unit of the layer (seed 003's b1, b2). The error is
 ``E = 1/2 sum (target - a[L])^2`` summed over outputs and examples (seed 003 section 3).
 
+Output unit. ``output='sigmoid'`` (default) squashes the last layer too, as in the worked
+examples; ``output='linear'`` leaves it as ``a[L] = a[L-1] @ W[L] + b[L]`` (the identity
+``f(x) = x``), the regression network of the course's first project (seed 001, "Your First
+Neural Network": sigmoid hidden units predicting bike-sharing counts, a real number, with the
+same half squared error).
+
 Backward (the chain rule of seed 003 section 3 and seed 004 section 7):
 
 * output error term ``delta[L] = (a[L] - target) * a[L] * (1 - a[L])``
-  (dE/dout * dout/dnet);
+  (dE/dout * dout/dnet) for a sigmoid output, ``delta[L] = a[L] - target`` for a linear one
+  (its slope is 1);
 * hidden error term ``delta[l] = (delta[l+1] @ W[l+1].T) * a[l] * (1 - a[l])``
   (the output errors sent back through the weights, times the sigmoid slope);
 * ``dE/dW[l] = a[l-1].T @ delta[l]``, ``dE/db[l] = sum of delta[l]`` over examples (and over
   the units too for a shared scalar bias).
 
 Seed 004 section 7.1 writes the same with ``error = target - output`` and adds
-``learnrate * error_term * x``, i.e. its ``delta_w`` is ``-learnrate * dE/dW``.
+``learnrate * error_term * x``, i.e. its ``delta_w`` is ``-learnrate * dE/dW``. The
+bike-sharing project's training step averages over the ``n`` records of a batch:
+``W -= learnrate * dE/dW / n`` with the summed gradients returned here.
 
 The worked examples are available as data: ``worked_example_222()`` (seed 003: Matt Mazur's
 2-2-2 network) and ``worked_example_321()`` (seed 004 section 7.1).
@@ -30,6 +39,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
+    "OUTPUTS",
     "sigmoid",
     "forward",
     "backward",
@@ -39,6 +49,9 @@ __all__ = [
     "worked_example_321",
     "named_weights_222",
 ]
+
+
+OUTPUTS = ("sigmoid", "linear")
 
 
 def sigmoid(x):
@@ -53,6 +66,11 @@ def sigmoid(x):
     x = np.asarray(x, dtype=np.float64)
     e = np.exp(-np.abs(x))  # never overflows
     return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def _check_output(fn, output):
+    if not isinstance(output, str) or output not in OUTPUTS:
+        raise ValueError(f"backprop.{fn}: output must be one of {OUTPUTS}, got {output!r}")
 
 
 def _check(weights, biases, x):
@@ -76,7 +94,7 @@ def _check(weights, biases, x):
     return x
 
 
-def forward(weights, biases, x):
+def forward(weights, biases, x, *, output="sigmoid"):
     """Forward pass; returns every layer's activations.
 
     Args:
@@ -84,17 +102,21 @@ def forward(weights, biases, x):
       biases: list of L biases, each ``<f64>[n_out]`` or a scalar shared by the layer; or
         ``None`` for a network without biases (seed 004 section 7.1).
       x: ``<f64>[n_in]`` one example or ``<f64>[batch, n_in]``.
+      output: ``'sigmoid'`` (every layer squashed, the worked examples) or ``'linear'`` (the
+        last layer's weighted sum is the output: regression, the bike-sharing project).
 
     Returns:
-      ``[x, a1, ..., aL]``: the input and each layer's sigmoid outputs.
+      ``[x, a1, ..., aL]``: the input, each hidden layer's sigmoid outputs and the output.
     """
+    _check_output("forward", output)
     x = _check(weights, biases, x)
     acts = [x]
     for l, w in enumerate(weights):
         net = acts[-1] @ np.asarray(w, dtype=np.float64)
         if biases is not None:
             net = net + np.asarray(biases[l], dtype=np.float64)
-        acts.append(sigmoid(net))
+        last = l == len(weights) - 1
+        acts.append(net if last and output == "linear" else sigmoid(net))
     return acts
 
 
@@ -115,7 +137,7 @@ def half_sse(output, target):
     return float(0.5 * np.sum((target - output) ** 2))
 
 
-def backward(weights, biases, activations, target):
+def backward(weights, biases, activations, target, *, output="sigmoid"):
     """Backward pass for E = 1/2 sum (target - output)^2 through sigmoid layers.
 
     Args:
@@ -123,12 +145,15 @@ def backward(weights, biases, activations, target):
       biases: the list given to ``forward`` (only its shapes matter), or ``None``.
       activations: what ``forward`` returned.
       target: array shaped like the output ``activations[-1]``.
+      output: the ``output`` given to ``forward``: ``'sigmoid'`` (output error term
+        ``(out - target) * out * (1 - out)``) or ``'linear'`` (``out - target``).
 
     Returns:
       ``(grad_weights, grad_biases, deltas)``: lists of dE/dW[l] (shaped like W[l]),
       dE/db[l] (shaped like b[l], ``None`` entries when ``biases`` is None) and the error
       terms delta[l] = dE/dnet[l] (shaped like a[l]).
     """
+    _check_output("backward", output)
     out = activations[-1]
     target = np.asarray(target, dtype=np.float64)
     if target.shape != out.shape:
@@ -138,7 +163,7 @@ def backward(weights, biases, activations, target):
         )
     n_layers = len(weights)
     deltas = [None] * n_layers
-    deltas[-1] = (out - target) * out * (1.0 - out)
+    deltas[-1] = (out - target) * (out * (1.0 - out) if output == "sigmoid" else 1.0)
     for l in range(n_layers - 2, -1, -1):
         a = activations[l + 1]
         deltas[l] = (deltas[l + 1] @ np.asarray(weights[l + 1], dtype=np.float64).T) * a * (1 - a)

@@ -5,8 +5,9 @@
 # (Matt Mazur's 2-2-2 sigmoid network, "A Step by Step Backpropagation Example"). Here we
 # reproduce every number three ways: the notes' formulas in NumPy
 # (`functional.backprop`, no autodiff), `jax.grad` through `functional.layers`, and finite
-# differences. Then we look at gradient checking itself: why two-sided differences beat
-# one-sided ones, and how the check catches a wrong backward pass.
+# differences, and do the same for the regression network of the course's first project
+# (a linear output unit). Then we look at gradient checking itself: why two-sided differences
+# beat one-sided ones, and how the check catches a wrong backward pass.
 
 # %%
 from contextlib import contextmanager
@@ -168,10 +169,18 @@ def loss(params, x, target):
 
 x_batch, t_batch = ex["x"][None], ex["target"][None]  # <f32>[1, 2]: a batch of one
 
-# float32 on the default device (TPU, GPU or CPU)
-e32, g32 = jax.value_and_grad(loss)(to_params(ex["weights"], ex["biases"], jnp.float32),
-                                    x_batch, t_batch)
-print(f"float32 on {jax.default_backend()}: E_total = {float(e32):.7f}, "
+# float32 on the default device (TPU, GPU or CPU). At the default matmul precision a TPU
+# multiplies in one bfloat16 pass and a GPU in TF32 (about 3 significant digits); under
+# 'highest' every backend keeps float32's ~7 digits.
+params32 = to_params(ex["weights"], ex["biases"], jnp.float32)
+e32, g32 = jax.value_and_grad(loss)(params32, x_batch, t_batch)
+print(f"float32 on {jax.default_backend()}, default precision: E_total = {float(e32):.7f}, "
+      f"dE/dw5 = {float(g32['fc2']['w'][0, 0]):.7f}")
+np.testing.assert_allclose(float(e32), E_TOTAL, rtol=1e-2)
+np.testing.assert_allclose(g32["fc2"]["w"], grad_w[1], rtol=2e-2, atol=1e-5)
+with jax.default_matmul_precision("highest"):
+    e32, g32 = jax.jit(jax.value_and_grad(loss))(params32, x_batch, t_batch)
+print(f"float32 on {jax.default_backend()}, 'highest': E_total = {float(e32):.7f}, "
       f"dE/dw5 = {float(g32['fc2']['w'][0, 0]):.7f}")
 np.testing.assert_allclose(float(e32), E_TOTAL, rtol=1e-5)
 np.testing.assert_allclose(g32["fc2"]["w"], grad_w[1], rtol=1e-4, atol=1e-7)
@@ -206,6 +215,37 @@ np.testing.assert_allclose(delta_w_h_o, [0.00804047, 0.00555918], atol=5e-9)
 np.testing.assert_allclose(delta_w_i_h, [[1.77005547e-04, -5.11178506e-04],
                                          [3.54011093e-05, -1.02235701e-04],
                                          [-7.08022187e-05, 2.04471402e-04]], rtol=1e-8)
+
+# %% [markdown]
+# The course's first project (seed 001, "Your First Neural Network") predicts bike-sharing
+# counts, a real number, so its output unit is linear, `f(x) = x`, on top of sigmoid hidden
+# units, with the same error `E = 1/2 (target - output)^2`. Only the output error term changes:
+# the output's slope is 1, so `delta_out = output - target` without the `out (1 - out)` factor
+# (`backprop.forward/backward(..., output='linear')`). The 3-2-1 weights again, with a target
+# of 2.5 that no sigmoid could reach, against `jax.grad` in float64:
+
+# %%
+x_bike, t_bike = ex321["x"], np.array([2.5])
+a_bike = backprop.forward(ex321["weights"], None, x_bike, output="linear")
+gw_bike, _, d_bike = backprop.backward(ex321["weights"], None, a_bike, t_bike, output="linear")
+print(f"linear output {a_bike[-1][0]:.6f}, output error term {d_bike[-1][0]:.6f}")
+np.testing.assert_allclose(d_bike[-1], a_bike[-1] - t_bike, rtol=0, atol=0)
+
+
+def regression_loss(ws, x, target):
+    h = sigmoid(x @ ws[0])
+    return half_sse((h @ ws[1])[None], target[None], reduction="sum")
+
+
+with float64_on_cpu():
+    jgw_bike = jax.jit(jax.grad(regression_loss))([jnp.asarray(w) for w in ex321["weights"]],
+                                                  jnp.asarray(x_bike), jnp.asarray(t_bike))
+    jgw_bike = [np.asarray(g) for g in jgw_bike]
+for g_hand, g_jax in zip(gw_bike, jgw_bike, strict=True):
+    np.testing.assert_allclose(g_hand, g_jax, rtol=1e-12, atol=1e-15)
+# the sigmoid output's error term would be wrong here
+gw_sigmoid, _, _ = backprop.backward(ex321["weights"], None, a_bike, t_bike, output="sigmoid")
+assert not np.allclose(gw_sigmoid[1], jgw_bike[1], rtol=1e-3)
 
 # %% [markdown]
 # ## 4. Gradient checking: one-sided vs two-sided differences

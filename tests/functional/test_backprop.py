@@ -197,3 +197,109 @@ def test_jax_grad_through_functional_layers_dense_matches_hand_backprop():
     # A per-unit bias gets each unit's error term; the notes' shared bias gets their sum.
     assert g["fc2"]["b"].sum() == pytest.approx(float(gb[1]), abs=1e-12)
     assert g["fc1"]["b"].sum() == pytest.approx(float(gb[0]), abs=1e-12)
+
+
+# --- Regression: sigmoid hidden layers, LINEAR output (seed 001, project 1: bike sharing) ---
+
+def _jax_regression_loss(weights, biases, x, target):
+    """Sigmoid hidden layers, identity output, E = 1/2 sum (target - out)^2 (jax, float64)."""
+    a = x
+    for w, b in zip(weights[:-1], biases[:-1], strict=True):
+        a = activations.sigmoid(jnp.dot(a, w) + b)
+    out = jnp.dot(a, weights[-1]) + biases[-1]
+    return losses.half_sse(out, target, reduction="sum")
+
+
+def _regression_net(sizes, batch, seed):
+    rng = np.random.default_rng(seed)
+    ws = [rng.normal(0, n_in ** -0.5, size=(n_in, n_out))
+          for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True)]
+    bs = [rng.normal(size=n_out) for n_out in sizes[1:]]
+    x = rng.normal(size=(batch, sizes[0]))
+    t = rng.normal(size=(batch, sizes[-1])) * 3.0   # real-valued targets outside [0, 1]
+    return ws, bs, x, t
+
+
+def _check_against_jax(ws, bs, x, t, grad_w, grad_b, *, atol=1e-12):
+    """The checker: hand gradients vs jax.grad of the same loss in float64."""
+    with jax.enable_x64(True):
+        args = [[jnp.asarray(a, jnp.float64) for a in group] for group in (ws, bs)]
+        jgw, jgb = jax.grad(_jax_regression_loss, argnums=(0, 1))(
+            *args, jnp.asarray(x, jnp.float64), jnp.asarray(t, jnp.float64))
+        assert jgw[0].dtype == jnp.float64
+    for g_hand, g_jax in zip(list(grad_w) + list(grad_b), list(jgw) + list(jgb), strict=True):
+        np.testing.assert_allclose(g_hand, np.asarray(g_jax), rtol=1e-10, atol=atol)
+
+
+@pytest.mark.parametrize("sizes,batch", [((6, 4, 1), 16), ((3, 5, 4, 2), 7), ((2, 1), 3)])
+def test_linear_output_backward_matches_jax_grad_float64(sizes, batch):
+    ws, bs, x, t = _regression_net(sizes, batch, seed=len(sizes) + batch)
+    acts = backprop.forward(ws, bs, x, output="linear")
+    # the output is the last layer's weighted sum itself: not squashed into (0, 1)
+    np.testing.assert_allclose(acts[-1], acts[-2] @ ws[-1] + bs[-1], rtol=1e-15, atol=1e-15)
+    with jax.enable_x64(True):
+        e = _jax_regression_loss([jnp.asarray(w) for w in ws], [jnp.asarray(b) for b in bs],
+                                 jnp.asarray(x), jnp.asarray(t))
+    assert backprop.half_sse(acts[-1], t) == pytest.approx(float(e), rel=1e-13)
+    gw, gb, deltas = backprop.backward(ws, bs, acts, t, output="linear")
+    np.testing.assert_allclose(deltas[-1], acts[-1] - t, rtol=0, atol=0)   # slope 1
+    _check_against_jax(ws, bs, x, t, gw, gb)
+
+
+def test_linear_output_backward_matches_central_differences():
+    ws, bs, x, t = _regression_net((4, 3, 2), 5, seed=11)
+    gw, gb, _ = backprop.backward(ws, bs, backprop.forward(ws, bs, x, output="linear"), t,
+                                  output="linear")
+    eps = 1e-6
+
+    def energy(ws_, bs_):
+        return backprop.half_sse(backprop.forward(ws_, bs_, x, output="linear")[-1], t)
+
+    for layer, (i, j) in [(0, (1, 2)), (1, (2, 0)), (1, (0, 1))]:
+        plus, minus = [w.copy() for w in ws], [w.copy() for w in ws]
+        plus[layer][i, j] += eps
+        minus[layer][i, j] -= eps
+        num = (energy(plus, bs) - energy(minus, bs)) / (2 * eps)
+        assert gw[layer][i, j] == pytest.approx(num, rel=1e-7, abs=1e-9)
+    plus, minus = [b.copy() for b in bs], [b.copy() for b in bs]
+    plus[1][1] += eps
+    minus[1][1] -= eps
+    assert gb[1][1] == pytest.approx((energy(ws, plus) - energy(ws, minus)) / (2 * eps),
+                                     rel=1e-7, abs=1e-9)
+
+
+def test_the_checker_fails_on_a_wrong_gradient():
+    ws, bs, x, t = _regression_net((6, 4, 1), 16, seed=3)
+    acts = backprop.forward(ws, bs, x, output="linear")
+    gw, gb, _ = backprop.backward(ws, bs, acts, t, output="linear")
+    _check_against_jax(ws, bs, x, t, gw, gb)                 # the right gradient passes
+    # the classic slip: the sigmoid output's error term on a linear output unit
+    wrong_w, wrong_b, _ = backprop.backward(ws, bs, acts, t, output="sigmoid")
+    with pytest.raises(AssertionError):
+        _check_against_jax(ws, bs, x, t, wrong_w, wrong_b)
+    # one entry off by one part in a million is caught too
+    nudged = [g.copy() for g in gw]
+    nudged[0][2, 1] *= 1 + 1e-6
+    with pytest.raises(AssertionError):
+        _check_against_jax(ws, bs, x, t, nudged, gb)
+    # and a missing bias gradient term (forgetting to sum over the batch)
+    with pytest.raises(AssertionError):
+        _check_against_jax(ws, bs, x, t, gw, [gb[0], gb[1] / len(x)])
+
+
+def test_sigmoid_output_is_the_default_and_unchanged():
+    ex = backprop.worked_example_222()
+    default = backprop.forward(ex["weights"], ex["biases"], ex["x"])
+    explicit = backprop.forward(ex["weights"], ex["biases"], ex["x"], output="sigmoid")
+    for a, b in zip(default, explicit, strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(default[2], OUT_O, atol=1e-8)
+
+
+def test_output_kind_is_validated():
+    ex = backprop.worked_example_222()
+    with pytest.raises(ValueError, match=r"backprop.forward: output must be one of"):
+        backprop.forward(ex["weights"], ex["biases"], ex["x"], output="relu")
+    acts = backprop.forward(ex["weights"], ex["biases"], ex["x"])
+    with pytest.raises(ValueError, match=r"backprop.backward: output must be one of"):
+        backprop.backward(ex["weights"], ex["biases"], acts, ex["target"], output="identity")
