@@ -292,11 +292,11 @@ def ceiling(flax_rate, x, y, reps):
     return flops, max(batched, batched2)
 
 
-def fit_rate(init, apply, x, y, epochs, fast_path):
+def fit_rate(init, apply, x, y, epochs, fast_path, **options):
     """Steps/s of ``fit`` (best epoch after the first two), and its path choice."""
     res = loop.fit(make_loss(apply), init(jax.random.PRNGKey(0)), optax.adam(LR),
                    {"x": x, "y": y}, key=0, epochs=epochs + 2, batch_size=BATCH,
-                   fast_path=fast_path, progress=False)   # fit's defaults: NaN guard on
+                   fast_path=fast_path, progress=False, **options)   # defaults: NaN guard on
     epochs_t = [t for t in res.timings if "epoch" in t]
     chosen = [t["chosen"] for t in res.timings if "chosen" in t]
     seconds = min(t["seconds"] for t in epochs_t[2:])
@@ -317,6 +317,7 @@ def main(argv=None):
     ap.add_argument("--epochs", type=int, default=15, help="timed epochs (40 steps each)")
     ap.add_argument("--quick", action="store_true", help="3 timed epochs (smoke test)")
     ap.add_argument("--seeds-only", action="store_true", help="only the seeds table")
+    ap.add_argument("--no-seeds", action="store_true", help="skip the seeds table")
     args = ap.parse_args(argv)
     epochs = 3 if args.quick else args.epochs
     x, y = make_data()
@@ -330,23 +331,34 @@ def main(argv=None):
     for name, init, apply in () if args.seeds_only else models:
         n_params = sum(a.size for a in jax.tree.leaves(init(jax.random.PRNGKey(0))))
         base = flax_loop(fl[name.lower()], x, y, epochs)
-        rows.append((name, n_params, "flax loop (per-step, NumPy batches)", base, "", 1.0))
-        for path in ("loop", "scan", "auto"):
-            rate, chosen, _ = fit_rate(init, apply, x, y, epochs, path)
+        bare = bare_scan_rate(init, apply, x, y, epochs)
+        rows.append((name, n_params, "flax loop (per-step, NumPy batches)", base, "", base,
+                     bare))
+        variants = [("loop", {}), ("scan", {}), ("auto", {}),
+                    ("scan", {"norms": "every"}), ("scan", {"nan_policy": "skip"}),
+                    ("scan", {"nan_policy": None, "norms": None})]
+        for path, options in variants:
+            rate, chosen, _ = fit_rate(init, apply, x, y, epochs, path, **options)
             note = f"auto chose {chosen}" if path == "auto" else ""
-            rows.append((name, n_params, f"fit fast_path={path}", rate, note, rate / base))
-        rate = bare_scan_rate(init, apply, x, y, epochs)
-        rows.append((name, n_params, "bare lax.scan (no metrics, no guard)", rate, "",
-                     rate / base))
+            label = f"fit fast_path={path}" + "".join(f", {k}={v!r}" for k, v in options.items())
+            rows.append((name, n_params, label, rate, note, base, bare))
+        rows.append((name, n_params, "bare lax.scan (no metrics, no guard)", bare, "", base,
+                     bare))
     print()
-    print(f"{'model':8} {'params':>7}  {'variant':38} {'steps/s':>9} {'vs flax':>8}  note")
-    for name, n_params, variant, rate, note, ratio in rows:
-        print(f"{name:8} {n_params:7d}  {variant:38} {rate:9.0f} {ratio:7.2f}x  {note}")
+    print("fit's defaults: nan_policy='stop' (each epoch checked at its end, replayed on "
+          "failure), norms='last'")
+    print(f"{'model':8} {'params':>7}  {'variant':50} {'steps/s':>9} {'vs flax':>8} "
+          f"{'vs bare':>8}  note")
+    for name, n_params, variant, rate, note, base, bare in rows:
+        print(f"{name:8} {n_params:7d}  {variant:50} {rate:9.0f} {rate / base:7.2f}x "
+              f"{rate / bare:7.2f}x  {note}")
 
     bound = None
     if rows:
         bound = ceiling(rows[0][3], x, y, reps=20 if args.quick else 100)
 
+    if args.no_seeds:
+        return
     print()
     groups = experiments.group_bounds(8, None, True, "bench")
     print("seeds trained together (train_seeds_vmapped), milliseconds per epoch of 40 steps; "

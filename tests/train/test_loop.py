@@ -5,6 +5,7 @@ bitwise, NaN guard, early stopping, callbacks, history, and reproducibility acro
 import functools
 import hashlib
 import json
+import math
 import os
 import subprocess
 import sys
@@ -323,6 +324,106 @@ def test_nan_guard_stop_names_loss_at_planted_step():
                  shuffle=False, fast_path="scan", progress=False)
     assert int(err.value.state.step) == 3   # frozen after the 3 finite steps
     assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(err.value.state))
+
+
+def steep_loss(params, model_state, batch, key):
+    """A finite loss whose finite gradients (1e20) make Adam's second moment g^2 overflow to
+    inf, while Adam's update m / sqrt(v) stays finite (0): only the optimizer state breaks."""
+    loss, aux = linear_loss(params, model_state, batch, key)
+    return loss + 1e20 * params["a"], aux
+
+
+@pytest.mark.parametrize("fast_path", ["scan", "loop"])
+def test_nan_guard_covers_the_optimizer_state(fast_path):
+    data, params = linear_data()
+    params = {**params, "a": jnp.float32(1.0)}
+    with pytest.raises(loop.NonFiniteError, match=r"step 0 .*opt_state\[0\]\.nu\['a'\]") as err:
+        loop.fit(steep_loss, params, optax.adam(1e-3), data, key=0, epochs=2, batch_size=10,
+                 fast_path=fast_path, progress=False)
+    assert err.value.leaf == "opt_state[0].nu['a']"
+    assert leaves_equal(err.value.state.params, params) and int(err.value.state.step) == 0
+    res = loop.fit(steep_loss, params, optax.adam(1e-3), data, key=0, epochs=1, batch_size=10,
+                   nan_policy="skip", fast_path=fast_path, progress=False)
+    assert res.history[0]["skipped_steps"] == 2 and leaves_equal(res.state.params, params)
+
+
+def test_stop_returns_the_state_before_the_bad_step_bitwise():
+    """The end-of-epoch check and its replay give the very state a step-by-step run reaches
+    just before the first non-finite step (CPU: bitwise)."""
+    data, params = linear_data(n=40)
+    data["x"] = data["x"].copy()
+    data["x"][29] = np.nan          # batch 7 of 10 (batches of 4, no shuffle): step 7 of epoch 0
+    for fast_path in ("scan", "loop"):
+        with pytest.raises(loop.NonFiniteError, match=r"step 7 \(epoch 0\)") as err:
+            loop.fit(linear_loss, params, optax.adam(0.05), data, key=0, epochs=3,
+                     batch_size=4, shuffle=False, fast_path=fast_path, progress=False)
+        step = jax.jit(loop.make_train_step(linear_loss, optax.adam(0.05), nan_policy=None))
+        state = loop.init_train_state(params, optax.adam(0.05), key=jax.random.split(
+            jax.random.PRNGKey(0))[0])
+        for b in range(7):
+            state, _ = step(state, {k: v[4 * b:4 * b + 4] for k, v in data.items()})
+        assert leaves_equal(err.value.state, state), fast_path
+
+
+def test_stop_lets_an_overflowing_loss_sum_go_on():
+    """A loss sum that overflows float32 while every step is finite fails the cheap
+    end-of-epoch check; the replay finds no bad step, and training goes on."""
+    data, params = linear_data(n=40)
+
+    def huge(params, model_state, batch, key):
+        loss, aux = linear_loss(params, model_state, batch, key)
+        return loss + 3e37, aux     # x 4 rows x 10 batches: inf in float32
+
+    res = loop.fit(huge, params, optax.sgd(0.01), data, key=0, epochs=2, batch_size=4,
+                   fast_path="scan", progress=False)
+    assert [h["step"] for h in res.history] == [10, 20]
+    assert math.isinf(res.history[0]["loss"])
+
+
+def test_streamed_stop_is_replayed_from_the_stream():
+    data, params = linear_data(n=40)
+    data["x"] = data["x"].copy()
+    data["x"][17] = np.inf          # batch 4 of the stream
+    batches = lambda epoch: ({k: v[4 * b:4 * b + 4] for k, v in data.items()}
+                             for b in range(10))
+    with pytest.raises(loop.NonFiniteError, match=r"step 4 .*leaf is loss") as err:
+        loop.fit(linear_loss, params, optax.sgd(0.05), batches, key=0, epochs=2,
+                 progress=False)
+    assert int(err.value.state.step) == 4
+    # a one-shot generator cannot be replayed: the error still comes, the step unknown
+    with pytest.raises(loop.NonFiniteError, match=r"could not be replayed"):
+        loop.fit(linear_loss, params, optax.sgd(0.05), batches(0), key=0, epochs=1,
+                 progress=False)
+
+
+def test_norms_every_last_and_none():
+    data, params = linear_data(n=40)
+    opt = optax.sgd(0.05)
+    common = dict(key=0, epochs=2, batch_size=8, shuffle=False, progress=False)
+    every = loop.fit(linear_loss, params, opt, data, norms="every", **common)
+    last = loop.fit(linear_loss, params, opt, data, norms="last", **common)
+    none = loop.fit(linear_loss, params, opt, data, norms=None, **common)
+    # the same training whatever is measured
+    assert leaves_equal(every.state.params, last.state.params)
+    assert leaves_equal(none.state.params, last.state.params)
+    # reference: the pure step's norms, step by step
+    step = jax.jit(loop.make_train_step(linear_loss, opt, nan_policy=None))
+    state = loop.init_train_state(params, opt, key=jax.random.split(jax.random.PRNGKey(0))[0])
+    per_epoch = []
+    for _ in range(2):
+        norms = []
+        for b in range(5):
+            state, m = step(state, {k: v[8 * b:8 * b + 8] for k, v in data.items()})
+            norms.append([float(m[k]) for k in loop.NORM_KEYS])
+        per_epoch.append(np.asarray(norms))
+    for e in range(2):
+        for i, k in enumerate(loop.NORM_KEYS):
+            assert every.history[e][k] == pytest.approx(per_epoch[e][:, i].mean(), rel=1e-6)
+            assert last.history[e][k] == pytest.approx(per_epoch[e][-1, i], rel=1e-6)
+        assert last.history[e]["norm_steps"] == 1 and "norm_steps" not in every.history[e]
+        assert not set(loop.NORM_KEYS) & set(none.history[e])
+    with pytest.raises(ValueError, match="norms must be one of"):
+        loop.fit(linear_loss, params, opt, data, norms="first", **common)
 
 
 def test_nan_guard_names_parameter_leaf_and_skip_policy():

@@ -3,41 +3,42 @@
 ``fit`` is a composition of named stages, read top to bottom:
 
 1. check every argument (:func:`_settings`), before anything is traced;
-2. put the data on the device (or take the stream as it comes) and build the initial state;
-3. :meth:`_Run.restore` continues a checkpointed run, if asked;
-4. each epoch: :meth:`_Run.device_epoch` (scan or loop, :mod:`train.loop.runner`) or
-   :meth:`_Run.stream_epoch`, then :meth:`_Run.end_epoch` (NaN check, logs, evaluation,
-   history, early stopping, callbacks, checkpoint);
+2. put the data on the device (or take the stream as it comes) and build the initial state
+   and the compiled functions (:class:`train.loop.runner.Runner`);
+3. :meth:`train.loop.run.Run.restore` continues a checkpointed run, if asked;
+4. each epoch: ``Run.device_epoch`` (scan or loop, each chunk of steps checked for NaN) or
+   ``Run.stream_epoch``, then ``Run.end_epoch`` (logs, evaluation, history, early stopping,
+   callbacks, checkpoint);
 5. manifests next to the outputs.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
-import warnings
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, NamedTuple
+from collections.abc import Callable, Iterable
+from typing import NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 
 from train import sharding as shd
-from train.loop import metrics
 from train.loop.evaluate import Evaluator
 from train.loop.plan import (
     as_data,
     data_settings,
-    epoch_plan,
-    gather,
     is_streaming,
     n_rows,
-    stream_batches,
 )
-from train.loop.runner import EXECUTABLES, NORMS, PathChooser, Runner
+from train.loop.run import (  # noqa: F401 (the errors are part of fit's interface)
+    NonFiniteError,
+    ResumeMismatchError,
+    Run,
+    Settings,
+    call_callbacks,
+)
+from train.loop.runner import EXECUTABLES, NORMS, Runner
 from train.loop.settings import (
     FAST_PATHS,
     SHUFFLES,
@@ -49,11 +50,8 @@ from train.loop.settings import (
 from train.loop.step import (
     NAN_POLICIES,
     TrainState,
-    all_finite,
     as_raw_key,
     init_train_state,
-    make_eval_step,
-    nonfinite_leaf_names,
 )
 from train.manifest import json_line
 
@@ -74,49 +72,10 @@ class FitResult(NamedTuple):
     timings: list
 
 
-class NonFiniteError(FloatingPointError):
-    """Raised by ``fit`` under ``nan_policy='stop'`` when a step produced NaN or Inf.
-
-    Attributes:
-        step: the global step index whose update was non-finite.
-        leaf: the first non-finite leaf: ``'loss'``, ``'grads[...]'``, ``'params[...]'`` or
-            ``'model_state[...]'`` (paths as ``jax.tree_util.keystr`` writes them).
-        state: the last finite ``TrainState`` (the update of ``step`` was not applied).
-    """
-
-    def __init__(self, message: str, *, step: int, leaf: str, state: TrainState | None = None):
-        super().__init__(message)
-        self.step, self.leaf, self.state = step, leaf, state
-
-
-class ResumeMismatchError(ValueError):
-    """``fit(resume=True)`` met a checkpoint written with other data settings (rows,
-    batch_size, shuffle, drop_last, data key); continuing would silently mix two runs."""
-
-
-@dataclasses.dataclass(frozen=True)
-class _Settings:
-    """Everything ``fit`` was asked to do, checked."""
-
-    epochs: int
-    batch_size: int | None
-    shuffle: Any
-    drop_last: bool
-    fast_path: str
-    nan_policy: str | None
-    norms: str | None
-    eval_batch_size: int | None
-    early_stopping: Monitor | None
-    checkpoints: CheckpointSettings | None
-    callbacks: tuple
-    progress: bool
-    history_path: str | None
-
-
 def _settings(where, *, epochs, batch_size, shuffle, drop_last, fast_path, nan_policy, norms,
               eval_batch_size, early_stopping, keep_best, has_eval, callbacks, progress,
               history_path, checkpoint_dir, keep, checkpoint_every, checkpoint_every_epochs,
-              resume) -> _Settings:
+              resume) -> Settings:
     """Stage 1: check every argument; ValueError/TypeError name the argument and the value."""
     check_choice(where, "fast_path", fast_path, FAST_PATHS)
     check_choice(where, "nan_policy", nan_policy, NAN_POLICIES)
@@ -144,276 +103,11 @@ def _settings(where, *, epochs, batch_size, shuffle, drop_last, fast_path, nan_p
         checkpoints = CheckpointSettings(checkpoint_dir, keep=keep, best=best,
                                          every_steps=checkpoint_every,
                                          every_epochs=checkpoint_every_epochs, resume=resume)
-    return _Settings(epochs=epochs, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
+    return Settings(epochs=epochs, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
                      fast_path=fast_path, nan_policy=nan_policy, norms=norms,
                      eval_batch_size=eval_batch_size, early_stopping=es,
                      checkpoints=checkpoints, callbacks=tuple(callbacks), progress=progress,
                      history_path=history_path)
-
-
-def _call_callbacks(callbacks, name, *args) -> bool:
-    stop = False
-    for cb in callbacks:
-        fn = getattr(cb, name, None)
-        if fn is None and name == "on_epoch_end" and callable(cb):
-            fn = cb
-        if fn is not None:
-            stop = bool(fn(*args)) or stop
-    return stop
-
-
-class _Run:
-    """The progress of one ``fit`` call: history, early-stopping state, checkpoints, the
-    position to start from, and the epoch-by-epoch work."""
-
-    def __init__(self, s: _Settings, *, state, runner: Runner, evaluator, eval_loss_fn, data,
-                 edata, data_key, run_settings, where: str):
-        self.s, self.state, self.runner = s, state, runner
-        self.evaluator, self.eval_loss_fn = evaluator, eval_loss_fn
-        self.data, self.edata, self.data_key = data, edata, data_key
-        self.run_settings, self.where = run_settings, where
-        self.leaf_names = nonfinite_leaf_names(state)
-        self.history: list[dict] = []
-        self.es_state = {"best": None, "wait": 0}
-        self.start_epoch, self.start_batch, self.resumed_acc = 0, 0, None
-        self.layout = None
-        self.chooser = PathChooser(s.fast_path)
-        self.timings: list[dict] = []
-        self.ahead: dict = {}   # epoch -> (idx, w, (idx, w) on the device), drawn a step early
-        self.manager = None
-        if s.checkpoints is not None:
-            self.manager = self._open_manager(s.checkpoints)
-
-    # --- checkpoints
-
-    def _open_manager(self, c: CheckpointSettings):
-        from train import checkpoint as ckpt_lib
-
-        manager = ckpt_lib.CheckpointManager(c.directory, keep=c.keep,
-                                             best_metric=c.best and c.best.metric,
-                                             best_mode=c.best and c.best.mode)
-        if not c.resume and manager.latest_step() is not None:
-            raise ValueError(
-                f"{self.where}: checkpoint_dir {c.directory!r} already holds checkpoints "
-                f"(steps {manager.steps()}) of an earlier run; pass resume=True to continue "
-                "that run, or give a fresh run an empty directory (nothing was deleted)")
-        return manager
-
-    def restore(self) -> None:
-        """Stage 3: continue from the newest good checkpoint, if asked and there is one."""
-        c = self.s.checkpoints
-        if c is None or not c.resume or self.manager.latest_step() is None:
-            return
-        self.state, meta = self.manager.restore(self.state)
-        saved = meta.get("run")
-        if saved is not None and saved != self.run_settings:
-            now = self.run_settings
-            diff = ", ".join(f"{k}: saved {saved.get(k)!r}, now {now.get(k)!r}"
-                             for k in sorted(set(saved) | set(now))
-                             if saved.get(k) != now.get(k))
-            raise ResumeMismatchError(
-                f"{self.where}: resume=True, but the checkpoint in {c.directory!r} was "
-                f"written by a run with other data settings ({diff}; data_key comes from "
-                "key); resume with the same data, key, batch_size, shuffle and drop_last")
-        self.start_epoch = int(meta["next_epoch"])
-        self.start_batch = int(meta.get("next_batch", 0))
-        self.resumed_acc = meta.get("acc")
-        if meta.get("stopped"):   # early stopping or a callback ended that run
-            self.start_epoch = self.s.epochs
-        self.history = list(meta["history"])
-        self.es_state = dict(meta.get("early_stopping", self.es_state))
-
-    def save(self, epoch, next_batch, acc_host=None, logs=None, stopped=False) -> None:
-        if not all_finite(self.state):
-            warnings.warn(f"fit: the state at epoch {epoch} is non-finite; not checkpointed",
-                          RuntimeWarning, stacklevel=3)
-            return
-        meta = {"next_epoch": epoch + (next_batch == 0), "next_batch": next_batch,
-                "history": self.history, "early_stopping": self.es_state,
-                "metrics": logs or {},
-                "acc": None if acc_host is None else metrics.to_json(acc_host),
-                "stopped": stopped, "run": self.run_settings}
-        self.manager.save(int(jax.device_get(self.state.step)), self.state, meta)
-
-    # --- metrics and the NaN check
-
-    def start_acc(self):
-        acc = self.zeros()
-        if self.resumed_acc is not None:   # resuming mid-epoch: the epoch's partial sums
-            acc = metrics.from_json(acc, self.resumed_acc)
-            self.resumed_acc = None
-        return acc
-
-    def learn_metrics(self, batch) -> None:
-        """Before the first step: the step's metrics (their accumulator's layout), and a check
-        that the monitored metrics are ones the logs will hold."""
-        self.layout = self.runner.prepare(self.state, batch)
-        self.zeros = jax.jit(lambda: metrics.init(self.layout))
-        monitored = [m for m in (self.s.early_stopping,
-                                 self.s.checkpoints and self.s.checkpoints.best) if m]
-        if not monitored:
-            return
-        eval_names = ()
-        if self.edata is not None and any(m.metric.startswith("val_") for m in monitored):
-            probe = self.evaluator.first_batch(self.edata, self.s.eval_batch_size)
-            eval_names = jax.eval_shape(make_eval_step(self.eval_loss_fn), self.state,
-                                        probe).keys()
-        known = metrics.log_keys(self.layout, eval_names)
-        for what, m in (("early_stopping", self.s.early_stopping),
-                        ("keep_best", self.s.checkpoints and self.s.checkpoints.best)):
-            if m and m.metric not in known:
-                raise ValueError(f"{self.where}: {what} monitors {m.metric!r}, which is not "
-                                 f"in the epoch logs (they hold {sorted(known)})")
-
-    def check_chunk(self, ok, start, batches: Callable, epoch) -> None:
-        """Under ``nan_policy='stop'``: a chunk whose end state or loss sums are not finite is
-        replayed from ``start`` to find its first non-finite step; raise ``NonFiniteError``
-        there, with the last finite state. (A replay that stays finite from a finite end
-        state was an overflow of the loss sums alone: training goes on.)"""
-        if not self.runner.checks_chunks or bool(jax.device_get(ok)):
-            return
-        found = self.runner.replay(start, batches())
-        if found is None:
-            if all_finite(self.state):
-                return
-            step, leaf, last = int(jax.device_get(start.step)), None, start
-        else:
-            step, leaf, last = found
-        self.state = last
-        name = (self.leaf_names[leaf] if leaf is not None else
-                "unknown (the data could not be replayed)")
-        raise NonFiniteError(
-            f"fit: non-finite value at step {step} (epoch {epoch}): the first non-finite "
-            f"leaf is {name}; training stopped and the returned state is the last finite "
-            f"one (nan_policy='stop'; use 'skip' to skip such updates)",
-            step=step, leaf=name, state=last)
-
-    # --- epochs
-
-    def plan(self, epoch):
-        s = self.s
-        return epoch_plan(n_rows(self.data), s.batch_size, epoch=epoch, data_key=self.data_key,
-                          shuffle=s.shuffle, drop_last=s.drop_last)
-
-    def device_epoch(self, epoch) -> tuple[Any, list]:
-        """One epoch over device data, in chunks between mid-epoch checkpoints; each chunk
-        is checked (:meth:`check_chunk`) before anything uses its state."""
-        first, self.start_batch = self.start_batch, 0
-        idx, w, on_device = (self.ahead.pop(epoch) if epoch in self.ahead
-                             else self.plan(epoch) + (None,))
-        if self.layout is None:
-            self.learn_metrics(gather(self.data, idx[0], None if w is None else w[0]))
-        acc = self.start_acc()
-        nb = idx.shape[0]
-        every = self.s.checkpoints and self.s.checkpoints.every_steps
-        every = every if self.manager is not None and every else nb
-        paths = []
-        lo = first
-        while lo < nb:
-            hi = min((lo // every + 1) * every, nb)
-            if on_device is not None and (lo, hi) == (0, nb):
-                i_d, w_d = on_device
-            else:
-                i_d = jax.device_put(idx[lo:hi])
-                w_d = None if w is None else jax.device_put(w[lo:hi])
-            path = self.chooser.next_path(nb)
-            decided = self.chooser.decided
-            start = self.state
-            self.state, acc, ok = self.runner.run_chunk(path, self.state, acc, self.data, i_d,
-                                                        w_d, self.chooser, epoch_end=hi == nb)
-            if not decided and self.chooser.report is not None:
-                self.timings.append(self.chooser.report)
-            paths.append(path)
-            if hi == nb and epoch + 1 < self.s.epochs:
-                # the device runs this epoch asynchronously: draw the next plan and send it
-                # meanwhile
-                nxt = self.plan(epoch + 1)
-                self.ahead[epoch + 1] = nxt + ((jax.device_put(nxt[0]),
-                                                None if nxt[1] is None
-                                                else jax.device_put(nxt[1])),)
-            chunk = (lo, hi)
-            self.check_chunk(ok, start, lambda c=chunk: (
-                gather(self.data, idx[b], None if w is None else w[b]) for b in range(*c)),
-                epoch)
-            if hi < nb and self.manager is not None:   # a mid-epoch checkpoint
-                self.save(epoch, hi, jax.device_get(acc))
-            lo = hi
-        return acc, paths
-
-    def stream_epoch(self, train_data, epoch) -> tuple[Any, list]:
-        """One epoch over streamed batches (a jitted step per batch, every step's norms);
-        under ``'stop'`` the stream is checked at each checkpoint and at its end, and replayed
-        from the chunk's start (the stream drawn again) to name the first non-finite step."""
-        first, self.start_batch = self.start_batch, 0
-        every = self.s.checkpoints and self.s.checkpoints.every_steps
-        measured = self.s.norms is not None
-        acc, start, start_b = None, self.state, first
-
-        def redraw(b0, b1):
-            for b, batch in enumerate(stream_batches(train_data, epoch)):
-                if b >= b1:
-                    return
-                if b >= b0:
-                    yield shd.shard_batch(dict(batch), self.runner.mesh)
-
-        b = first - 1
-        for b, batch in enumerate(stream_batches(train_data, epoch)):
-            if b < first:
-                continue   # resuming mid-epoch: these batches were used already
-            if b > first and self.manager is not None and every and b % every == 0:
-                self.check_chunk(self.runner.check(self.state, acc), start,
-                                 lambda b0=start_b, b1=b: redraw(b0, b1), epoch)
-                self.save(epoch, b, jax.device_get(acc))
-                start, start_b = self.state, b
-            if not isinstance(batch, Mapping):
-                raise TypeError(f"{self.where}: streamed train_data must yield batches as "
-                                f"dicts of arrays, got {type(batch).__name__} in epoch "
-                                f"{epoch}")
-            batch = shd.shard_batch(dict(batch), self.runner.mesh)
-            if acc is None:
-                if self.layout is None:
-                    self.learn_metrics(batch)
-                acc = self.start_acc()
-            self.state, acc = self.runner.stream_step(self.state, acc, batch, measured)
-        if acc is None:
-            raise ValueError(f"{self.where}: train_data yielded no batch in epoch {epoch}")
-        self.check_chunk(self.runner.check(self.state, acc), start,
-                         lambda: redraw(start_b, b + 1), epoch)
-        return acc, ["loop"]
-
-    def end_epoch(self, epoch, acc, paths, seconds_since) -> bool:
-        """The epoch's logs, evaluation, history, early stopping, callbacks and checkpoint;
-        returns whether to stop."""
-        s = self.s
-        logs = {"epoch": epoch, "step": int(jax.device_get(self.state.step))}
-        logs.update(metrics.normalize(jax.device_get(acc), self.layout))
-        seconds = time.perf_counter() - seconds_since
-        if self.edata is not None:
-            logs.update(self.evaluator(self.state, self.edata, s.eval_batch_size, "val_"))
-        self.timings.append({"epoch": epoch, "seconds": seconds,
-                             "path": "+".join(dict.fromkeys(paths))})
-        self.history.append(logs)
-        if s.history_path is not None:
-            with open(s.history_path, "a") as f:
-                f.write(json_line(logs))
-        stop = False
-        es = s.early_stopping
-        if es is not None:
-            value = logs.get(es.metric)
-            if value is None:
-                raise ValueError(f"{self.where}: early_stopping metric {es.metric!r} is not "
-                                 f"in the epoch logs {sorted(logs)}")
-            if es.better(value, self.es_state["best"]):
-                self.es_state = {"best": value, "wait": 0}
-            else:
-                self.es_state = {"best": self.es_state["best"], "wait": self.es_state["wait"] + 1}
-                stop = self.es_state["wait"] >= es.patience
-        if s.callbacks:   # a copy: the next epoch may donate (free) the state's buffers
-            stop = _call_callbacks(s.callbacks, "on_epoch_end", epoch,
-                                   jax.tree.map(jnp.copy, self.state), logs) or stop
-        if self.manager is not None and s.checkpoints.at_epoch_end(epoch, s.epochs, stop):
-            self.save(epoch, 0, logs=logs, stopped=stop)
-        return stop
 
 
 def _write_history_file(path: str | None, history: list) -> None:
@@ -425,7 +119,7 @@ def _write_history_file(path: str | None, history: list) -> None:
             f.write(json_line(row))
 
 
-def _write_manifests(run: _Run, *, loss_fn, optimizer, key, fast_path, early_stopping,
+def _write_manifests(run: Run, *, loss_fn, optimizer, key, fast_path, early_stopping,
                      keep_best, checkpoint_every, checkpoint_every_epochs) -> None:
     """Stage 5: ``manifest.json`` next to the history file and in the checkpoint directory."""
     s = run.s
@@ -589,7 +283,7 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
     if edata is not None:
         evaluator = EXECUTABLES.get("eval", lambda: Evaluator(eval_loss_fn, mesh),
                                     (eval_loss_fn,), (mesh,))
-    run = _Run(s, state=state, runner=runner, evaluator=evaluator,
+    run = Run(s, state=state, runner=runner, evaluator=evaluator,
                eval_loss_fn=eval_loss_fn, data=data, edata=edata, data_key=data_key,
                run_settings=data_settings(n, batch_size, shuffle, drop_last, data_key),
                where=where)
@@ -604,9 +298,9 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
     try:
         for epoch in range(run.start_epoch, epochs):
             t0 = time.perf_counter()
-            acc, paths = (run.device_epoch(epoch) if data is not None
-                          else run.stream_epoch(train_data, epoch))
-            stop = run.end_epoch(epoch, acc, paths, t0)
+            acc, paths, pending = (run.device_epoch(epoch) if data is not None
+                                   else run.stream_epoch(train_data, epoch))
+            stop = run.end_epoch(epoch, acc, paths, pending, t0)
             bar.update(1)
             bar.set_postfix({k: f"{v:.4g}" for k, v in run.history[-1].items()
                              if k in ("loss", "accuracy", "val_loss", "val_accuracy")})
@@ -620,5 +314,5 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
                      early_stopping=early_stopping, keep_best=keep_best,
                      checkpoint_every=checkpoint_every,
                      checkpoint_every_epochs=checkpoint_every_epochs)
-    _call_callbacks(s.callbacks, "on_fit_end", run.state, run.history)
+    call_callbacks(s.callbacks, "on_fit_end", run.state, run.history)
     return FitResult(run.state, run.history, run.timings)
