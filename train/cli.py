@@ -2,7 +2,8 @@
 
     zoo list
     zoo train NAME [--dataset D] [--optimizer O] [--lr X] [--schedule S] [--weight-decay W]
-                   [--batch-size B] [--epochs E] [--seed S] [--out DIR] [--resume] [--quiet]
+                   [--batch-size B] [--epochs E] [--seed S] [--precision P] [--out DIR]
+                   [--resume] [--quiet]
     zoo eval NAME --checkpoint DIR
     zoo sample NAME --checkpoint DIR [--prime TEXT] [--length N] [--temperature T]
                     [--top-k K] [--seed S]
@@ -60,7 +61,8 @@ def resolve(args: argparse.Namespace, *, saved: Mapping | None = None) -> tuple[
     spec = _spec(args.name)
     base = {"dataset": spec.dataset, "optimizer": spec.optimizer, "lr": spec.lr,
             "schedule": spec.schedule, "weight_decay": spec.weight_decay,
-            "batch_size": spec.batch_size, "epochs": spec.epochs, "seed": 0}
+            "batch_size": spec.batch_size, "epochs": spec.epochs, "seed": 0,
+            "precision": "default"}
     if saved:
         base.update({k: saved[k] for k in base if k in saved})
     given = {k: getattr(args, k, None) for k in base}
@@ -96,6 +98,7 @@ def resolve(args: argparse.Namespace, *, saved: Mapping | None = None) -> tuple[
                                     else float(values["weight_decay"])), out=out,
                       resume=bool(getattr(args, "resume", False)),
                       quiet=bool(getattr(args, "quiet", False)),
+                      precision=values["precision"],
                       checkpoint=getattr(args, "checkpoint", None))
     return spec, opts
 
@@ -176,6 +179,10 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=_batch_size, help="examples per step, or 'full'")
     p.add_argument("--epochs", type=_int_at_least(0), help="number of epochs")
     p.add_argument("--seed", type=_int_at_least(0), default=0, help="random seed (default 0)")
+    p.add_argument("--precision", choices=("default", "high", "highest"),
+                   help="float32 matrix products and convolutions: the backend's fast "
+                        "default (TF32 on NVIDIA GPUs, one bfloat16 pass on TPUs), or more "
+                        "exact; recorded in the run's manifest (default: default)")
     p.add_argument("--data-option", action="append", type=_data_option, default=[],
                    dest="data_options", metavar="KEY=VALUE",
                    help="option for the dataset's loader, repeatable (e.g. path=input.txt, "
@@ -228,7 +235,7 @@ def _train_run(args: argparse.Namespace) -> int:
         if os.path.isfile(os.path.join(run_dir, runs.RUN_FILE)):
             saved = runs.read_run_json(run_dir)
     spec, opts = resolve(args, saved=saved)
-    summary = drivers.get(spec.driver).train(spec, opts)
+    summary = drivers.call(spec, opts, "train")
     if not opts.quiet:
         print(f"\nzoo train {spec.name} on {opts.dataset}: expected "
               f"{spec.expected_for(opts.dataset)}")
@@ -246,7 +253,7 @@ def _eval_arguments(p: argparse.ArgumentParser) -> None:
 
 def _eval_run(args: argparse.Namespace) -> int:
     spec, opts = _resolve_saved_run(args)
-    metrics = drivers.get(spec.driver).evaluate(spec, opts)
+    metrics = drivers.call(spec, opts, "evaluate")
     print(json.dumps(metrics, indent=2, sort_keys=True))
     return 0
 
@@ -283,7 +290,7 @@ def _sample_run(args: argparse.Namespace) -> int:
     opts.extra = {"prime": args.prime, "length": args.length, "temperature": args.temperature,
                   "top_k": args.top_k, "seed": args.sample_seed, "n": args.n,
                   "output": args.output}
-    driver.sample(spec, opts)
+    drivers.call(spec, opts, "sample")
     return 0
 
 

@@ -55,6 +55,8 @@ class RunOptions:
         out: output directory.
         resume: continue from the latest checkpoint in ``out``.
         quiet: no progress bar and no summary table.
+        precision: float32 products at the backend's fast default (``'default'``) or
+            ``'high'`` / ``'highest'`` (``train.loop.settings.precision_scope``).
         checkpoint: run directory (or its ``checkpoints/``) for ``zoo eval`` / ``zoo sample``.
         extra: further subcommand-specific values (e.g. for ``zoo sample``).
     """
@@ -72,6 +74,7 @@ class RunOptions:
     out: str | None = None
     resume: bool = False
     quiet: bool = False
+    precision: str = "default"
     checkpoint: str | None = None
     extra: dict = dataclasses.field(default_factory=dict)
 

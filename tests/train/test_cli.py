@@ -325,3 +325,21 @@ def test_transfer_writes_the_run_files_of_every_model_and_resumes(tmp_path, caps
     assert history[1]["step"] == 2 * steps_per_epoch
     resumed = json.loads((out / "summary.json").read_text())
     assert (resumed["epochs"], resumed["steps"]) == (2, 2 * steps_per_epoch)
+
+
+def test_precision_is_chosen_recorded_and_resumed(tmp_path):
+    out = tmp_path / "run"
+    assert cli.main(["train", "logistic-binary", "--epochs", "2", "--precision", "highest",
+                     "--out", str(out), "--quiet"]) == 0
+    assert json.loads((out / "run.json").read_text())["precision"] == "highest"
+    manifest = json.loads((out / "checkpoints" / "manifest.json").read_text())
+    assert manifest["config"]["precision"] == "highest"   # what fit computed at
+    summary = json.loads((out / "manifest.json").read_text())
+    assert summary["extra"]["options"]["precision"] == "highest"
+    # a resume keeps the run's precision unless told otherwise
+    args = cli.build_parser().parse_args(["train", "logistic-binary", "--resume", "--out",
+                                          str(out)])
+    _, opts = cli.resolve(args, saved=json.loads((out / "run.json").read_text()))
+    assert opts.precision == "highest"
+    with pytest.raises(SystemExit):
+        cli.main(["train", "logistic-binary", "--precision", "tf32"])

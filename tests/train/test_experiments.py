@@ -412,3 +412,22 @@ def test_seeds_one_by_one_do_not_free_params_an_init_fn_shares():
                        batch_size=5, fast_path="scan", progress=False)
         np.testing.assert_array_equal(np.asarray(runs.params_of(i)["w"]),
                                       np.asarray(ref.state.params["w"]))
+
+
+def test_vmapped_trials_trace_at_the_precision_asked():
+    import jax
+
+    seen = []
+    data = _mlp_data(0)
+
+    def build(config):
+        init_fn, loss_fn, opt = build_mlp(config)[:3]
+
+        def spy(params, model_state, batch, key):
+            seen.append(jax.config.jax_default_matmul_precision)
+            return loss_fn(params, model_state, batch, key)
+        return init_fn, spy, opt
+
+    ex.train_trials(build, [{"lr": 0.1}, {"lr": 0.2}], [0, 1], data, epochs=1, batch_size=16,
+                    precision="highest")
+    assert seen and set(seen) == {"highest"}

@@ -799,3 +799,32 @@ def test_monitors_settings_and_checkpoint_cadence(tmp_path):
     assert ck.CheckpointManager(d).steps() == [2 * spe, 4 * spe, 5 * spe, 6 * spe, 8 * spe]
     with pytest.raises(ValueError, match="checkpoint_every_epochs"):
         loop.fit(linear_loss, params, sgd, data, checkpoint_every_epochs=0, **kw)
+
+
+# --------------------------------------------------------------------------- precision
+
+
+@pytest.mark.parametrize("precision", [None, "high", "highest"])
+def test_fit_traces_at_the_precision_asked_and_records_it(precision, tmp_path):
+    """The loss is traced (Python runs) inside fit's precision scope: it sees the setting in
+    force, which the manifest records; None keeps the setting around the call."""
+    data, params = linear_data()
+    seen = []
+
+    def spy(params, model_state, batch, key):
+        seen.append(jax.config.jax_default_matmul_precision)
+        return linear_loss(params, model_state, batch, key)
+
+    loop.fit(spy, params, optax.sgd(0.1), data, key=0, epochs=1, batch_size=10,
+             eval_data=data, progress=False, precision=precision,
+             history_path=str(tmp_path / "h.jsonl"))
+    assert seen and set(seen) == {precision}
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["config"]["precision"] == (precision or "default")
+    seen.clear()
+    with jax.default_matmul_precision("highest"):   # the caller's setting, when fit has none
+        loop.fit(spy, params, optax.sgd(0.1), data, key=0, epochs=1, batch_size=5,
+                 progress=False, precision=precision)
+    assert set(seen) == {precision or "highest"}
+    with pytest.raises(ValueError, match="precision must be one of"):
+        loop.fit(spy, params, optax.sgd(0.1), data, key=0, precision="tf32")

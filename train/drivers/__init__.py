@@ -23,7 +23,7 @@ from types import ModuleType
 
 from train.errors import unknown
 
-__all__ = ["DRIVERS", "get", "register"]
+__all__ = ["DRIVERS", "get", "register", "call"]
 
 # short name -> module
 DRIVERS: dict[str, str] = {
@@ -50,3 +50,21 @@ def get(name: str) -> ModuleType:
     if name not in DRIVERS:
         raise unknown("driver", name, DRIVERS)
     return importlib.import_module(DRIVERS[name])
+
+
+def call(spec, opts, entry: str):
+    """``get(spec.driver).<entry>(spec, opts)`` with every computation traced at the run's
+    precision (``opts.precision``; ``train.loop.settings.precision_scope``): how the ``zoo``
+    command runs a driver's ``train``, ``evaluate`` or ``sample``.
+
+    Raises:
+        UsageError: the entry's driver has no such entry point.
+    """
+    from train.errors import UsageError
+    from train.loop.settings import precision_scope
+
+    fn = getattr(get(spec.driver), entry, None)
+    if fn is None:
+        raise UsageError(f"model {spec.name!r} (driver {spec.driver!r}) has no {entry}")
+    with precision_scope(getattr(opts, "precision", None) or None, "zoo"):
+        return fn(spec, opts)

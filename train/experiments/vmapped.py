@@ -152,6 +152,7 @@ def train_trials(
     fast_path: str = "scan",
     groups: int | None = None,
     traced: Sequence[str] | None = None,
+    precision: str | None = None,
     where: str = "train_trials",
 ) -> SeedRuns:
     """Train trial ``t`` = (``configs[t]``, ``seeds[t]``) for every t, all in one program.
@@ -182,6 +183,7 @@ def train_trials(
             side, each vmapped, in one loop step; XLA's CPU backend runs independent groups on
             different cores (see :func:`group_bounds` for the default).
         traced: the keys held as arrays (default :func:`traced_keys` of ``configs``).
+        precision: as in ``fit`` (``None``/``'default'``, ``'high'``, ``'highest'``).
         where: the function name in error messages.
 
     Returns:
@@ -192,6 +194,7 @@ def train_trials(
 
     from train.loop import metrics
     from train.loop.plan import gather, n_rows, require_data
+    from train.loop.settings import precision_scope
     from train.loop.step import make_eval_step, make_train_step
 
     _check(where, epochs=epochs, batch_size=batch_size, nan_policy=nan_policy,
@@ -201,6 +204,8 @@ def train_trials(
         raise ValueError(f"{where}: expected one config per seed and at least one trial, got "
                          f"{len(configs)} configs and {len(seeds)} seeds")
     bounds = group_bounds(len(seeds), groups, vmap, where, "groups")
+    scope = lambda: precision_scope(precision, where)   # noqa: E731 (a fresh one each use)
+    scope()   # a bad value fails here, before any work
     data = {k: jnp.asarray(v) for k, v in require_data(train_data, where, "train_data").items()}
     n = n_rows(data)
     edata = None
@@ -230,13 +235,14 @@ def train_trials(
 
     idx0, w0 = trial_plans(n, batch_size, 0, np.stack(trials.data_keys[:1]), shuffle, drop_last)
     probe = gather(data, idx0[0, 0], None if w0 is None else w0[0])
-    layout = metrics.Layout.of(jax.eval_shape(step_fns({}, trials.fns[0])[1],
-                                              trials.states[0], probe)[1])
+    with scope():
+        layout = metrics.Layout.of(jax.eval_shape(step_fns({}, trials.fns[0])[1],
+                                                  trials.states[0], probe)[1])
+        eval_layout = None
+        if edata is not None:
+            eval_layout = metrics.Layout.of(jax.eval_shape(step_fns({}, trials.fns[0])[2],
+                                                           trials.states[0], edata))
     acc0 = metrics.init(layout)
-    eval_layout = None
-    if edata is not None:
-        eval_layout = metrics.Layout.of(jax.eval_shape(step_fns({}, trials.fns[0])[2],
-                                                       trials.states[0], edata))
 
     def make_step_one(fns=None):
         def step_one(hp, state, acc, i, wi, measured=False):
@@ -276,34 +282,35 @@ def train_trials(
     histories = [[] for _ in seeds]
     epoch_seconds = []
     stacked_keys = np.stack(trials.data_keys)
-    for epoch in range(int(epochs)):
-        t0 = time.perf_counter()
-        idx_all, w = trial_plans(n, batch_size, epoch, stacked_keys, shuffle, drop_last)
-        w = None if w is None else jnp.asarray(w)
-        if vmap:
-            batched, acc = epoch_fn(hp_groups, batched, jnp.asarray(idx_all), w)
-            accs = jax.device_get(concat(acc))
-            evals = None
-            if edata is not None:
-                evals = jax.device_get(concat([run_eval(h, g)
-                                               for h, g in zip(hp_groups, batched,
-                                                               strict=True)]))
-            per_trial = [(take(accs, i), None if evals is None else take(evals, i))
-                         for i in range(len(seeds))]
-        else:
-            per_trial = []
-            for i in range(len(seeds)):
-                epoch_fn, run_eval = fns_of(i)
-                states[i], acc = epoch_fn({}, states[i], jnp.asarray(idx_all[i]), w)
-                ev = None if edata is None else jax.device_get(run_eval({}, states[i]))
-                per_trial.append((jax.device_get(acc), ev))
-        epoch_seconds.append(time.perf_counter() - t0)
-        steps = (epoch + 1) * int(idx_all.shape[1])
-        for i, (acc, ev) in enumerate(per_trial):
-            logs = {"epoch": epoch, "step": steps, **metrics.normalize(acc, layout)}
-            if ev is not None:
-                logs.update(metrics.normalize(ev, eval_layout, "val_"))
-            histories[i].append(logs)
+    with scope():   # every epoch traced at the precision asked for
+        for epoch in range(int(epochs)):
+            t0 = time.perf_counter()
+            idx_all, w = trial_plans(n, batch_size, epoch, stacked_keys, shuffle, drop_last)
+            w = None if w is None else jnp.asarray(w)
+            if vmap:
+                batched, acc = epoch_fn(hp_groups, batched, jnp.asarray(idx_all), w)
+                accs = jax.device_get(concat(acc))
+                evals = None
+                if edata is not None:
+                    evals = jax.device_get(concat([run_eval(h, g)
+                                                   for h, g in zip(hp_groups, batched,
+                                                                   strict=True)]))
+                per_trial = [(take(accs, i), None if evals is None else take(evals, i))
+                             for i in range(len(seeds))]
+            else:
+                per_trial = []
+                for i in range(len(seeds)):
+                    epoch_fn, run_eval = fns_of(i)
+                    states[i], acc = epoch_fn({}, states[i], jnp.asarray(idx_all[i]), w)
+                    ev = None if edata is None else jax.device_get(run_eval({}, states[i]))
+                    per_trial.append((jax.device_get(acc), ev))
+            epoch_seconds.append(time.perf_counter() - t0)
+            steps = (epoch + 1) * int(idx_all.shape[1])
+            for i, (acc, ev) in enumerate(per_trial):
+                logs = {"epoch": epoch, "step": steps, **metrics.normalize(acc, layout)}
+                if ev is not None:
+                    logs.update(metrics.normalize(ev, eval_layout, "val_"))
+                histories[i].append(logs)
     final = concat(batched) if vmap else stack(states)
     return SeedRuns(seeds=seeds, params=final.params, model_state=final.model_state,
                     histories=histories, epoch_seconds=epoch_seconds, configs=configs)
@@ -402,6 +409,7 @@ def train_seeds_vmapped(
     vmap: bool = True,
     fast_path: str = "scan",
     seed_groups: int | None = None,
+    precision: str | None = None,
 ) -> SeedRuns:
     """Train one configuration from several seeds at once: ``vmap`` over seeds inside one jit.
 
@@ -448,6 +456,7 @@ def train_seeds_vmapped(
             against 6.5-7.4x for one group; the CNN gained little (8.3x against 8.9x). Every
             seed's numbers are those of its own run, whatever the grouping (up to the last
             bits of vmap's batched matmuls).
+        precision: as in ``fit``.
 
     Returns:
         :class:`SeedRuns` with parameters stacked on a leading seed axis.
@@ -461,6 +470,7 @@ def train_seeds_vmapped(
                         epochs=epochs, batch_size=batch_size, eval_data=eval_data,
                         eval_loss_fn=eval_loss_fn, shuffle=shuffle, drop_last=drop_last,
                         nan_policy=nan_policy, norms=norms, vmap=vmap, fast_path=fast_path,
-                        groups=seed_groups, traced=(), where="train_seeds_vmapped")
+                        groups=seed_groups, traced=(), precision=precision,
+                        where="train_seeds_vmapped")
     runs.configs = []
     return runs

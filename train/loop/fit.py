@@ -46,6 +46,7 @@ from train.loop.settings import (
     Monitor,
     check_choice,
     check_int,
+    precision_scope,
 )
 from train.loop.step import (
     NAN_POLICIES,
@@ -120,7 +121,7 @@ def _write_history_file(path: str | None, history: list) -> None:
 
 
 def _write_manifests(run: Run, *, loss_fn, optimizer, key, fast_path, early_stopping,
-                     keep_best, checkpoint_every, checkpoint_every_epochs) -> None:
+                     keep_best, checkpoint_every, checkpoint_every_epochs, precision) -> None:
     """Stage 5: ``manifest.json`` next to the history file and in the checkpoint directory."""
     s = run.s
     outputs = [os.path.dirname(os.path.abspath(s.history_path))] if s.history_path else []
@@ -134,7 +135,8 @@ def _write_manifests(run: Run, *, loss_fn, optimizer, key, fast_path, early_stop
               "fast_path": fast_path, "nan_policy": s.nan_policy, "norms": s.norms,
               "early_stopping": early_stopping, "keep_best": keep_best,
               "checkpoint_every": checkpoint_every,
-              "checkpoint_every_epochs": checkpoint_every_epochs, "data": run.run_settings}
+              "checkpoint_every_epochs": checkpoint_every_epochs, "data": run.run_settings,
+              "precision": precision}
     seed = int(key) if isinstance(key, (int, np.integer)) else None
     extra = {"epochs_run": len(run.history), "final": run.history[-1] if run.history else {},
              "timings": run.timings}
@@ -151,7 +153,7 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
         callbacks: Iterable = (), progress: bool = True, history_path: str | None = None,
         checkpoint_dir: str | None = None, keep: int = 3, keep_best=None,
         checkpoint_every: int | None = None, checkpoint_every_epochs: int = 1,
-        resume: bool = False, mesh=None) -> FitResult:
+        resume: bool = False, mesh=None, precision: str | None = None) -> FitResult:
     """Train ``params`` with ``optimizer`` on ``train_data`` for ``epochs`` epochs.
 
     Args:
@@ -232,6 +234,10 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
         mesh: ``None`` (one device), ``'auto'`` (all devices) or a ``jax.sharding.Mesh`` with
             a ``'data'`` axis: data parallel training, batch split over ``'data'``, state
             replicated. The global batch must divide by the number of devices.
+        precision: float32 matrix products and convolutions at the backend's fast default
+            (``None`` or ``'default'``: TF32 on NVIDIA GPUs, one bfloat16 pass on TPUs), or
+            ``'high'`` / ``'highest'`` (``train.loop.settings.precision_scope``); recorded in
+            the manifest. CPU computes float32 whatever the setting.
 
     Returns:
         ``FitResult(state, history, timings)``.
@@ -244,6 +250,9 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
 
     where = "fit"
     # 1. settings
+    scope = precision_scope(precision, where)
+    # what the run computes at: its own setting, else the one in force around it
+    precision = precision or jax.config.jax_default_matmul_precision or "default"
     s = _settings(where, epochs=epochs, batch_size=batch_size, shuffle=shuffle,
                   drop_last=drop_last, fast_path=fast_path, nan_policy=nan_policy,
                   norms=norms, eval_batch_size=eval_batch_size, early_stopping=early_stopping,
@@ -277,12 +286,12 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
                                            model_state=model_state), mesh)
     runner = EXECUTABLES.get(
         "train", lambda: Runner(loss_fn, optimizer, mesh, nan_policy, norms),
-        (loss_fn, optimizer), (nan_policy, mesh, norms))
+        (loss_fn, optimizer), (nan_policy, mesh, norms, precision))
     eval_loss_fn = eval_loss_fn or loss_fn
     evaluator = None
     if edata is not None:
         evaluator = EXECUTABLES.get("eval", lambda: Evaluator(eval_loss_fn, mesh),
-                                    (eval_loss_fn,), (mesh,))
+                                    (eval_loss_fn,), (mesh, precision))
     run = Run(s, state=state, runner=runner, evaluator=evaluator,
                eval_loss_fn=eval_loss_fn, data=data, edata=edata, data_key=data_key,
                run_settings=data_settings(n, batch_size, shuffle, drop_last, data_key),
@@ -292,20 +301,21 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
     run.restore()
     _write_history_file(s.history_path, run.history)
 
-    # 4. epochs
+    # 4. epochs, traced at the precision asked for
     bar = tqdm(total=epochs, initial=min(run.start_epoch, epochs), disable=not progress,
                desc="fit", unit="epoch", leave=True)
     try:
-        for epoch in range(run.start_epoch, epochs):
-            t0 = time.perf_counter()
-            acc, paths, pending = (run.device_epoch(epoch) if data is not None
-                                   else run.stream_epoch(train_data, epoch))
-            stop = run.end_epoch(epoch, acc, paths, pending, t0)
-            bar.update(1)
-            bar.set_postfix({k: f"{v:.4g}" for k, v in run.history[-1].items()
-                             if k in ("loss", "accuracy", "val_loss", "val_accuracy")})
-            if stop:
-                break
+        with scope:
+            for epoch in range(run.start_epoch, epochs):
+                t0 = time.perf_counter()
+                acc, paths, pending = (run.device_epoch(epoch) if data is not None
+                                       else run.stream_epoch(train_data, epoch))
+                stop = run.end_epoch(epoch, acc, paths, pending, t0)
+                bar.update(1)
+                bar.set_postfix({k: f"{v:.4g}" for k, v in run.history[-1].items()
+                                 if k in ("loss", "accuracy", "val_loss", "val_accuracy")})
+                if stop:
+                    break
     finally:
         bar.close()
 
@@ -313,6 +323,6 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
     _write_manifests(run, loss_fn=loss_fn, optimizer=optimizer, key=key, fast_path=fast_path,
                      early_stopping=early_stopping, keep_best=keep_best,
                      checkpoint_every=checkpoint_every,
-                     checkpoint_every_epochs=checkpoint_every_epochs)
+                     checkpoint_every_epochs=checkpoint_every_epochs, precision=precision)
     call_callbacks(s.callbacks, "on_fit_end", run.state, run.history)
     return FitResult(run.state, run.history, run.timings)

@@ -102,3 +102,28 @@ class CheckpointSettings:
     def at_epoch_end(self, epoch: int, epochs: int, stopping: bool) -> bool:
         """Whether the end of ``epoch`` (0-based) is checkpointed."""
         return stopping or epoch + 1 == epochs or (epoch + 1) % self.every_epochs == 0
+
+
+PRECISIONS = (None, "default", "high", "highest")
+
+
+def precision_scope(precision: str | None, where: str = "fit"):
+    """The context in which a run traces its computations at ``precision``.
+
+    ``None`` and ``'default'`` keep the backend's fast default for float32 matrix products
+    and convolutions (TF32 on NVIDIA GPUs, one bfloat16 pass on TPUs, float32 on CPU);
+    ``'high'`` and ``'highest'`` ask for more (``jax.default_matmul_precision``; on a TPU
+    ``'high'`` is three bfloat16 passes, on a GPU ``'highest'`` is float32). See the
+    precision policy in docs/architecture.md.
+
+    Raises:
+        ValueError: any other value.
+    """
+    import contextlib
+
+    import jax
+
+    check_choice(where, "precision", precision, PRECISIONS)
+    if precision is None:
+        return contextlib.nullcontext()
+    return jax.default_matmul_precision(precision)
