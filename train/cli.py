@@ -7,6 +7,9 @@
     zoo eval NAME --checkpoint DIR
     zoo sample NAME --checkpoint DIR [--prime TEXT] [--length N] [--temperature T]
                     [--top-k K] [--seed S]
+    zoo sweep NAME --lr LO:HI[:log] [--weight-decay LO:HI] [--param NAME=LO:HI[:SCALE]]
+                   [--trials N] [--seeds S] [--rounds R] [--top-k K] [--metric M]
+                   [--out DIR] [--resume] (and train's --dataset, --optimizer, --epochs, ...)
     zoo gradients [--out DIR]
     zoo translate --checkpoint DIR [--beam K] [--alpha A] [--all] "some input" ...
 
@@ -342,6 +345,86 @@ def _translate_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _range(text: str) -> tuple:
+    from train.drivers.sweep import parse_range
+
+    try:
+        return parse_range(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _named_range(text: str) -> tuple:
+    name, sep, value = text.partition("=")
+    if not sep or not name.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected NAME=LO:HI[:SCALE], got {text!r}")
+    return name, _range(value)
+
+
+def _sweep_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", help="model name (see 'zoo list'; standard entries)")
+    p.add_argument("--dataset", help="dataset name (default: the model's)")
+    p.add_argument("--optimizer", help=f"one of {', '.join(optimizers.OPTIMIZERS)}")
+    p.add_argument("--schedule", choices=optimizers.SCHEDULES, help="learning-rate schedule")
+    p.add_argument("--batch-size", type=_batch_size, help="examples per step, or 'full'")
+    p.add_argument("--epochs", type=_int_at_least(1), help="epochs per trial")
+    p.add_argument("--precision", choices=("default", "high", "highest"))
+    p.add_argument("--data-option", action="append", type=_data_option, default=[],
+                   dest="data_options", metavar="KEY=VALUE")
+    p.add_argument("--lr", type=_range, dest="lr_range", metavar="LO:HI[:SCALE]",
+                   help="learning-rate range, e.g. 1e-4:1e-1:log (scales: lin, log, 1-log)")
+    p.add_argument("--weight-decay", type=_range, dest="wd_range", metavar="LO:HI[:SCALE]",
+                   help="weight-decay range (optimizers with one)")
+    p.add_argument("--param", action="append", type=_named_range, default=[], dest="ranges",
+                   metavar="NAME=LO:HI[:SCALE]",
+                   help="another hyperparameter of the optimizer, e.g. b1=0.8:0.99:1-log")
+    p.add_argument("--trials", type=_int_at_least(1), default=16,
+                   help="configurations per round (default 16)")
+    p.add_argument("--seeds", type=_int_at_least(1), default=1,
+                   help="seeds per configuration (default 1)")
+    p.add_argument("--rounds", type=_int_at_least(1), default=2,
+                   help="rounds, coarse to fine (default 2)")
+    p.add_argument("--top-k", type=_int_at_least(1), default=3, dest="top_k",
+                   help="best configurations the next round zooms around (default 3)")
+    p.add_argument("--metric", help="validation metric to rank by (default val_accuracy for "
+                                    "classifiers, else val_loss)")
+    p.add_argument("--mode", choices=("min", "max"), help="default: max for accuracies")
+    p.add_argument("--search-seed", type=_int_at_least(0), default=0, dest="search_seed")
+    p.add_argument("--chunk-size", type=_int_at_least(1), dest="chunk_size",
+                   help="trials per vmapped program (default: what fits in memory)")
+    p.add_argument("--out", help="output directory (default runs/sweep-NAME)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue a sweep in --out (finished trials are not trained again)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+
+
+def _sweep_run(args: argparse.Namespace) -> int:
+    from train.drivers import sweep
+    from train.loop.settings import precision_scope
+
+    spec = _spec(args.name)
+    ranges = dict(args.ranges)
+    for name, value in (("lr", args.lr_range), ("weight_decay", args.wd_range)):
+        if value is not None:
+            ranges[name] = value
+    base = argparse.Namespace(**{**vars(args), "lr": None, "weight_decay": None, "seed": 0,
+                                 "out": None, "resume": False})
+    spec, opts = resolve(base)
+    out = args.out or os.path.join("runs", f"sweep-{spec.name}")
+    sweep_opts = sweep.SweepOptions(ranges=ranges, trials=args.trials, seeds=args.seeds,
+                                    rounds=args.rounds, top_k=args.top_k, metric=args.metric,
+                                    mode=args.mode, search_seed=args.search_seed,
+                                    chunk_size=args.chunk_size)
+    with precision_scope(opts.precision if opts.precision != "default" else None, "zoo"):
+        summary = sweep.sweep(spec, opts, sweep_opts, out=out, resume=args.resume,
+                              progress=not args.quiet)
+    if not args.quiet:
+        print(f"\nzoo sweep {spec.name}: best {summary['metric']} "
+              f"{summary['best_score']:.4g} at {summary['best_config']}")
+        print(f"files in {out}")
+    return 0
+
+
 # name -> (help, add_arguments(parser), run(args) -> exit status)
 COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
     "list": ("list the zoo's models", _list_arguments, _list_run),
@@ -349,6 +432,8 @@ COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
     "eval": ("evaluate a trained model's checkpoint", _eval_arguments, _eval_run),
     "sample": ("generate text, points or images from a trained model's checkpoint",
                _sample_arguments, _sample_run),
+    "sweep": ("random search of hyperparameters, coarse to fine, trials trained together",
+              _sweep_arguments, _sweep_run),
     "gradients": ("per-layer gradient norms at init (vanishing / exploding gradients)",
                   _gradients_arguments, _gradients_run),
     "translate": ("translate text with a trained seq2seq model", _translate_arguments,

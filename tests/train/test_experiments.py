@@ -431,3 +431,130 @@ def test_vmapped_trials_trace_at_the_precision_asked():
     ex.train_trials(build, [{"lr": 0.1}, {"lr": 0.2}], [0, 1], data, epochs=1, batch_size=16,
                     precision="highest")
     assert seen and set(seen) == {"highest"}
+
+
+# --- hyperparameter sweeps in one jit (train.experiments.sweep) -----------------------------
+
+
+def build_sweep(config):
+    """``build_mlp`` plus the hyperparameters a sweep holds as arrays: an init scale and the
+    optimizer's rate, momentum and weight decay (optax takes arrays for all of them)."""
+    import jax
+    import optax
+
+    init_fn, loss_fn, _ = build_mlp(config)
+    scale = config.get("init_scale", 1.0)
+    opt = optax.chain(optax.add_decayed_weights(config.get("weight_decay", 0.0)),
+                      optax.sgd(config["lr"], momentum=config.get("momentum", 0.9)))
+    return (lambda key: jax.tree.map(lambda p: scale * p, init_fn(key))), loss_fn, opt
+
+
+SWEEP_CONFIGS = [
+    {"lr": 0.05, "momentum": 0.9, "weight_decay": 1e-3, "init_scale": 1.0, "hidden": 8},
+    {"lr": 0.2, "momentum": 0.5, "weight_decay": 0.0, "init_scale": 0.5, "hidden": 8},
+    {"lr": 0.1, "momentum": 0.8, "weight_decay": 1e-2, "init_scale": 2.0, "hidden": 4},
+    {"lr": 0.02, "momentum": 0.95, "weight_decay": 3e-3, "init_scale": 1.5, "hidden": 8},
+]
+
+
+@pytest.fixture(scope="module")
+def sweep_reference():
+    """Each (config, seed) trained alone through fit: the reference for the sweeps."""
+    data, val = _mlp_data(0), _mlp_data(1, 30)
+    experiment = ex.fit_experiment(build_sweep, data, eval_data=val, epochs=3, batch_size=16,
+                                   fast_path="scan")
+    seeds = [0, 1]
+    return data, val, seeds, [experiment(c, s) for c in SWEEP_CONFIGS for s in seeds]
+
+
+def test_traced_keys_are_the_varying_reals():
+    assert ex.traced_keys(SWEEP_CONFIGS) == ["lr", "momentum", "weight_decay", "init_scale"]
+    assert ex.traced_keys([{"lr": 0.1, "hidden": 4}, {"lr": 0.1, "hidden": 8}]) == []
+
+
+@pytest.mark.parametrize("vmap", [True, False])
+def test_a_sweep_mixing_shapes_equals_each_trial_alone(sweep_reference, vmap):
+    """Four configs (two hidden sizes: two shape groups; lr, momentum, weight decay and init
+    scale traced) x two seeds: vmapped, each trial within rounding of fit (atol 1e-5 on the
+    parameters, float32, here on CPU); one by one (vmap=False), bitwise."""
+    data, val, seeds, reference = sweep_reference
+    trials = ex.run_grid_vmapped(build_sweep, SWEEP_CONFIGS, seeds, data, epochs=3,
+                                 batch_size=16, eval_data=val, keep_params=True, vmap=vmap)
+    assert [(t.config, t.seed) for t in trials] == [(c, s) for c in SWEEP_CONFIGS
+                                                     for s in seeds]
+    for t, (history, params) in zip(trials, reference, strict=True):
+        if vmap:
+            assert _close_trees(t.params, params, 1e-5), (t.config, t.seed)
+            assert t.history[-1]["val_loss"] == pytest.approx(history[-1]["val_loss"],
+                                                              rel=1e-5)
+        else:
+            assert t.params_hash == params_hash(params), (t.config, t.seed)
+            assert t.history == history
+
+
+def test_the_reference_tolerance_would_catch_a_wrong_trial(sweep_reference):
+    """The 1e-5 check above is not vacuous: a neighbouring learning rate misses it."""
+    data, val, seeds, reference = sweep_reference
+    off = dict(SWEEP_CONFIGS[0], lr=SWEEP_CONFIGS[0]["lr"] * 1.001)
+    trial = ex.run_grid_vmapped(build_sweep, [off], seeds[:1], data, epochs=3, batch_size=16,
+                                eval_data=val, keep_params=True)[0]
+    assert not _close_trees(trial.params, reference[0][1], 1e-5)
+
+
+def test_chunks_change_nothing_but_memory(sweep_reference):
+    data, val, seeds, reference = sweep_reference
+    trials = ex.run_grid_vmapped(build_sweep, SWEEP_CONFIGS, seeds, data, epochs=3,
+                                 batch_size=16, eval_data=val, keep_params=True, chunk_size=3)
+    for t, (_, params) in zip(trials, reference, strict=True):
+        assert _close_trees(t.params, params, 1e-5)
+    assert ex.auto_chunk_size(64, per_trial=10, budget=1000) == 64
+    assert ex.auto_chunk_size(64, per_trial=100, budget=1000) == 10   # 7 chunks of <= 10
+    assert ex.auto_chunk_size(5, per_trial=10 ** 9, budget=1) == 1
+    with pytest.raises(ValueError, match="chunk_size"):
+        ex.run_grid_vmapped(build_sweep, SWEEP_CONFIGS, seeds, data, epochs=1, chunk_size=0)
+
+
+def test_a_real_the_builder_branches_on_is_trained_value_by_value():
+    """A float the model reads in Python (here: whether to add a penalty) cannot be traced:
+    the sweep finds that by tracing, trains it value by value, and still matches fit."""
+    from train.experiments.sweep import traceable_keys
+
+    def build(config):
+        init_fn, loss_fn, opt = build_sweep(config)
+        if config["penalty"] > 0:   # Python control flow on the value
+            base = loss_fn
+
+            def loss_fn(params, model_state, batch, key):
+                loss, aux = base(params, model_state, batch, key)
+                return loss + config["penalty"] * params["out"]["w"].sum() ** 2, aux
+        return init_fn, loss_fn, opt
+
+    configs = [dict(SWEEP_CONFIGS[0], penalty=p, lr=lr) for p, lr in ((0.0, 0.05), (0.1, 0.07))]
+    data = _mlp_data(0)
+    assert traceable_keys(build, configs[0], ["lr", "penalty"], data, batch_size=16) == ["lr"]
+    trials = ex.run_grid_vmapped(build, configs, [0], data, epochs=2, batch_size=16,
+                                 keep_params=True)
+    alone = ex.fit_experiment(build, data, epochs=2, batch_size=16, fast_path="scan")
+    for t, config in zip(trials, configs, strict=True):
+        assert _close_trees(t.params, alone(config, 0)[1], 1e-5)
+
+
+def test_random_search_trains_each_round_as_one_batch(sweep_reference):
+    data, val, seeds, _ = sweep_reference
+    calls = []
+    experiment = ex.sweep_experiment(build_sweep, data, eval_data=val, epochs=2, batch_size=16)
+    run_batch = experiment.run_batch
+    experiment.run_batch = lambda configs, s, **kw: calls.append(len(configs)) or run_batch(
+        configs, s, **kw)
+    space = {"lr": ex.LogUniform(1e-2, 0.3), "momentum": ex.OneMinusLogUniform(0.5, 0.95),
+             "hidden": 8}
+    result = ex.random_search(experiment, space, score="val_loss", n_trials=4, rounds=2,
+                              seeds=[0, 1])
+    assert calls == [4, 4] and len(result.trials) == 16
+    # the batched search equals the one-trial-at-a-time search, up to rounding
+    one_by_one = ex.random_search(ex.fit_experiment(build_sweep, data, eval_data=val, epochs=2,
+                                                    batch_size=16, fast_path="scan"),
+                                  space, score="val_loss", n_trials=4, rounds=2, seeds=[0, 1])
+    assert [t.config for t in result.trials] == [t.config for t in one_by_one.trials]
+    np.testing.assert_allclose([t.score for t in result.trials],
+                               [t.score for t in one_by_one.trials], rtol=1e-5)

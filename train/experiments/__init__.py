@@ -47,6 +47,7 @@ from train.experiments.sweep import (
     run_grid_vmapped,
     sweep_experiment,
     train_configs,
+    train_pairs,
 )
 from train.experiments.vmapped import (
     SeedRuns,
@@ -61,5 +62,6 @@ __all__ = ["BatchedExperiment", "Choice", "Dimension", "Experiment", "LogUniform
            "auto_chunk_size", "curves", "fit_experiment", "grid", "group_bounds",
            "make_optimizer", "plot_curves", "plot_search", "random_search", "regime",
            "run_grid", "run_grid_vmapped", "sample", "save_trial", "seed_keys",
-           "sweep_experiment", "table", "traced_keys", "train_configs", "train_seeds_vmapped",
+           "sweep_experiment", "table", "traced_keys", "train_configs", "train_pairs",
+           "train_seeds_vmapped",
            "train_trials", "write_csv", "zoom"]

@@ -163,7 +163,10 @@ def plot_search(result, path: str | os.PathLike, *, param: str = "lr",
     ax.set_xlabel(param)
     ax.set_ylabel("score")
     if logx:
+        from matplotlib.ticker import NullFormatter
+
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())   # decades only: no crowded labels
     _finish(fig, ax, path, title)
     return points
 

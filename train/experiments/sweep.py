@@ -104,10 +104,11 @@ def _budget_bytes() -> int:
 
 
 def trial_bytes(build: Callable, config: Mapping, train_data, *,
-                batch_size: int | None = None) -> int:
+                batch_size: int | None = None, analyse: bool = True) -> int:
     """Device memory one trial needs while training: its state, the optimizer's and the
-    step's temporaries (XLA's memory analysis of one compiled step), and the metric
-    accumulator, times 1.5 for safety."""
+    step's temporaries (XLA's memory analysis of one compiled step; with ``analyse=False``
+    a generous guess from the state and batch sizes instead, which costs no compilation),
+    and the metric accumulator, times 1.5 for safety."""
     import jax
 
     from train.loop.step import make_train_step
@@ -115,13 +116,16 @@ def trial_bytes(build: Callable, config: Mapping, train_data, *,
     (loss_fn, optimizer), state, batch = _abstract_trial(build, config, train_data, batch_size,
                                                          "trial_bytes")
     state_bytes = sum(int(np.prod(x.shape)) * x.dtype.itemsize for x in jax.tree.leaves(state))
-    step = make_train_step(loss_fn, optimizer, nan_policy=None)
-    try:
-        analysis = jax.jit(step).lower(state, batch).compile().memory_analysis()
-        temp = int(analysis.temp_size_in_bytes) + int(analysis.output_size_in_bytes)
-    except Exception:   # a backend without memory analysis: a generous guess
-        temp = 8 * state_bytes + 16 * sum(int(np.prod(x.shape)) * x.dtype.itemsize
-                                          for x in jax.tree.leaves(batch))
+    guess = 8 * state_bytes + 64 * sum(int(np.prod(x.shape)) * x.dtype.itemsize
+                                       for x in jax.tree.leaves(batch))
+    temp = guess
+    if analyse:
+        step = make_train_step(loss_fn, optimizer, nan_policy=None)
+        try:
+            analysis = jax.jit(step).lower(state, batch).compile().memory_analysis()
+            temp = int(analysis.temp_size_in_bytes) + int(analysis.output_size_in_bytes)
+        except Exception:   # a backend without memory analysis: the guess
+            pass
     return int(1.5 * (2 * state_bytes + temp))
 
 
@@ -182,60 +186,73 @@ def _batch_size(config, batch_size):
     return config.get("batch_size") if batch_size == "config" else batch_size
 
 
-def train_configs(build: Callable[[dict], tuple], configs: Sequence[Mapping],
-                  seeds: Sequence[int], train_data, *, epochs: int | None = None,
-                  batch_size="config", chunk_size: int | None = None, on_chunk=None,
-                  where: str = "train_configs", **options) -> list[tuple[list, object]]:
-    """``(history, params)`` of every (configuration, seed), configuration-major: each group of
+def train_pairs(build: Callable[[dict], tuple], pairs: Sequence[tuple], train_data, *,
+                epochs: int | None = None, batch_size="config", chunk_size: int | None = None,
+                on_chunk=None, where: str = "train_pairs", **options) -> list[tuple[list, object]]:
+    """``(history, params)`` of every ``(configuration, seed)`` pair: each group of
     shape-sharing configurations trains as vmapped chunks of trials.
 
     Args:
         build: ``build(config) -> (init_fn, loss_fn, optimizer[, model_state])``.
-        configs, seeds: the trials are every configuration with every seed.
+        pairs: the trials, ``(config, seed)`` each.
         train_data: dict of arrays or ``(x, y)``.
         epochs: epochs per trial (default ``config['epochs']``).
         batch_size: ``'config'`` reads ``config.get('batch_size')``, else used for all.
         chunk_size: trials per vmapped program (default :func:`auto_chunk_size`).
         on_chunk: called with ``(indices, results)`` as each chunk finishes (``indices`` into
-            the configuration-major trial list).
+            ``pairs``), e.g. to save them as they come.
         where: the function name in error messages.
         **options: more :func:`train_trials` keywords (``eval_data``, ``vmap``, ...).
 
     Returns:
-        One ``(history, params)`` per trial, configuration-major then seed.
+        One ``(history, params)`` per pair, in order.
     """
     from train.loop.settings import check_int
 
+    pairs = [(dict(c), int(s)) for c, s in pairs]
+    if not pairs:
+        raise ValueError(f"{where}: expected at least one trial, got none")
+    check_int(where, "chunk_size", chunk_size, low=1, none_ok=True)
+    if "seed_groups" in options:   # the name train_seeds_vmapped uses
+        options["groups"] = options.pop("seed_groups")
+    configs = [c for c, _ in pairs]
+    results: list = [None] * len(pairs)
+    for g in _group(build, configs, train_data, epochs, batch_size, where):
+        bs = g.static["__batch_size"]
+        members = g.members
+        size = chunk_size
+        if size is None and len(members) > 1:
+            # the generous guess first; a compiled memory analysis only when it matters
+            args = (build, configs[members[0]], train_data)
+            per = trial_bytes(*args, batch_size=bs, analyse=False)
+            if per * len(members) > _budget_bytes() // 10:
+                per = trial_bytes(*args, batch_size=bs)
+            size = auto_chunk_size(len(members), per)
+        size = size or 1
+        for lo in range(0, len(members), size):
+            chunk = members[lo:lo + size]
+            runs = train_trials(build, [configs[i] for i in chunk],
+                                [pairs[i][1] for i in chunk], train_data,
+                                epochs=g.static["__epochs"], batch_size=bs,
+                                traced=g.traced, where=where, **options)
+            for k, index in enumerate(chunk):
+                results[index] = (runs.histories[k], runs.params_of(k))
+            if on_chunk is not None:
+                on_chunk(list(chunk), [results[i] for i in chunk])
+    return results
+
+
+def train_configs(build: Callable[[dict], tuple], configs: Sequence[Mapping],
+                  seeds: Sequence[int], train_data, *, where: str = "train_configs",
+                  **options) -> list[tuple[list, object]]:
+    """:func:`train_pairs` of every configuration with every seed, configuration-major."""
     configs, seeds = [dict(c) for c in configs], [int(s) for s in seeds]
     if not configs:
         raise ValueError(f"{where}: expected at least one configuration, got none")
     if not seeds:
         raise ValueError(f"{where}: expected at least one seed, got none")
-    check_int(where, "chunk_size", chunk_size, low=1, none_ok=True)
-    if "seed_groups" in options:   # the name train_seeds_vmapped uses
-        options["groups"] = options.pop("seed_groups")
-    results: list = [None] * (len(configs) * len(seeds))
-    for g in _group(build, configs, train_data, epochs, batch_size, where):
-        trials = [(i * len(seeds) + j, configs[i], s) for i in g.members
-                  for j, s in enumerate(seeds)]
-        bs = g.static["__batch_size"]
-        size = chunk_size
-        if size is None:
-            size = (len(trials) if len(trials) == 1 else
-                    auto_chunk_size(len(trials), trial_bytes(build, trials[0][1], train_data,
-                                                             batch_size=bs)))
-        for lo in range(0, len(trials), size):
-            chunk = trials[lo:lo + size]
-            runs = train_trials(build, [c for _, c, _ in chunk], [s for _, _, s in chunk],
-                                train_data, epochs=g.static["__epochs"], batch_size=bs,
-                                traced=g.traced, where=where, **options)
-            done = []
-            for k, (index, _, _) in enumerate(chunk):
-                results[index] = (runs.histories[k], runs.params_of(k))
-                done.append(index)
-            if on_chunk is not None:
-                on_chunk(done, [results[i] for i in done])
-    return results
+    return train_pairs(build, [(c, s) for c in configs for s in seeds], train_data,
+                       where=where, **options)
 
 
 def run_grid_vmapped(

@@ -110,28 +110,47 @@ def trial_plans(n, batch_size, epoch, data_keys, shuffle, drop_last):
 
 
 class _Trials:
-    """The trials of one call: their initial states (drawn one by one, as ``fit``'s caller
-    would) and what their steps are built from."""
+    """The trials of one call: their keys, what their steps are built from, and their initial
+    states, drawn one by one as ``fit``'s caller would (``alone``: ``init_fn(init_key)``,
+    then ``optimizer.init``, eagerly), or all at once in one vmapped jit over the traced
+    hyperparameters (the same draws, up to the rounding of a compiled program)."""
 
-    def __init__(self, build, configs, seeds, where):
+    def __init__(self, build, configs, seeds, where, *, alone: bool, static=None, hparams=None):
         import jax
         import jax.numpy as jnp
 
         from train.loop.step import init_train_state
 
-        self.build, self.configs, self.seeds, self.where = build, configs, seeds, where
-        self.states, self.data_keys, self.fns = [], [], []
-        for config, seed in zip(configs, seeds, strict=True):
-            init_fn, loss_fn, optimizer, model_state = built(build, config, where)
+        self.data_keys, self.fns, init_keys, step_keys = [], [], [], []
+        parts = [built(build, config, where) for config in configs]
+        self.fns = [(loss_fn, optimizer) for _, loss_fn, optimizer, _ in parts]
+        for seed in seeds:
             init_key, run_key = seed_keys(seed)
             step_key, data_key = jax.random.split(run_key)  # fit's split of its key
+            init_keys.append(init_key)
+            step_keys.append(step_key)
             self.data_keys.append(data_key)
-            # Each trial gets its own copies: the epochs donate their input, and an init_fn
-            # (or a shared model state) may hand every trial the same arrays.
-            own_state = None if model_state is None else jax.tree.map(jnp.copy, model_state)
-            self.states.append(init_train_state(jax.tree.map(jnp.copy, init_fn(init_key)),
-                                                optimizer, key=step_key, model_state=own_state))
-            self.fns.append((loss_fn, optimizer))
+        if alone:
+            self.states = []
+            for (init_fn, _, optimizer, model_state), init_key, step_key in zip(
+                    parts, init_keys, step_keys, strict=True):
+                # Each trial gets its own copies: the epochs donate their input, and an
+                # init_fn (or a shared model state) may hand every trial the same arrays.
+                own = None if model_state is None else jax.tree.map(jnp.copy, model_state)
+                self.states.append(init_train_state(jax.tree.map(jnp.copy, init_fn(init_key)),
+                                                    optimizer, key=step_key, model_state=own))
+            return
+
+        def init_one(hp, init_key, step_key):
+            init_fn, _, optimizer, model_state = (built(build, {**static, **hp}, where)
+                                                  if hp else parts[0])
+            return init_train_state(init_fn(init_key), optimizer, key=step_key,
+                                    model_state=model_state)
+
+        self.stacked = jax.jit(jax.vmap(init_one))(hparams, jnp.stack(init_keys),
+                                                   jnp.stack(step_keys))
+        self.states = [jax.tree.map(lambda a, i=i: a[i], self.stacked)
+                       for i in range(min(1, len(seeds)))]   # one, for the shapes
 
 
 def train_trials(
@@ -212,10 +231,11 @@ def train_trials(
     if eval_data is not None:
         edata = {k: jnp.asarray(v) for k, v in require_data(eval_data, where,
                                                               "eval_data").items()}
-    trials = _Trials(build, configs, seeds, where)
     traced = traced_keys(configs) if traced is None else list(traced)
     static = {k: v for k, v in configs[0].items() if k not in traced}
     hparams = {k: jnp.asarray([c[k] for c in configs], jnp.float32) for k in traced}
+    trials = _Trials(build, configs, seeds, where, alone=not vmap, static=static,
+                     hparams=hparams)
 
     def step_fns(hp, fns=None):
         """The trial's (plain step, measured step, eval step), as ``fit``'s runner makes
@@ -260,13 +280,16 @@ def train_trials(
     if vmap:
         epoch_fn = _vmapped_epoch_fn(make_step_one(), acc0, fast_path, bounds, norms)
         run_eval = jax.jit(jax.vmap(make_evaluate_one()))
-    else:   # each trial alone, through its own (loss_fn, optimizer): fit's very step
-        alone: dict = {}   # (id(loss_fn), id(optimizer)) -> jitted (epoch, eval); trials.fns
+    else:   # each trial alone, through its own (loss_fn, optimizer): fit's very step and
+        # fit's very evaluation (train.loop.evaluate.Evaluator)
+        from train.loop.evaluate import Evaluator
+
+        alone: dict = {}   # (id(loss_fn), id(optimizer)) -> (epoch, evaluator); trials.fns
         for fns in trials.fns:   # holds the objects, so their ids stay theirs
             if (id(fns[0]), id(fns[1])) not in alone:
                 alone[id(fns[0]), id(fns[1])] = (
                     _alone_epoch_fn(make_step_one(fns), acc0, fast_path, norms),
-                    jax.jit(make_evaluate_one(fns)))
+                    Evaluator(eval_loss_fn or fns[0], None))
 
         def fns_of(i):
             loss_fn, optimizer = trials.fns[i]
@@ -276,7 +299,7 @@ def train_trials(
     concat = lambda trees: jax.tree.map(lambda *xs: jnp.concatenate(xs), *trees)
     take = lambda tree, i: jax.tree.map(lambda a: a[i], tree)
     if vmap:
-        batched = tuple(stack(trials.states[lo:hi]) for lo, hi in bounds)
+        batched = tuple(take(trials.stacked, slice(lo, hi)) for lo, hi in bounds)
         hp_groups = tuple(take(hparams, slice(lo, hi)) for lo, hi in bounds)
     states = trials.states
     histories = [[] for _ in seeds]
@@ -295,22 +318,20 @@ def train_trials(
                     evals = jax.device_get(concat([run_eval(h, g)
                                                    for h, g in zip(hp_groups, batched,
                                                                    strict=True)]))
-                per_trial = [(take(accs, i), None if evals is None else take(evals, i))
-                             for i in range(len(seeds))]
+                per_trial = [(take(accs, i), {} if evals is None else metrics.normalize(
+                    take(evals, i), eval_layout, "val_")) for i in range(len(seeds))]
             else:
                 per_trial = []
                 for i in range(len(seeds)):
-                    epoch_fn, run_eval = fns_of(i)
+                    epoch_fn, evaluator = fns_of(i)
                     states[i], acc = epoch_fn({}, states[i], jnp.asarray(idx_all[i]), w)
-                    ev = None if edata is None else jax.device_get(run_eval({}, states[i]))
+                    ev = {} if edata is None else evaluator(states[i], edata, None, "val_")
                     per_trial.append((jax.device_get(acc), ev))
             epoch_seconds.append(time.perf_counter() - t0)
             steps = (epoch + 1) * int(idx_all.shape[1])
             for i, (acc, ev) in enumerate(per_trial):
-                logs = {"epoch": epoch, "step": steps, **metrics.normalize(acc, layout)}
-                if ev is not None:
-                    logs.update(metrics.normalize(ev, eval_layout, "val_"))
-                histories[i].append(logs)
+                histories[i].append({"epoch": epoch, "step": steps,
+                                     **metrics.normalize(acc, layout), **ev})
     final = concat(batched) if vmap else stack(states)
     return SeedRuns(seeds=seeds, params=final.params, model_state=final.model_state,
                     histories=histories, epoch_seconds=epoch_seconds, configs=configs)
