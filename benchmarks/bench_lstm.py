@@ -87,26 +87,36 @@ def main() -> None:
 
     # Same numbers: ours vs autodiff (gradients), ours vs flax (loss, with mapped weights is
     # tested in tests/functional; here flax has its own init so only ours-variants compare).
-    ref = jax.jit(jax.value_and_grad(lambda q: jnp.sum(
-        R.run(R.lstm_cell, q, xs, manual_backward=False)[1] * tgt)))(p)
-    got = _ours()(p, xs, tgt)
-    err = max(float(jnp.max(jnp.abs(a - b))) for a, b in
+    # The agreement check runs at 'highest' precision, so that on a GPU (TF32 products by
+    # default) or a TPU (bfloat16 passes) it compares the two backward passes, not roundings.
+    with jax.default_matmul_precision("highest"):
+        ref = jax.jit(jax.value_and_grad(lambda q: jnp.sum(
+            R.run(R.lstm_cell, q, xs, manual_backward=False)[1] * tgt)))(p)
+        got = _ours()(p, xs, tgt)
+    err = max(float(jnp.max(jnp.abs(a - b)) / jnp.max(jnp.abs(b))) for a, b in
               zip(jax.tree.leaves(got), jax.tree.leaves(ref), strict=True))
 
     try:
         import torch
     except ImportError:
         torch = None
+    device = 'cpu'
     if torch is not None:
         if args.threads:
             torch.set_num_threads(args.threads)
-        lstm = torch.nn.LSTM(N_IN, H, batch_first=True)
-        xt, tt = torch.tensor(np.asarray(xs)), torch.tensor(np.asarray(tgt))
+        # torch on the device jax runs on: cuDNN's LSTM when jax is on an NVIDIA GPU
+        if jax.default_backend() == 'gpu' and torch.cuda.is_available():
+            device = 'cuda'
+        lstm = torch.nn.LSTM(N_IN, H, batch_first=True).to(device)
+        xt = torch.tensor(np.asarray(xs), device=device)
+        tt = torch.tensor(np.asarray(tgt), device=device)
 
         def torch_step():
             lstm.zero_grad()
             y, _ = lstm(xt)
             (y * tt).sum().backward()
+            if device == 'cuda':
+                torch.cuda.synchronize()
         calls['torch'] = torch_step
 
     for f in calls.values():  # warm up (compile)
@@ -123,12 +133,16 @@ def main() -> None:
     med = {k: float(np.median(v)) for k, v in times.items()}
     print(f'LSTM forward+backward, hidden {H}, batch {BATCH}, length {T}, input {N_IN}; '
           f'jax {jax.__version__}, {jax.devices()[0].platform}, {os.cpu_count()} cpus'
-          + (f', torch {torch.__version__} ({torch.get_num_threads()} threads)' if torch
-             else ', torch not importable'))
+          + (f', torch {torch.__version__} on {device} ({torch.get_num_threads()} threads)'
+             if torch else ', torch not importable')
+          + f'; jax precision: {jax.config.jax_default_matmul_precision or "default"}')
     malloc = sorted(f'{k}={v}' for k, v in os.environ.items() if k.startswith('MALLOC_'))
     print('allocator: ' + (' '.join(malloc) if malloc else 'default (no MALLOC_* settings); '
                            'see docs/recurrent-zoo.md, "LSTM speed"'))
-    print(f'ours vs ours-autodiff max |grad difference|: {err:.2e}')
+    print(f"ours vs ours-autodiff at 'highest' precision: max relative gradient difference "
+          f'{err:.2e} (agreement: < 1e-4)')
+    if err > 1e-4:
+        raise SystemExit(f'bench_lstm: the hand-written backward disagrees with autodiff: {err}')
     print(f'{"contender":<15}{"min ms":>9}{"median ms":>11}{"median/" + base:>15}')
     for k in calls:
         print(f'{k:<15}{min(times[k]) * 1e3:>9.1f}{med[k] * 1e3:>11.1f}'

@@ -27,8 +27,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from train import cli, datasets
-from train.loop import fit
+from train import datasets
+from train.drivers.data import data_info
+from train.drivers.standard import entry_optimizer
+from train.loop import evaluate, fit
 from zoo import registry
 
 PUBLISHED = {"logistic": "32%", "mlp": "68%", "cnn": "94%", "mlp-digits": ">=97% (target)",
@@ -38,12 +40,12 @@ PUBLISHED = {"logistic": "32%", "mlp": "68%", "cnn": "94%", "mlp-digits": ">=97%
 def run_ours(name: str, seed: int) -> dict:
     spec = registry.get(name)
     ds = datasets.load(spec.dataset, **spec.dataset_options)
-    cfg = spec.make_config(cli.data_info(ds))
+    cfg = spec.make_config(data_info(ds))
     k_init, k_fit = jax.random.split(jax.random.PRNGKey(seed))
     params = spec.module.init(k_init, cfg)
     loss = lambda p, s, b, k: spec.module.loss(p, s, b, k, cfg, train=True)
     eval_loss = lambda p, s, b, k: spec.module.loss(p, s, b, k, cfg, train=False)
-    optimizer = cli.entry_optimizer(spec, len(ds.x_train))
+    optimizer = entry_optimizer(spec, len(ds.x_train))
     t0 = time.perf_counter()
     res = fit(loss, params, optimizer, {"x": ds.x_train, "y": ds.y_train},
               key=k_fit, epochs=spec.epochs, batch_size=spec.batch_size,
@@ -52,7 +54,7 @@ def run_ours(name: str, seed: int) -> dict:
     jax.block_until_ready(res.state.params)
     seconds = time.perf_counter() - t0
     epochs = [t["seconds"] for t in res.timings if "epoch" in t]
-    m = cli.evaluate(eval_loss, res.state.params, {}, {"x": ds.x_test, "y": ds.y_test})
+    m = evaluate(eval_loss, res.state, {"x": ds.x_test, "y": ds.y_test})
     # Steady-state training time: every epoch but the first (which compiles), scaled to all.
     steady = sum(epochs[1:]) * len(epochs) / max(len(epochs) - 1, 1)
     return {"acc": m["accuracy"], "seconds": seconds, "epoch": float(np.median(epochs)),

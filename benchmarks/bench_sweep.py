@@ -54,7 +54,7 @@ from bench_loop import (  # noqa: E402
 
 from train import experiments as ex  # noqa: E402
 
-ONE_BY_ONE_MAX = 8   # one-by-one rows time at most this many configurations
+ONE_BY_ONE = {"max": 8}   # one-by-one rows time at most this many configurations
 
 
 def configs(n: int, seed: int = 0) -> list[dict]:
@@ -85,8 +85,8 @@ def sweep_seconds(build, cfgs, data, epochs, **options) -> float:
 def fit_seconds(build, cfgs, data, epochs) -> float:
     experiment = ex.fit_experiment(build, data, epochs=epochs, batch_size=BATCH)
     t0 = time.perf_counter()
-    ex.run_grid(experiment, cfgs[:ONE_BY_ONE_MAX], [0])
-    return (time.perf_counter() - t0) * len(cfgs) / min(len(cfgs), ONE_BY_ONE_MAX)
+    ex.run_grid(experiment, cfgs[:ONE_BY_ONE['max']], [0])
+    return (time.perf_counter() - t0) * len(cfgs) / min(len(cfgs), ONE_BY_ONE['max'])
 
 
 def flax_seconds(model, x, y, cfgs, epochs) -> float:
@@ -106,7 +106,7 @@ def flax_seconds(model, x, y, cfgs, epochs) -> float:
     params = model.init(jax.random.PRNGKey(0), x[:1])["params"]
     steps = N // BATCH
     t0 = time.perf_counter()
-    for config in cfgs[:ONE_BY_ONE_MAX]:
+    for config in cfgs[:ONE_BY_ONE['max']]:
         state = train_state.TrainState.create(
             apply_fn=model.apply, params=params,
             tx=make_tx(learning_rate=config["lr"], weight_decay=config["weight_decay"]))
@@ -117,7 +117,7 @@ def flax_seconds(model, x, y, cfgs, epochs) -> float:
                 idx = perm[b * BATCH:(b + 1) * BATCH]
                 state, loss = train_step(state, {"x": x[idx], "y": y[idx]})
         jax.block_until_ready(loss)
-    return (time.perf_counter() - t0) * len(cfgs) / min(len(cfgs), ONE_BY_ONE_MAX)
+    return (time.perf_counter() - t0) * len(cfgs) / min(len(cfgs), ONE_BY_ONE['max'])
 
 
 def step_flops(init, apply) -> float:
@@ -159,7 +159,10 @@ def main(argv=None):
     ap.add_argument("--sizes", default="1,8,64,256", help="numbers of configurations")
     ap.add_argument("--models", default="MLP,CNN")
     ap.add_argument("--quick", action="store_true", help="1 epoch, sizes 1,8")
+    ap.add_argument("--one-by-one", type=int, default=8,
+                    help="one-by-one rows time at most this many configurations and scale")
     args = ap.parse_args(argv)
+    ONE_BY_ONE["max"] = max(1, args.one_by_one)
     epochs = 1 if args.quick else args.epochs
     sizes = [1, 8] if args.quick else [int(s) for s in args.sizes.split(",")]
     x, y = make_data()
@@ -182,9 +185,9 @@ def main(argv=None):
             cfgs = configs(n)
             rows = [("sweep (vmapped, one jit)", sweep_seconds(build, cfgs, data, epochs), ""),
                     ("fit one by one", fit_seconds(build, cfgs, data, epochs),
-                     "" if n <= ONE_BY_ONE_MAX else f"timed {ONE_BY_ONE_MAX}, scaled"),
+                     "" if n <= ONE_BY_ONE["max"] else f"timed {ONE_BY_ONE['max']}, scaled"),
                     ("flax loop one by one", flax_seconds(fl[name.lower()], x, y, cfgs, epochs),
-                     "" if n <= ONE_BY_ONE_MAX else f"timed {ONE_BY_ONE_MAX}, scaled")]
+                     "" if n <= ONE_BY_ONE['max'] else f"timed {ONE_BY_ONE['max']}, scaled")]
             for method, seconds, note in rows:
                 one.setdefault(method, seconds)
                 print(f"{name:5} {n:4d}  {method:24} {seconds:9.2f} {n / seconds:10.2f} "

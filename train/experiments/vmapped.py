@@ -213,6 +213,7 @@ def train_trials(
 
     from train.loop import metrics
     from train.loop.plan import gather, n_rows, require_data
+    from train.loop.runner import stepper
     from train.loop.settings import precision_scope
     from train.loop.step import make_eval_step, make_train_step
 
@@ -238,47 +239,48 @@ def train_trials(
                      hparams=hparams)
 
     def step_fns(hp, fns=None):
-        """The trial's (plain step, measured step, eval step), as ``fit``'s runner makes
-        them, from its own ``(loss_fn, optimizer)`` when ``fns`` is given, else from the
-        traced hyperparameters ``hp`` (0-d arrays inside the vmap; built once when nothing
-        is traced)."""
+        """The trial's (train step, eval step), as ``fit``'s runner makes them, from its own
+        ``(loss_fn, optimizer)`` when ``fns`` is given, else from the traced hyperparameters
+        ``hp`` (0-d arrays inside the vmap; built once when nothing is traced)."""
         if fns is None and not traced:
             fns = trials.fns[0]
         if fns is None:
             _, loss_fn, optimizer, _ = built(build, {**static, **hp}, where)
         else:
             loss_fn, optimizer = fns
-        step = lambda measured: make_train_step(loss_fn, optimizer, nan_policy=nan_policy,
-                                                norms=measured, name_leaf=False)
-        return (step(norms == "every"), step(norms is not None),
+        return (make_train_step(loss_fn, optimizer, nan_policy=nan_policy,
+                                norms=norms == "every", name_leaf=False,
+                                with_grads=norms == "last"),
                 make_eval_step(eval_loss_fn or loss_fn))
 
     idx0, w0 = trial_plans(n, batch_size, 0, np.stack(trials.data_keys[:1]), shuffle, drop_last)
     probe = gather(data, idx0[0, 0], None if w0 is None else w0[0])
     with scope():
-        layout = metrics.Layout.of(jax.eval_shape(step_fns({}, trials.fns[0])[1],
-                                                  trials.states[0], probe)[1])
+        layout = metrics.Layout.of(jax.eval_shape(step_fns({}, trials.fns[0])[0],
+                                                  trials.states[0], probe)[1],
+                                   norms=norms is not None)
         eval_layout = None
         if edata is not None:
-            eval_layout = metrics.Layout.of(jax.eval_shape(step_fns({}, trials.fns[0])[2],
+            eval_layout = metrics.Layout.of(jax.eval_shape(step_fns({}, trials.fns[0])[1],
                                                            trials.states[0], edata))
     acc0 = metrics.init(layout)
 
-    def make_step_one(fns=None):
-        def step_one(hp, state, acc, i, wi, measured=False):
-            """One batch (``i <i32>[batch]``) of one trial."""
-            new, m = step_fns(hp, fns)[1 if measured else 0](state, gather(data, i, wi))
-            return new, metrics.add(acc, m, layout)
-        return step_one
+    def make_trial(fns=None):
+        """``(one, finish, start)`` of ``train.loop.runner.stepper`` for one trial, its step
+        built from ``hp`` (or ``fns``), one batch given by indices ``i <i32>[batch]``."""
+        parts = lambda hp: stepper(step_fns(hp, fns)[0], layout, last=norms == "last")
+        return (lambda hp, st, acc, c, i, wi: parts(hp)[0](st, acc, c, gather(data, i, wi)),
+                lambda hp, st, acc, c: parts(hp)[1](st, acc, c),
+                lambda hp, st: parts(hp)[2](st))
 
     def make_evaluate_one(fns=None):
         def evaluate_one(hp, state):
-            return metrics.add(metrics.init(eval_layout), step_fns(hp, fns)[2](state, edata),
+            return metrics.add(metrics.init(eval_layout), step_fns(hp, fns)[1](state, edata),
                                eval_layout)
         return evaluate_one
 
     if vmap:
-        epoch_fn = _vmapped_epoch_fn(make_step_one(), acc0, fast_path, bounds, norms)
+        epoch_fn = _vmapped_epoch_fn(make_trial(), acc0, fast_path, bounds)
         run_eval = jax.jit(jax.vmap(make_evaluate_one()))
     else:   # each trial alone, through its own (loss_fn, optimizer): fit's very step and
         # fit's very evaluation (train.loop.evaluate.Evaluator)
@@ -288,7 +290,7 @@ def train_trials(
         for fns in trials.fns:   # holds the objects, so their ids stay theirs
             if (id(fns[0]), id(fns[1])) not in alone:
                 alone[id(fns[0]), id(fns[1])] = (
-                    _alone_epoch_fn(make_step_one(fns), acc0, fast_path, norms),
+                    _alone_epoch_fn(make_trial(fns), acc0, fast_path),
                     Evaluator(eval_loss_fn or fns[0], None))
 
         def fns_of(i):
@@ -337,77 +339,75 @@ def train_trials(
                     histories=histories, epoch_seconds=epoch_seconds, configs=configs)
 
 
-def _measured_at(b: int, n: int, norms) -> bool:
-    """Whether step ``b`` of ``n`` measures the norms (``fit``'s runner's rule)."""
-    return norms == "every" or (norms == "last" and b == n - 1)
-
-
-def _alone_epoch_fn(step_one, acc0, fast_path, norms):
+def _alone_epoch_fn(trial, acc0, fast_path):
     """``epoch(hp, state, idx, w) -> (state, acc)`` for one trial at a time."""
     import jax
     import jax.numpy as jnp
 
+    one, finish, start = trial
     if fast_path == "scan":
         def epoch(hp, state, idx, w):
-            body = lambda carry, xs: (step_one(hp, *carry, *xs), None)
-            n = idx.shape[0]
-            if norms != "last":
-                return jax.lax.scan(body, (state, acc0), (idx, w))[0]
-            head = (idx[:n - 1], None if w is None else w[:n - 1])
-            carry = jax.lax.scan(body, (state, acc0), head)[0]
-            return step_one(hp, *carry, idx[n - 1], None if w is None else w[n - 1], True)
+            body = lambda carry, xs: (one(hp, *carry, *xs), None)
+            state, acc, last = jax.lax.scan(body, (state, acc0, start(hp, state)), (idx, w))[0]
+            return state, finish(hp, state, acc, last)
         return jax.jit(epoch, donate_argnums=(1,))
-    run_step = jax.jit(
-        lambda hp, st, acc, idx, w, b, measured: step_one(
-            hp, st, acc, idx[b], None if w is None else w[b], measured),
-        donate_argnums=(1, 2), static_argnums=6)
+    run_step = jax.jit(lambda hp, st, acc, c, idx, w, b: one(
+        hp, st, acc, c, idx[b], None if w is None else w[b]), donate_argnums=(1, 2))
+    start_, finish_ = jax.jit(start), jax.jit(finish)
 
     def epoch(hp, state, idx, w):
-        acc = jax.tree.map(jnp.copy, acc0)
-        n = idx.shape[0]
-        for b in range(n):
-            state, acc = run_step(hp, state, acc, idx, w, np.int32(b), _measured_at(b, n, norms))
-        return state, acc
+        acc, carry = jax.tree.map(jnp.copy, acc0), start_(hp, state)
+        for b in range(idx.shape[0]):
+            state, acc, carry = run_step(hp, state, acc, carry, idx, w, np.int32(b))
+        return state, finish_(hp, state, acc, carry)
     return epoch
 
 
-def _vmapped_epoch_fn(step_one, acc0, fast_path, bounds, norms):
+def _vmapped_epoch_fn(trial, acc0, fast_path, bounds):
     """``epoch(hps, states, idx, w) -> (states, accs)``: the trials as ``bounds`` groups
     (tuples), each stacked on a leading trial axis; every loop step advances all groups
     (independent work XLA may run on separate cores)."""
     import jax
     import jax.numpy as jnp
 
-    def step_all(hps, states, accs, idx, w, b, measured=False):
+    one, finish, start = trial
+
+    def step_all(hps, states, accs, carries, idx, w, b):
         """Step b of every group; idx <i32>[trials, batches, batch], w <[batches, batch]>."""
         wb = None if w is None else w[b]
-        group = jax.vmap(lambda hp, st, acc, i: step_one(hp, st, acc, i, wb, measured))
-        return tuple(zip(*(group(hp, st, acc, idx[lo:hi, b])
-                           for hp, st, acc, (lo, hi) in zip(hps, states, accs, bounds,
-                                                            strict=True)), strict=True))
+        group = jax.vmap(lambda hp, st, acc, c, i: one(hp, st, acc, c, i, wb))
+        return tuple(zip(*(group(hp, st, acc, c, idx[lo:hi, b])
+                           for hp, st, acc, c, (lo, hi) in zip(hps, states, accs, carries,
+                                                               bounds, strict=True)),
+                         strict=True))
+
+    def per_group(fn, *trees):
+        return tuple(jax.vmap(fn)(*args) for args in zip(*trees, strict=True))
 
     def acc_start():
         return tuple(jax.tree.map(lambda a, k=hi - lo: jnp.zeros((k, *a.shape), a.dtype), acc0)
                      for lo, hi in bounds)
 
+    def ends(hps, states, accs, carries):
+        return states, per_group(finish, hps, states, accs, carries)
+
     if fast_path == "scan":
         def epoch(hps, states, idx, w):
-            n = idx.shape[1]
+            carries = per_group(start, hps, states)
             body = lambda carry, b: (step_all(hps, *carry, idx, w, b), None)
-            if norms != "last":
-                return jax.lax.scan(body, (states, acc_start()), jnp.arange(n))[0]
-            carry = jax.lax.scan(body, (states, acc_start()), jnp.arange(n - 1))[0]
-            return step_all(hps, *carry, idx, w, n - 1, True)
+            states, accs, carries = jax.lax.scan(body, (states, acc_start(), carries),
+                                                 jnp.arange(idx.shape[1]))[0]
+            return ends(hps, states, accs, carries)
         return jax.jit(epoch, donate_argnums=(1,))
-    run_step = jax.jit(step_all, donate_argnums=(1, 2), static_argnums=6)
+    run_step = jax.jit(step_all, donate_argnums=(1, 2))
+    starts = jax.jit(lambda hps, states: per_group(start, hps, states))
+    ends_ = jax.jit(ends)
 
     def epoch(hps, states, idx, w):
-        accs = acc_start()
-        n = idx.shape[1]
-        for b in range(n):
-            states, accs = run_step(hps, states, accs, idx, w, np.int32(b),
-                                    _measured_at(b, n, norms))
-        return states, accs
+        accs, carries = acc_start(), starts(hps, states)
+        for b in range(idx.shape[1]):
+            states, accs, carries = run_step(hps, states, accs, carries, idx, w, np.int32(b))
+        return ends_(hps, states, accs, carries)
     return epoch
 
 

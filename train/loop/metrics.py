@@ -104,6 +104,15 @@ def add(acc: dict, m: Mapping, layout: Layout) -> dict:
     return new
 
 
+def add_norms(acc: dict, norms: Mapping, layout: Layout, applied=1.0) -> dict:
+    """``acc`` plus norms measured once (``{'grad_norm', 'param_norm', 'update_norm'}``) and one
+    ``norm_steps``; nothing when ``applied`` is 0 (a step the NaN guard skipped)."""
+    r = jnp.zeros((layout.size,), jnp.float32).at[layout.index("norm_steps")].set(1.0)
+    for k in layout.norms:
+        r = r.at[layout.index(k)].set(jnp.asarray(norms[k], jnp.float32))
+    return {**acc, "sums": acc["sums"] + jnp.where(applied > 0, r, jnp.zeros_like(r))}
+
+
 def finite(acc: dict, layout: Layout) -> jax.Array:
     """``<bool>[]``: every summed mean (the loss among them) is finite. (The norms are left
     out: finite gradients of 1e20 have an infinite squared norm, and such a step is applied.)"""

@@ -263,7 +263,6 @@ class Run:
         from the chunk's start (the stream drawn again) to name the first non-finite step."""
         first, self.start_batch = self.start_batch, 0
         every = self.s.checkpoints and self.s.checkpoints.every_steps
-        measured = self.s.norms is not None
         acc, start, start_b = None, self.state, first
 
         def redraw(b0, b1):
@@ -291,7 +290,7 @@ class Run:
                 if self.layout is None:
                     self.learn_metrics(batch)
                 acc = self.start_acc()
-            self.state, acc = self.runner.stream_step(self.state, acc, batch, measured)
+            self.state, acc = self.runner.stream_step(self.state, acc, batch)
             self.steps += 1
         if acc is None:
             raise ValueError(f"{self.where}: train_data yielded no batch in epoch {epoch}")

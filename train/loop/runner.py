@@ -47,14 +47,47 @@ import time
 from collections.abc import Callable, Iterable
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from train import sharding as shd
 from train.loop import metrics
 from train.loop.plan import gather
-from train.loop.step import finite_flag, make_train_step
+from train.loop.step import finite_flag, make_train_step, norms_of
 
 NORMS = ("last", "every", None)
+
+
+def stepper(step: Callable, layout: metrics.Layout, *, last: bool):
+    """How a chunk of steps accumulates its metrics: ``(one, finish, start)``.
+
+    ``one(state, acc, carry, batch) -> (state, acc, carry)`` takes one step and adds its
+    metrics; ``finish(state, acc, carry) -> acc`` ends the chunk; ``start(state) -> carry``
+    begins it. With ``last`` (``norms='last'``; ``step`` made ``with_grads``), the carry holds
+    the latest step's gradients and updates (and whether the guard applied it), and
+    ``finish`` adds their norms and the parameters' once: the norms of the chunk's last step,
+    measured with no second copy of the step in the program and no work on the other steps.
+    Without ``last`` the carry is empty and ``finish`` adds nothing.
+    """
+    if not last:
+        def one(state, acc, carry, batch):
+            new, m = step(state, batch)
+            return new, metrics.add(acc, m, layout), carry
+        return one, (lambda state, acc, carry: acc), (lambda state: ())
+
+    def one(state, acc, carry, batch):
+        new, m, (grads, updates) = step(state, batch)
+        applied = 1.0 - jnp.asarray(m.get("nonfinite", 0.0), jnp.float32)
+        return new, metrics.add(acc, m, layout), (grads, updates, applied)
+
+    def finish(state, acc, carry):
+        grads, updates, applied = carry
+        return metrics.add_norms(acc, norms_of(grads, state.params, updates), layout, applied)
+
+    def start(state):
+        zeros = lambda: jax.tree.map(jnp.zeros_like, state.params)   # noqa: E731
+        return zeros(), zeros(), jnp.zeros((), jnp.float32)
+    return one, finish, start
 
 
 class Runner:
@@ -73,10 +106,12 @@ class Runner:
     def __init__(self, loss_fn: Callable, optimizer, mesh, policy, norms):
         self.mesh, self.policy, self.norms = mesh, policy, norms
         guard = "skip" if policy == "skip" else None
-        self.plain = make_train_step(loss_fn, optimizer, nan_policy=guard,
-                                     norms=norms == "every", name_leaf=False)
-        self.measured = (make_train_step(loss_fn, optimizer, nan_policy=guard, norms=True,
-                                         name_leaf=False) if norms else self.plain)
+        self.step = make_train_step(loss_fn, optimizer, nan_policy=guard,
+                                    norms=norms == "every", name_leaf=False,
+                                    with_grads=norms == "last")
+        # streamed batches measure every step's norms (no chunk end to measure at)
+        self.stream_step_fn = make_train_step(loss_fn, optimizer, nan_policy=guard,
+                                              norms=norms is not None, name_leaf=False)
         self.reference = make_train_step(loss_fn, optimizer, nan_policy="stop", norms=False)
         self.layout = None
         self.compiled_scan = {}   # argument signature -> AOT-compiled scanned chunk
@@ -90,13 +125,11 @@ class Runner:
         """Learn the metrics' layout from one batch and build the jitted functions (once)."""
         if self.layout is not None:
             return self.layout
-        names = jax.eval_shape(self.measured, state, batch)[1]
-        self.layout = metrics.Layout.of(names)
+        names = jax.eval_shape(self.step, state, batch)[1]
+        self.layout = metrics.Layout.of(names, norms=self.norms is not None)
         mesh, layout = self.mesh, self.layout
-
-        def one(step, state, acc, batch):
-            new, m = step(state, shd.constrain_batch(batch, mesh))
-            return new, metrics.add(acc, m, layout)
+        one, finish, start = stepper(lambda st, b: self.step(st, shd.constrain_batch(b, mesh)),
+                                     layout, last=self.norms == "last")
 
         def check(state, acc):
             if not self.checks_chunks:
@@ -107,28 +140,25 @@ class Runner:
         def scan_chunk(state, acc, data, idx, w, epoch_end=True):
             def body(carry, xs):
                 i, wi = xs
-                return one(self.plain, *carry, gather(data, i, wi)), None
+                return one(*carry, gather(data, i, wi)), None
 
-            n = idx.shape[0]
-            if self.norms == "last" and epoch_end:
-                head = (idx[:n - 1], None if w is None else w[:n - 1])
-                state, acc = jax.lax.scan(body, (state, acc), head)[0]
-                state, acc = one(self.measured, state, acc,
-                                 gather(data, idx[n - 1], None if w is None else w[n - 1]))
-            else:
-                state, acc = jax.lax.scan(body, (state, acc), (idx, w))[0]
+            state, acc, last = jax.lax.scan(body, (state, acc, start(state)), (idx, w))[0]
+            if epoch_end:   # norms='last' measures the epoch's last step
+                acc = finish(state, acc, last)
             return state, acc, check(state, acc)
 
-        def step_at(state, acc, data, idx, w, b, measured):
-            step = self.measured if measured else self.plain
-            return one(step, state, acc, gather(data, idx[b], None if w is None else w[b]))
+        def step_at(state, acc, carry, data, idx, w, b):
+            return one(state, acc, carry, gather(data, idx[b], None if w is None else w[b]))
 
         donate = (1,) if self.checks_chunks else (0, 1)
         self.scan_chunk = jax.jit(scan_chunk, donate_argnums=donate, static_argnums=5)
-        self.step_at = jax.jit(step_at, donate_argnums=donate, static_argnums=6)
-        self.stream_step = jax.jit(lambda st, acc, b, measured: one(
-            self.measured if measured else self.plain, st, acc, b), donate_argnums=donate,
-            static_argnums=3)
+        self.step_at = jax.jit(step_at, donate_argnums=donate)
+        self.start, self.finish = jax.jit(start), jax.jit(finish)
+        stream_one, _, _ = stepper(
+            lambda st, b: self.stream_step_fn(st, shd.constrain_batch(b, mesh)), layout,
+            last=False)
+        self.stream_step = jax.jit(lambda st, acc, b: stream_one(st, acc, (), b)[:2],
+                                   donate_argnums=donate)
         self.check = jax.jit(check)
         self.reference_step = jax.jit(lambda st, b: self.reference(
             st, shd.constrain_batch(b, mesh)))
@@ -137,18 +167,18 @@ class Runner:
     def loop(self, state, acc, data, idx, w, *, timed=False, epoch_end=True):
         """Per-step loop over device data; with ``timed`` also seconds/step after step 0."""
         t = None
-        n = idx.shape[0]
-        for b in range(n):
-            measured = self.norms == "every" or (self.norms == "last" and epoch_end
-                                                 and b == n - 1)
-            state, acc = self.step_at(state, acc, data, idx, w, np.int32(b), measured)
+        carry = self.start(state)
+        for b in range(idx.shape[0]):
+            state, acc, carry = self.step_at(state, acc, carry, data, idx, w, np.int32(b))
             if timed and b == 0:
                 jax.block_until_ready(acc)
                 t = time.perf_counter()
+        if epoch_end:
+            acc = self.finish(state, acc, carry)
         per = None
-        if timed and n > 1:
+        if timed and idx.shape[0] > 1:
             jax.block_until_ready(acc)
-            per = (time.perf_counter() - t) / (n - 1)
+            per = (time.perf_counter() - t) / (idx.shape[0] - 1)
         return state, acc, self.check(state, acc), per
 
     @staticmethod

@@ -209,7 +209,7 @@ def _as_metrics(loss, metrics, batch) -> dict:
 
 def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation, *,
                     nan_policy: str | None = "stop", norms: bool = True,
-                    name_leaf: bool = True) -> Callable:
+                    name_leaf: bool = True, with_grads: bool = False) -> Callable:
     """Make the pure, undecorated ``train_step(state, batch) -> (state, metrics)``.
 
     The step's key is ``fold_in(state.key, state.step)``. Metrics (all scalars):
@@ -238,9 +238,13 @@ def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation, 
         norms: report the three global norms.
         name_leaf: report ``nonfinite_leaf`` (a ``lax.cond`` that searches the leaves only
             on a bad step).
+        with_grads: also return the step's gradients and updates, ``(grads, updates)``
+            (pytrees like the params), so a caller can measure them later (``fit``'s runner
+            carries the last step's through a scanned epoch to measure its norms once).
 
     Returns:
-        ``train_step(state, batch) -> (TrainState, dict[str, scalar])``.
+        ``train_step(state, batch) -> (TrainState, dict[str, scalar])``, or ``(TrainState,
+        metrics, (grads, updates))`` with ``with_grads``.
     """
     if nan_policy not in NAN_POLICIES:
         raise ValueError(f"make_train_step: nan_policy must be one of {NAN_POLICIES}, "
@@ -249,7 +253,11 @@ def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation, 
         raise TypeError(f"make_train_step: loss_fn must be callable, got {type(loss_fn).__name__}")
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
 
-    def train_step(state: TrainState, batch) -> tuple[TrainState, dict]:
+    def train_step(state: TrainState, batch):
+        new, out, grads, updates = guarded_step(state, batch)
+        return (new, out, (grads, updates)) if with_grads else (new, out)
+
+    def guarded_step(state: TrainState, batch):
         key = jax.random.fold_in(state.key, state.step)
         (loss, (model_state, metrics)), grads = grad_fn(state.params, state.model_state,
                                                         batch, key)
@@ -261,14 +269,12 @@ def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation, 
             out["learning_rate"] = lr
         new = TrainState(params, opt_state, model_state, state.step + 1, state.key)
         if not norms and nan_policy is None:
-            return new, out
+            return new, out, grads, updates
         grad_sq, param_sq = sum_squares(grads), sum_squares(params)
         if norms:
-            out["grad_norm"] = jnp.sqrt(grad_sq)
-            out["param_norm"] = jnp.sqrt(param_sq)
-            out["update_norm"] = global_norm(updates)
+            out.update(norms_of(grads, params, updates, sums=(grad_sq, param_sq)))
         if nan_policy is None:
-            return new, out
+            return new, out, grads, updates
         # One NaN test per tree (the sums of squares are NaN iff an element is NaN/Inf); the
         # per-leaf search that names the culprit runs only on a bad step.
         ok = ~(jnp.isnan(grad_sq) | jnp.isnan(param_sq) | jnp.isnan(sum_squares(opt_state))
@@ -285,9 +291,18 @@ def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation, 
                 return jnp.argmin(jnp.stack(flags)).astype(jnp.int32)
 
             out["nonfinite_leaf"] = jax.lax.cond(ok, lambda: jnp.int32(-1), first_bad_leaf)
-        return new, out
+        return new, out, grads, updates
 
     return train_step
+
+
+def norms_of(grads, params, updates, *, sums=None) -> dict:
+    """``{'grad_norm', 'param_norm', 'update_norm'}``: the global L2 norms of a step's
+    gradients, of the parameters after it and of its updates (``sums``: the first two's sums
+    of squares, when already computed)."""
+    grad_sq, param_sq = sums if sums is not None else (sum_squares(grads), sum_squares(params))
+    return {"grad_norm": jnp.sqrt(grad_sq), "param_norm": jnp.sqrt(param_sq),
+            "update_norm": global_norm(updates)}
 
 
 def make_eval_step(loss_fn: Callable) -> Callable:
