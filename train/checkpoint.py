@@ -6,14 +6,29 @@ key) and ``meta`` (JSON: data position, history, early-stopping state, the epoch
 the shape and dtype of every state leaf). Orbax writes into a temporary directory and renames
 it when complete, so a run killed while saving leaves no half-written ``step_*`` directory.
 
+Checkpoints carry their own checksums: ``meta`` holds the SHA-256 of every state leaf (its
+dtype, shape and bytes, as restored) and of ``meta`` itself, and :func:`restore_checkpoint`
+checks both, so damaged files that orbax and TensorStore read without complaint (a flipped bit
+or overwritten bytes inside an array's data file) raise :class:`CheckpointDamagedError` naming
+the leaf instead of restoring wrong values. The checksums are of the arrays, not of the files:
+damage that leaves every value intact (a byte of padding, a commit marker) is harmless and
+passes. Checkpoints written before the checksums restore with a warning that they are
+unverified.
+
 ``CheckpointManager`` keeps the last ``keep`` checkpoints plus the best one by a metric, and
-restores the newest readable checkpoint, falling back to older ones (with a warning) when the
-newest is damaged. A checkpoint whose leaves do not match the target state raises
-``CheckpointMismatchError`` naming the first mismatching leaf.
+restores the newest intact checkpoint, falling back to older ones (with a one-line warning
+naming what was wrong) when the newest is damaged. A checkpoint whose leaves do not match the
+target state raises ``CheckpointMismatchError`` naming the first mismatching leaf. A save that
+fails (a full disk) removes its partial files and raises :class:`CheckpointWriteError` (an
+``OSError``); the checkpoints saved before are untouched.
 """
 
 from __future__ import annotations
 
+import errno
+import glob
+import hashlib
+import json
 import math
 import os
 import re
@@ -28,6 +43,19 @@ _STEP_DIR = re.compile(r"^step_(\d+)$")
 
 class CheckpointMismatchError(ValueError):
     """The checkpoint's pytree does not match the structure, shapes or dtypes of the target."""
+
+
+class CheckpointDamagedError(ValueError):
+    """The checkpoint's files were read, but a value in them does not match its checksum."""
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (``errno`` and ``strerror`` as the system said, e.g.
+    ``ENOSPC``, when the failure names one)."""
+
+
+# SHA-256 of every leaf and of the meta item (versioned: an older checkpoint has neither).
+_CHECKSUMS, _META_DIGEST = "checksums", "meta_sha256"
 
 
 def _checkpointer():
@@ -63,30 +91,108 @@ def _check_specs(saved: dict, target: dict, path: str) -> None:
             f"lacks ({len(extra)} extra leaves)")
 
 
+def leaf_checksums(tree) -> dict:
+    """``{path: sha256 hex}`` of every leaf: its dtype, shape and bytes (little-endian, C
+    order), so a changed value, dtype or shape changes it. Sharded leaves are gathered
+    (``train.manifest``'s rule)."""
+    from train.manifest import _host_value
+
+    out = {}
+    for p, x in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        value = np.ascontiguousarray(_host_value(x))
+        if value.dtype.byteorder == ">":
+            value = value.astype(value.dtype.newbyteorder("<"))
+        digest = hashlib.sha256(f"{value.dtype.str}|{value.shape}|".encode())
+        digest.update(value.reshape(-1).view(np.uint8))
+        out[jax.tree_util.keystr(p)] = digest.hexdigest()
+    return out
+
+
+def _meta_digest(meta: dict) -> str:
+    body = {k: v for k, v in meta.items() if k != _META_DIGEST}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"))
+                          .encode()).hexdigest()
+
+
+def _os_error_code(e: BaseException) -> int | None:
+    """The errno of a failed write: an ``OSError``'s own, or the ``os_error_code`` TensorStore
+    puts in its messages (orbax re-raises those as ``ValueError``)."""
+    for err in (e, e.__cause__, e.__context__):
+        if isinstance(err, OSError) and err.errno:
+            return err.errno
+    found = re.search(r"os_error_code='?(\d+)", str(e))
+    if found:
+        return int(found.group(1))
+    return errno.ENOSPC if "No space left on device" in str(e) else None
+
+
 def save_checkpoint(path: str, state, meta: dict | None = None) -> None:
-    """Write ``state`` (a pytree of arrays) and ``meta`` (JSON-able dict) atomically to ``path``.
+    """Write ``state`` (a pytree of arrays) and ``meta`` (JSON-able dict) atomically to ``path``,
+    with the checksums of every leaf and of ``meta`` (checked by :func:`restore_checkpoint`).
 
     Args:
         path: the checkpoint directory (overwritten if it exists).
         state: a pytree of ``jax.Array``s (sharded arrays are written as one logical array).
         meta: JSON-serializable information stored next to the arrays.
+
+    Raises:
+        CheckpointWriteError: the files could not be written (a full disk, no permission);
+            the partial files are removed and ``path``, if it existed, is as it was.
     """
     import orbax.checkpoint as ocp
 
     meta = dict(meta or {})
     meta["leaves"] = leaf_specs(state)
-    _checkpointer().save(os.path.abspath(path), force=True,
-                         args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                                 meta=ocp.args.JsonSave(meta)))
+    meta[_CHECKSUMS] = leaf_checksums(state)
+    meta = json.loads(json.dumps(meta))   # as it reads back: the digest covers exactly that
+    meta[_META_DIGEST] = _meta_digest(meta)
+    path = os.path.abspath(path)
+    try:
+        _checkpointer().save(path, force=True,
+                             args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                                     meta=ocp.args.JsonSave(meta)))
+    except Exception as e:
+        code = _os_error_code(e)
+        if code is None:
+            raise
+        if jax.process_index() == 0:   # orbax's temporary directory of this save, half full
+            for partial in glob.glob(glob.escape(path) + ".orbax-checkpoint-tmp*"):
+                shutil.rmtree(partial, ignore_errors=True)
+        raise CheckpointWriteError(code, f"cannot write the checkpoint {path}: "
+                                         f"{os.strerror(code)}") from e
 
 
 def read_meta(path: str) -> dict:
-    """The JSON ``meta`` item of the checkpoint at ``path``."""
+    """The JSON ``meta`` item of the checkpoint at ``path``.
+
+    Raises:
+        CheckpointDamagedError: ``meta`` does not match its checksum.
+    """
     import orbax.checkpoint as ocp
 
     out = _checkpointer().restore(os.path.abspath(path),
                                   args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
-    return dict(out["meta"])
+    meta = dict(out["meta"])
+    saved = meta.get(_META_DIGEST)
+    if saved is not None and saved != _meta_digest(meta):
+        raise CheckpointDamagedError(f"the meta item of {path} does not match its checksum "
+                                     "(its file is damaged)")
+    return meta
+
+
+def _verify(state, meta: dict, path: str) -> None:
+    saved = meta.get(_CHECKSUMS)
+    if saved is None:
+        warnings.warn(f"checkpoint {path} has no checksums (written before jaxzoo saved them); "
+                      "restored unverified", RuntimeWarning, stacklevel=3)
+        return
+    specs = meta.get("leaves", {})
+    for name, digest in leaf_checksums(state).items():
+        if saved.get(name) != digest:
+            shape, dtype = specs.get(name, ["?", "?"])
+            raise CheckpointDamagedError(
+                f"leaf {name} <{dtype}>{shape} of {path} does not match its checksum (its data "
+                "files are damaged)")
 
 
 def restore_checkpoint(path: str, target):
@@ -103,6 +209,7 @@ def restore_checkpoint(path: str, target):
     Raises:
         CheckpointMismatchError: a leaf is missing, extra, or has another shape or dtype (the
             message names the leaf).
+        CheckpointDamagedError: a restored leaf, or ``meta``, does not match its checksum.
     """
     import orbax.checkpoint as ocp
 
@@ -117,6 +224,7 @@ def restore_checkpoint(path: str, target):
         os.path.abspath(path),
         args=ocp.args.Composite(state=ocp.args.StandardRestore(jax.tree.map(abstract, target))))
     state = jax.tree.unflatten(jax.tree.structure(target), jax.tree.leaves(out["state"]))
+    _verify(state, meta, path)
     return state, meta
 
 
@@ -199,8 +307,9 @@ class CheckpointManager:
     def restore(self, target, step: int | None = None):
         """Restore ``step`` (default: the newest readable checkpoint) into ``target``.
 
-        A checkpoint that cannot be read (damaged files) is skipped with a ``RuntimeWarning``
-        and the next older one is tried; a structure mismatch is raised at once.
+        A checkpoint that cannot be read or fails its checksums (damaged files) is skipped
+        with a one-line ``RuntimeWarning`` naming what was wrong, and the next older one is
+        tried; a structure mismatch is raised at once.
 
         Returns:
             ``(state, meta)``.
@@ -217,9 +326,20 @@ class CheckpointManager:
             except CheckpointMismatchError:
                 raise
             except Exception as e:  # damaged: fall back to the previous one
-                errors.append(f"step {s}: {type(e).__name__}: {e}")
-                warnings.warn(f"CheckpointManager.restore: checkpoint {self.path(s)} could not "
-                              f"be read ({type(e).__name__}: {str(e)[:200]}); falling back to "
-                              "the previous one", RuntimeWarning, stacklevel=2)
+                reason = damage_text(e).replace(f" of {self.path(s)}", "")
+                errors.append(f"step {s}: {reason}")
+                what = ("is damaged" if isinstance(e, CheckpointDamagedError)
+                        else "could not be read")
+                warnings.warn(f"CheckpointManager.restore: checkpoint {self.path(s)} {what} "
+                              f"({reason}); falling back to the previous one", RuntimeWarning,
+                              stacklevel=2)
         raise FileNotFoundError(f"CheckpointManager.restore: no readable checkpoint in "
                                 f"{self.directory}" + (": " + "; ".join(errors) if errors else ""))
+
+
+def damage_text(e: BaseException, limit: int = 200) -> str:
+    """One line for why a checkpoint could not be restored: the error's first line, without
+    TensorStore's multi-line spec dumps, at most ``limit`` characters."""
+    text = (str(e).strip().splitlines() or [""])[0].split(" See full TensorStore details")[0]
+    text = f"{type(e).__name__}: {text}" if not isinstance(e, CheckpointDamagedError) else text
+    return text if len(text) <= limit else text[:limit - 3] + "..."

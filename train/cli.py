@@ -3,7 +3,7 @@
     zoo list
     zoo train NAME [--dataset D] [--optimizer O] [--lr X] [--schedule S] [--weight-decay W]
                    [--batch-size B] [--epochs E] [--seed S] [--precision P] [--out DIR]
-                   [--resume] [--quiet]
+                   [--resume] [--allow-changes] [--quiet]
     zoo eval NAME --checkpoint DIR
     zoo sample NAME --checkpoint DIR [--prime TEXT] [--length N] [--temperature T]
                     [--top-k K] [--seed S]
@@ -19,10 +19,14 @@ Options resolve in three layers (:func:`resolve`): the registry entry's defaults
 writes the run folder (``train.runs``: ``run.json``, ``metrics.jsonl``, ``checkpoints/``,
 ``summary.json``, ``loss.png``, ``manifest.json``).
 
-Bad input (an unknown model, dataset, dataset option or optimizer, a negative learning rate,
-a dataset the model cannot use, an ``--out`` that is a file or cannot be created, a damaged
-checkpoint, ...) prints one line ``zoo: error: ...`` (with the closest names for a misspelling)
-and exits with status 2.
+Every expected failure (an unknown model, dataset, dataset option or optimizer, a negative
+learning rate, a dataset the model cannot use, an ``--out`` that is a file or cannot be
+created, a damaged ``run.json`` or checkpoint, a ``--resume`` that would not continue the same
+run, a run folder another run is writing, a non-finite training step, a full disk, ...) prints
+one line ``zoo: error: ...`` (with the closest names for a misspelling) and exits with status
+2; warnings (a damaged checkpoint skipped for an older one, a stale lock taken over) print as
+one line ``zoo: warning: ...`` each. ``zoo train`` is the one writer of its ``--out`` while it
+runs (``train.runs.writing``).
 
 Extending: a new subcommand is one ``(help, add_arguments, run)`` entry in :data:`COMMANDS`;
 a model with its own loop is a driver (``train.drivers``), named by its registry entry.
@@ -38,7 +42,7 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from train import drivers, optimizers, runs
+from train import console, drivers, optimizers, runs
 from train.errors import UsageError
 from train.runs import RunOptions
 
@@ -100,6 +104,7 @@ def resolve(args: argparse.Namespace, *, saved: Mapping | None = None) -> tuple[
                       weight_decay=(None if values["weight_decay"] is None
                                     else float(values["weight_decay"])), out=out,
                       resume=bool(getattr(args, "resume", False)),
+                      allow_changes=bool(getattr(args, "allow_changes", False)),
                       quiet=bool(getattr(args, "quiet", False)),
                       precision=values["precision"],
                       checkpoint=getattr(args, "checkpoint", None))
@@ -153,6 +158,19 @@ def _int_at_least(minimum: int):
     return parse
 
 
+def _seed(text: str) -> int:
+    value = _int_at_least(0)(text)
+    if value >= runs.SEED_LIMIT:   # jax keeps a seed's low 32 bits: 2**32 would be seed 0
+        raise argparse.ArgumentTypeError(f"expected an integer in [0, 2**32), got {text!r}")
+    return value
+
+
+def _path(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a path, got an empty one")
+    return text
+
+
 def _batch_size(text: str):
     if text.lower() in ("full", "all", "none"):
         return "full"
@@ -181,7 +199,7 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
                    help="decoupled weight decay (optimizers with one: adamw, lamb, adadelta)")
     p.add_argument("--batch-size", type=_batch_size, help="examples per step, or 'full'")
     p.add_argument("--epochs", type=_int_at_least(0), help="number of epochs")
-    p.add_argument("--seed", type=_int_at_least(0), default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
     p.add_argument("--precision", choices=("default", "high", "highest"),
                    help="float32 matrix products and convolutions: the backend's fast "
                         "default (TF32 on NVIDIA GPUs, one bfloat16 pass on TPUs), or more "
@@ -225,20 +243,29 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
     _add_run_arguments(p)
     p.epilog = ("metrics.jsonl logs val_* metrics on the validation split, or on the test "
                 "split when the dataset has none (mnist1d, digits, ...).")
-    p.add_argument("--out", help="output directory (default runs/NAME)")
+    p.add_argument("--out", type=_path, help="output directory (default runs/NAME)")
     p.add_argument("--resume", action="store_true",
-                   help="continue from the latest checkpoint in --out")
+                   help="continue the run in --out from its latest intact checkpoint; refused "
+                        "when the data or an option that changes the result differs")
+    p.add_argument("--allow-changes", action="store_true", dest="allow_changes",
+                   help="with --resume: continue even with other data or options (the "
+                        "changes are recorded in fingerprint.json and the manifest)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary table")
 
 
 def _train_run(args: argparse.Namespace) -> int:
     saved = None
+    if args.allow_changes and not args.resume:
+        raise UsageError("--allow-changes applies to --resume only")
     if args.resume:
         run_dir = args.out or os.path.join("runs", _spec(args.name).name)
-        if os.path.isfile(os.path.join(run_dir, runs.RUN_FILE)):
-            saved = runs.read_run_json(run_dir)
+        if not os.path.isfile(os.path.join(run_dir, runs.RUN_FILE)):
+            raise UsageError(f"--resume: there is no run to resume in {run_dir!r} (no "
+                             f"{runs.RUN_FILE}); leave out --resume to start one")
+        saved = runs.read_run_json(run_dir)
     spec, opts = resolve(args, saved=saved)
-    summary = drivers.call(spec, opts, "train")
+    with runs.writing(opts.out):
+        summary = drivers.call(spec, opts, "train")
     if not opts.quiet:
         print(f"\nzoo train {spec.name} on {opts.dataset}: expected "
               f"{spec.expected_for(opts.dataset)}")
@@ -250,7 +277,7 @@ def _train_run(args: argparse.Namespace) -> int:
 
 def _eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", help="model name (see 'zoo list')")
-    p.add_argument("--checkpoint", required=True,
+    p.add_argument("--checkpoint", required=True, type=_path,
                    help="the --out directory of a 'zoo train' run (or its checkpoints/)")
 
 
@@ -263,7 +290,7 @@ def _eval_run(args: argparse.Namespace) -> int:
 
 def _sample_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", help="model name (see 'zoo list'; models with a sampler)")
-    p.add_argument("--checkpoint", required=True,
+    p.add_argument("--checkpoint", required=True, type=_path,
                    help="the --out directory of a 'zoo train' run (or its checkpoints/)")
     p.add_argument("--prime", help="priming text (default: the model's choice)")
     p.add_argument("--length", type=_int_at_least(1), default=200,
@@ -272,12 +299,13 @@ def _sample_arguments(p: argparse.ArgumentParser) -> None:
                    help="softmax temperature; 0 is greedy (default 1)")
     p.add_argument("--top-k", type=_int_at_least(1), dest="top_k",
                    help="sample among the K most likely tokens")
-    p.add_argument("--seed", type=_int_at_least(0), default=0, dest="sample_seed",
+    p.add_argument("--seed", type=_seed, default=0, dest="sample_seed",
                    help="sampling seed (default 0)")
     p.add_argument("-n", "--num-samples", type=_int_at_least(1), default=64, dest="n",
                    help="samples to draw, for generators of images or points (default 64)")
-    p.add_argument("--output", help="file for the samples (generators write a PNG; default "
-                                    "samples.png in the run directory)")
+    p.add_argument("--output", type=_path,
+                   help="file for the samples (generators write a PNG; default samples.png in "
+                        "the run directory)")
 
 
 def _sample_run(args: argparse.Namespace) -> int:
@@ -298,10 +326,10 @@ def _sample_run(args: argparse.Namespace) -> int:
 
 
 def _gradients_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", default=os.path.join("runs", "gradients"),
+    p.add_argument("--out", type=_path, default=os.path.join("runs", "gradients"),
                    help="output directory (default runs/gradients)")
     p.add_argument("--depth", type=_int_at_least(2), default=10, help="dense layers")
-    p.add_argument("--seed", type=_int_at_least(0), default=0)
+    p.add_argument("--seed", type=_seed, default=0)
 
 
 def _gradients_run(args: argparse.Namespace) -> int:
@@ -316,7 +344,7 @@ def _gradients_run(args: argparse.Namespace) -> int:
 
 def _translate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("text", nargs="+", help="source sentence(s) to translate")
-    p.add_argument("--checkpoint", required=True,
+    p.add_argument("--checkpoint", required=True, type=_path,
                    help="the --out directory of a 'zoo train' run of a translation model")
     p.add_argument("--beam", type=_int_at_least(1), default=4,
                    help="beam width; 1 decodes greedily (default 4)")
@@ -441,9 +469,17 @@ COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors as one line ``zoo: error: ...`` (exit status 2) instead of the
+    usage block and the error."""
+
+    def error(self, message: str):
+        self.exit(2, f"zoo: error: {message} (see '{self.prog} -h')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``zoo`` argument parser with one subparser per entry of :data:`COMMANDS`."""
-    parser = argparse.ArgumentParser(prog="zoo", description="Train and evaluate jaxzoo models.")
+    parser = _Parser(prog="zoo", description="Train and evaluate jaxzoo models.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (help_text, add_arguments, run) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
@@ -452,31 +488,45 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``zoo`` console script; returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)      # argparse exits with status 2 on bad syntax
-    try:
-        return int(args._run(args) or 0)
-    except UsageError as e:
-        print(f"zoo: error: {e}", file=sys.stderr)
-        return 2
-    except (FileNotFoundError, ValueError) as e:
+def _error_line(e: BaseException) -> str | None:
+    """The one line of an expected failure, or None for a bug (shown with its traceback)."""
+    if isinstance(e, (UsageError, FloatingPointError)):   # FloatingPointError: NonFiniteError
+        return str(e)
+    if isinstance(e, (FileNotFoundError, ValueError)) and "train.checkpoint" in sys.modules:
         # a damaged checkpoint met by a driver's own code, or a --resume with other data
-        # options than the run it continues
+        # settings than the run it continues (fit's check)
         from train.loop import ResumeMismatchError
 
         if isinstance(e, ResumeMismatchError):
-            message = str(e)
-        else:
-            message = runs.checkpoint_message(e) if "train.checkpoint" in sys.modules else None
-        if message is None:
-            raise
-        print(f"zoo: error: {message}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("zoo: interrupted", file=sys.stderr)
-        return 130
+            return str(e)
+        message = runs.checkpoint_message(e)
+        if message is not None:
+            return message
+    if isinstance(e, OSError):   # a full disk, no permission, a path that cannot be made
+        where = f": {e.filename!r}" if e.filename else ""
+        return f"{e.strerror or e}{where}"
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``zoo`` console script; returns the exit status (2 and one line
+    ``zoo: error: ...`` on stderr for every expected failure)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)      # argparse exits with status 2 on bad syntax
+    with console.quiet_libraries() as held:
+        try:
+            return int(args._run(args) or 0)
+        except KeyboardInterrupt:
+            print("zoo: interrupted", file=sys.stderr)
+            return 130
+        except Exception as e:
+            message = _error_line(e)
+            if message is None:
+                for record in held.records:   # they may explain the bug
+                    print(held.format(record), file=sys.stderr)
+                raise
+            print(f"zoo: error: {console.one_line(message)}", file=sys.stderr)
+            return 2
 
 
 if __name__ == "__main__":

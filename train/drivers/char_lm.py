@@ -88,7 +88,7 @@ def train(spec, opts: RunOptions) -> dict:
     k_init, k_fit = jax.random.split(jax.random.PRNGKey(opts.seed))
     params = char_lm.init(k_init, cfg)
     out = opts.out
-    ckpt_dir = runs.prepare_run_dir(opts)
+    ckpt_dir = runs.prepare_run_dir(opts, data=ds)
     t0 = time.perf_counter()
     result = fit(lambda p, s, b, k: char_lm.loss(p, s, b, k, cfg, train=True), params,
                  make_optimizer(spec, opts), data, key=k_fit, epochs=opts.epochs,

@@ -144,7 +144,7 @@ def train(spec, opts) -> dict:
     params = w2v.init(k_init, cfg)
     state0 = w2v.init_state(cfg, counts)
     out = opts.out
-    ckpt_dir = runs.prepare_run_dir(opts)
+    ckpt_dir = runs.prepare_run_dir(opts, data=ds)
     t0 = time.perf_counter()
     result = fit(_loss_fn(cfg), params, make_optimizer(opts.optimizer, opts.lr), train_data,
                  key=k_fit, epochs=opts.epochs, model_state=state0, progress=not opts.quiet,

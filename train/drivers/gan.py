@@ -242,7 +242,7 @@ def train(spec, opts) -> dict:
     ds, cfg, x = _gan_data(spec, opts)
     g_opt, d_opt = _gan_optimizers(opts, cfg, len(x))
     key = jax.random.PRNGKey(opts.seed)
-    manager = CheckpointManager(runs.prepare_run_dir(opts), keep=2)
+    manager = CheckpointManager(runs.prepare_run_dir(opts, data=ds), keep=2)
     state, done, history = None, 0, []
     if opts.resume and manager.latest_step() is not None:
         target = gan.init_gan_state(key, cfg, g_opt, d_opt)

@@ -22,8 +22,8 @@ def write_study(out: str, *, depth: int = 10, seed: int = 0) -> tuple[dict, str]
     from train import plots
     from zoo import gradients
 
+    os.makedirs(out, exist_ok=True)   # first: a path that cannot be made fails at once
     study = gradients.gradient_norm_study(jax.random.PRNGKey(seed), depth=depth)
-    os.makedirs(out, exist_ok=True)
     path = plots.plot_gradient_norms(study, os.path.join(out, "gradient_norms.png"))
     table = {f"{a}/{i}": [float(v) for v in np.asarray(r["grad_norm"])]
              for (a, i), r in study.items()}

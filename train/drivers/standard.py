@@ -93,7 +93,7 @@ def train(spec, opts: RunOptions) -> dict:
     optimizer = run_optimizer(opts, len(ds.x_train))
     loss_fn, eval_loss_fn = model_fns(spec, cfg)
     out = opts.out
-    ckpt_dir = runs.prepare_run_dir(opts)
+    ckpt_dir = runs.prepare_run_dir(opts, data=ds)
     val = split(ds, "val") or split(ds, "test")
     t0 = time.perf_counter()
     result = fit(loss_fn, params, optimizer, split(ds, "train"), key=k_fit, epochs=opts.epochs,

@@ -182,7 +182,7 @@ def train(spec, opts) -> dict:
     if np.ndim(ds.x_train) != 4:
         raise UsageError(f"transfer needs image data [n, h, w, c]; dataset {opts.dataset!r} "
                          f"has x of shape {np.shape(ds.x_train)}")
-    ckpt_dir = runs.prepare_run_dir(opts)
+    ckpt_dir = runs.prepare_run_dir(opts, data=ds)
     extra = spec.extra
     result, outcomes, pre = _experiment(
         ds, out=opts.out, make_optimizer=lambda: make_optimizer(opts.optimizer, opts.lr),

@@ -133,7 +133,7 @@ def train(spec, opts) -> dict:
     optimizer = make_optimizer(opts.optimizer, opts.lr)
     loss_fn = _loss_fns(cfg)
     out = opts.out
-    ckpt_dir = runs.prepare_run_dir(opts)
+    ckpt_dir = runs.prepare_run_dir(opts, data=ds)
     train = {"x": ds.x_train, "y": ds.y_train}
     test = {"x": ds.x_test, "y": ds.y_test}
     t0 = time.perf_counter()
