@@ -33,6 +33,7 @@ import os
 import re
 from collections.abc import Mapping
 
+from train import runs
 from train.drivers.data import check_data, check_trace, load_data, model_config, split
 from train.errors import UsageError
 from train.manifest import json_line
@@ -240,13 +241,6 @@ def _read_done(path: str) -> dict:
 def sweep(spec, opts, sweep_opts: SweepOptions, *, out: str, resume: bool = False,
           progress: bool = True) -> dict:
     """Run the search; write the files (see the module doc); return the summary."""
-    import time
-
-    from tqdm.auto import tqdm
-
-    from train import experiments as ex
-    from train.manifest import write_manifest
-
     if spec.driver != "standard":
         raise UsageError(f"zoo sweep: model {spec.name!r} trains with its own driver "
                          f"({spec.driver}); sweeps train the standard entries")
@@ -255,7 +249,24 @@ def sweep(spec, opts, sweep_opts: SweepOptions, *, out: str, resume: bool = Fals
                                    else "val_loss")
     mode = sweep_opts.mode or ("max" if "acc" in metric else "min")
     cfg, train, val, model_state = _data(spec, opts)
-    os.makedirs(out, exist_ok=True)
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"cannot write the sweep folder --out {out!r}: {e.strerror or e}") from e
+    with runs.writing(out):   # one writer per folder (train.lock)
+        return _search(spec, opts, sweep_opts, out=out, resume=resume, progress=progress,
+                       metric=metric, mode=mode, data=(cfg, train, val, model_state))
+
+
+def _search(spec, opts, sweep_opts, *, out, resume, progress, metric, mode, data) -> dict:
+    import time
+
+    from tqdm.auto import tqdm
+
+    from train import experiments as ex
+    from train.manifest import write_manifest
+
+    cfg, train, val, model_state = data
     trials_path = os.path.join(out, TRIALS_FILE)
     if not resume and os.path.exists(trials_path):
         raise UsageError(f"zoo sweep: {out!r} already holds a sweep ({TRIALS_FILE}); pass "
