@@ -405,7 +405,7 @@ def test_image_folder(tmp_path):
         (tmp_path / 'faces' / who).mkdir(parents=True)
         for k in range(3):
             Image.new('RGB', (40, 30), color).save(tmp_path / 'faces' / who / f'{k}.png')
-    ds = D.load('image_folder', path=tmp_path / 'faces', size=(16, 8))
+    ds = D.load('image_folder', path=tmp_path / 'faces', size=(16, 8), test_fraction=0)
     assert ds.x_train.shape == (6, 16, 8, 3) and len(ds.x_test) == 0
     assert ds.meta['classes'] == ['alice', 'bob']
     np.testing.assert_allclose(ds.x_train[ds.y_train == 0], np.broadcast_to([1, 0, 0],

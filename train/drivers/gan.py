@@ -287,24 +287,50 @@ def train(spec, opts) -> dict:
 
 
 def evaluate_gan(state: gan.GANState, cfg: gan.Config, ds, *, key: jax.Array,
-                 n: int = 10_000) -> dict:
+                 n: int = 10_000, n_frechet: int = 2000) -> dict:
     """Held-out numbers for a trained GAN.
 
     ``test_loss`` is the discriminator loss on the test split's real samples against as many
-    fresh generated ones (about 2 log 2 = 1.386 at the game's equilibrium). For 2-D mixtures
-    with known ``centers`` and ``std`` in the dataset's meta, :func:`zoo.gan.mode_coverage`
-    of ``n`` samples is added.
+    fresh generated ones (about 2 log 2 = 1.386 at the game's equilibrium); it is left out
+    when the dataset has no test samples. For 2-D mixtures with known ``centers`` and ``std``
+    in the dataset's meta, :func:`zoo.gan.mode_coverage` of ``n`` samples is added.
+
+    For images, ``frechet_generated`` is :func:`zoo.gan.frechet_distance` between the
+    :func:`zoo.gan.random_features` of ``m`` generated images and of ``m`` real ones: the test
+    images (``frechet_reference`` 'test'), or the training images when there are fewer than
+    ten test images ('train'); ``m`` is the number of those real images, at most
+    ``n_frechet``. With the test images as reference, ``frechet_train`` is the same distance
+    from ``m`` training images: the score of a generator that reproduced the training set,
+    the floor that this sample size allows.
     """
     out = {}
     x_test = np.asarray(ds.x_test, np.float32) if ds.x_test is not None else None
     if x_test is not None and x_test.ndim == 4:
         x_test = pad_images(scale_images(x_test, ds.x_train))
-    if x_test is not None and tuple(x_test.shape[1:]) == tuple(cfg.data_shape):
+    fits = x_test is not None and tuple(x_test.shape[1:]) == tuple(cfg.data_shape)
+    if fits and len(x_test) > 0:
         fake = gan.sample(state.params, len(x_test), cfg, key=key, state=state.model_state)
         d = state.params["discriminator"], state.model_state["discriminator"]
         real_logits, _ = gan.discriminate(*d, jnp.asarray(x_test), cfg)
         fake_logits, _ = gan.discriminate(*d, fake, cfg)
         out["test_loss"] = float(gan.discriminator_loss(real_logits, fake_logits))
+    if cfg.kind == "dcgan" and len(ds.x_train) >= 2:
+        x_train = pad_images(scale_images(ds.x_train, ds.x_train))
+        use_test = fits and len(x_test) >= 10
+        reference = x_test if use_test else x_train
+        m = min(len(reference), n_frechet)
+        rng = np.random.default_rng(0)
+        reference = reference[np.sort(rng.permutation(len(reference))[:m])]
+        fake = gan.sample(state.params, m, cfg, key=jax.random.fold_in(key, 2),
+                          state=state.model_state)
+        ref_features = gan.random_features(reference)
+        out["frechet_generated"] = gan.frechet_distance(gan.random_features(fake),
+                                                        ref_features)
+        out["frechet_reference"] = "test" if use_test else "train"
+        if use_test:
+            real = x_train[np.sort(rng.permutation(len(x_train))[:m])]
+            out["frechet_train"] = gan.frechet_distance(gan.random_features(real),
+                                                        ref_features)
     if "centers" in ds.meta and "std" in ds.meta:
         samples = gan.sample(state.params, n, cfg, key=jax.random.fold_in(key, 1),
                              state=state.model_state)

@@ -86,7 +86,7 @@ def _read_image(p: Path, mode: str, crop, h: int, w: int) -> np.ndarray:
 
 @register('image_folder')
 def load_image_folder(*, path=None, size=(64, 64), mode: str = 'RGB', crop=None,
-                      test_fraction: float = 0.0, seed: int = 0) -> Dataset:
+                      test_fraction: float = 0.1, seed: int = 0) -> Dataset:
     """A folder of images (e.g. face crops for the notes' face-generation project) read with
     Pillow, optionally cropped, resized and scaled to [0, 1].
 
@@ -102,7 +102,10 @@ def load_image_folder(*, path=None, size=(64, 64), mode: str = 'RGB', crop=None,
         mode: 'RGB' (3 channels) or 'L' (grey, 1 channel).
         crop: None or a (left, top, right, bottom) box of non-negative ints applied before
             resizing (Pillow pads a box reaching past the image with black).
-        test_fraction: share of images held out as test (seeded); 0 gives an empty test set.
+        test_fraction: share of images held out as test (seeded; default 0.1, so that a
+            generator can be scored on images it never saw). 0 gives an empty test set, as
+            does a folder too small for `round(test_fraction * n)` to reach one image.
+        seed: seed of the held-out split.
 
     Returns:
         Dataset with x <f32>[n, height, width, channels] in [0, 1] and y <int32>[n].
@@ -112,6 +115,10 @@ def load_image_folder(*, path=None, size=(64, 64), mode: str = 'RGB', crop=None,
         raise ValueError(f"{fn}: mode must be 'RGB' or 'L', got {mode!r}")
     h, w = _image_size(size, fn)
     crop = _crop_box(crop, fn)
+    if isinstance(test_fraction, (bool, np.bool_)) or not isinstance(
+            test_fraction, (int, float, np.integer, np.floating)) or not 0 <= test_fraction < 1:
+        raise ValueError(f'{fn}: test_fraction must be a number in [0, 1), got '
+                         f'{test_fraction!r}')
     directory = dl.dataset_dir('image_folder', path)
     if path is not None and not directory.exists():
         raise no_such_path('image_folder', directory, 'a folder of images or of class '
@@ -143,8 +150,9 @@ def load_image_folder(*, path=None, size=(64, 64), mode: str = 'RGB', crop=None,
                      'that of the images', n_classes=max(1, len(classes)),
                      input_shape=x.shape[1:], classes=classes or [''],
                      files=[str(p) for p in files])
-    if test_fraction == 0:
+    n_test = int(round(float(test_fraction) * len(files)))
+    if n_test == 0:
         return Dataset(x, y, x[:0], y[:0], meta=meta)
-    tr, _, te, _ = train_val_split(np.arange(len(files)), validation=test_fraction, seed=seed)
+    tr, _, te, _ = train_val_split(np.arange(len(files)), validation=n_test, seed=seed)
     meta['files'] = [str(files[i]) for i in tr]
     return Dataset(x[tr], y[tr], x[te], y[te], meta=meta)
