@@ -43,6 +43,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from train import console, drivers, optimizers, runs
+from train.drivers import data
 from train.errors import UsageError
 from train.runs import RunOptions
 
@@ -81,6 +82,10 @@ def resolve(args: argparse.Namespace, *, saved: Mapping | None = None) -> tuple[
     else:
         options = dict(spec.dataset_options) if values["dataset"] == spec.dataset else {}
     options.update(dict(getattr(args, "data_options", None) or []))
+    note = None
+    if not saved and given["dataset"] is None:
+        # an entry for real data trains on its generated stand-in when the files are absent
+        values["dataset"], options, note = data.choose_dataset(spec, options)
     if values["optimizer"] not in optimizers.OPTIMIZERS:
         optimizers.make_optimizer(values["optimizer"], 1.0)   # raises with close matches
     optimizers.make_schedule(values["schedule"], 1.0, 1)     # likewise (a registry typo)
@@ -108,6 +113,8 @@ def resolve(args: argparse.Namespace, *, saved: Mapping | None = None) -> tuple[
                       quiet=bool(getattr(args, "quiet", False)),
                       precision=values["precision"],
                       checkpoint=getattr(args, "checkpoint", None))
+    if note:
+        opts.extra["data_note"] = note
     return spec, opts
 
 
@@ -234,7 +241,11 @@ def _list_arguments(p: argparse.ArgumentParser) -> None:
 def _list_run(args: argparse.Namespace) -> int:
     from zoo import registry
 
-    rows = [[s.name, s.dataset, s.task, s.expected_for()] for s in registry.specs()]
+    rows = []
+    for s in registry.specs():
+        dataset = s.dataset if s.standin is None else f"{s.dataset} (else {s.standin})"
+        rows.append([s.name, dataset, s.task, s.expected_for(s.dataset if s.standin is None
+                                                             else s.standin)])
     _print_table(rows, ["name", "dataset", "task", "expected result"])
     return 0
 
@@ -264,6 +275,8 @@ def _train_run(args: argparse.Namespace) -> int:
                              f"{runs.RUN_FILE}); leave out --resume to start one")
         saved = runs.read_run_json(run_dir)
     spec, opts = resolve(args, saved=saved)
+    if opts.extra.get("data_note") and not opts.quiet:
+        print(f"zoo: {opts.extra['data_note']}", file=sys.stderr)
     with runs.writing(opts.out):
         summary = drivers.call(spec, opts, "train")
     if not opts.quiet:

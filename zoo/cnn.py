@@ -1,6 +1,6 @@
 """Convolutional networks: the MNIST-1D 1-D CNN and LeNet-style 2-D CNNs (seed 003 section 5).
 
-One family, two presets:
+One family, three presets:
 
 * :func:`mnist1d_config` -- the MNIST-1D paper's CNN (Greydanus and Kobak 2024, ``ConvBase``):
   three 1-D convolutions with 25 channels (kernel 5 then 3, 3; stride 2; zero padding 1), ReLU,
@@ -10,6 +10,9 @@ One family, two presets:
   max-pool, twice, then fully connected layers. Sized for the 8x8 digits bundled with
   scikit-learn (3x3 kernels, 'SAME' padding, so 8 -> 4 -> 2), for 28x28 MNIST (LeNet-5's
   6 and 16 5x5 filters, 120-84 dense) and 32x32x3 CIFAR-10 (the same with 3 input channels).
+* :func:`cifar10_config` -- a small VGG-style stack for 32x32x3 CIFAR-10 (the course's second
+  project): three blocks of a 3x3 convolution and a 2x2 max-pool (16, 32, 64 filters;
+  32 -> 16 -> 8 -> 4), a dense layer of 128 and dropout before the dense layers.
 
 Convolutions are cross-correlations over channels-last inputs (``functional.layers.conv``);
 output sizes follow the notes' ``(W - F + 2P) / S + 1``.
@@ -33,7 +36,8 @@ from functional import activations, layers, losses
 from functional import init as initializers
 from zoo.data_info import DataInfo, Inputs, classes
 
-__all__ = ["Config", "ConvSpec", "mnist1d_config", "lenet_config", "init", "apply", "features",
+__all__ = ["Config", "ConvSpec", "mnist1d_config", "lenet_config", "cifar10_config", "init",
+           "apply", "features",
            "head", "loss", "feature_shape", "config_for", "INPUTS"]
 
 
@@ -130,15 +134,39 @@ def lenet_config(input_shape=(28, 28, 1), n_out: int = 10, dropout: float = 0.0)
                   dropout=dropout)
 
 
+def cifar10_config(input_shape=(32, 32, 3), n_out: int = 10, dropout: float = 0.3) -> Config:
+    """A VGG-style CNN sized for CIFAR-10's 32x32x3 images (Simonyan & Zisserman 2015's
+    pattern of 3x3 'SAME' convolutions and 2x2 max-pools, at a size two CPU cores train in
+    minutes): blocks of 16, 32 and 64 filters (32 -> 16 -> 8 -> 4), then a dense layer of
+    128, with ``dropout`` before each dense layer; 156,074 parameters and about 6 MFLOP a
+    forward pass for 32x32x3 inputs and 10 classes (LeNet-5's layout, :func:`lenet_config`:
+    62,006 parameters)."""
+    convs = (ConvSpec(16, 3, 1, "SAME", pool=2), ConvSpec(32, 3, 1, "SAME", pool=2),
+             ConvSpec(64, 3, 1, "SAME", pool=2))
+    return Config(input_shape=tuple(input_shape), convs=convs, hidden=(128,), n_out=n_out,
+                  dropout=dropout)
+
+
+PRESETS = ("mnist1d", "lenet", "cifar10")
+
 INPUTS = Inputs(shapes=((None,), (None, 1), (None, None, None)), kind="float",
                 words="signals x [n, length] or [n, length, 1], or images x [n, height, width, "
                       "channels]")
 
 
-def config_for(info: DataInfo, **overrides) -> Config:
+def config_for(info: DataInfo, preset: str | None = None, **overrides) -> Config:
     """The preset for a dataset: :func:`mnist1d_config` for signals ``[length]`` or
-    ``[length, 1]``, :func:`lenet_config` for images; ``overrides`` replace fields."""
+    ``[length, 1]``, :func:`lenet_config` for images, or the named ``preset`` (one of
+    :data:`PRESETS`; 'cifar10' for :func:`cifar10_config`); ``overrides`` replace fields."""
     shape = info.input_shape
+    if preset is not None and preset not in PRESETS:
+        raise ValueError(f"cnn.config_for: preset must be one of {PRESETS}, got {preset!r}")
+    if preset == "cifar10" or (preset == "lenet" and len(shape) == 3):
+        if len(shape) != 3:
+            raise ValueError(f"cnn: the {preset} preset reads images [height, width, "
+                             f"channels], got inputs of shape {shape}")
+        make = cifar10_config if preset == "cifar10" else lenet_config
+        return dataclasses.replace(make(shape, n_out=classes(info)), **overrides)
     if len(shape) == 1 or (len(shape) == 2 and shape[-1] == 1):
         cfg = mnist1d_config(n_out=classes(info), length=shape[0])
     elif len(shape) == 3:

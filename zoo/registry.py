@@ -85,6 +85,11 @@ class ModelSpec:
         driver: the ``train.drivers`` driver that trains, evaluates and samples the entry, by
             short name (:data:`DRIVERS`; ``'standard'``: minimize ``module.loss`` with one
             optimizer through ``train.loop.fit``).
+        standin: a generated dataset (``train.datasets``) that ``zoo train NAME`` uses, with
+            ``standin_options``, when ``dataset`` is a real one whose files are absent: no
+            ``--dataset``, no ``path`` data option, and nothing in the dataset's cache folder
+            (``train.drivers.data.choose_dataset``). None: always ``dataset``.
+        standin_options: options for the stand-in's loader.
         extra: free-form options: ``'sampling'`` (True, False or 'replacement') is passed
             to ``train.loop.fit`` as ``shuffle``; ``'fast_path'`` ('scan', 'loop' or 'auto',
             default) is passed to ``train.loop.fit`` ('scan': each epoch one compiled
@@ -108,6 +113,8 @@ class ModelSpec:
     description: str = ""
     driver: str = "standard"
     extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    standin: str | None = None
+    standin_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         if self.task not in TASKS:
@@ -126,6 +133,8 @@ class ModelSpec:
         object.__setattr__(self, "expected", MappingProxyType(dict(expected)))
         object.__setattr__(self, "dataset_options", MappingProxyType(dict(self.dataset_options)))
         object.__setattr__(self, "extra", MappingProxyType(dict(self.extra)))
+        object.__setattr__(self, "standin_options",
+                           MappingProxyType(dict(self.standin_options)))
 
     def expected_for(self, dataset: str | None = None) -> str:
         """The measured result of the defaults on ``dataset`` (default: the entry's own), or
@@ -402,4 +411,47 @@ _RECURRENT_ENTRIES = [
 ]
 
 for _spec in _RECURRENT_ENTRIES:
+    register(_spec)
+
+
+# --------------------------------------------------------------------------------------------
+# The course's five projects (seed 001; docs/projects.md). Each names the real dataset of the
+# project and a generated stand-in that ``zoo train NAME`` uses when the real files are
+# absent (``ModelSpec.standin``); the expected results are measured on the stand-ins. The
+# fourth project, translation, is the seq2seq entries above (``--dataset parallel``).
+
+_PROJECT_ENTRIES = [
+    ModelSpec(
+        name="bike-sharing", module=mlp, dataset="bike_sharing", task="regression",
+        standin="bike_sharing_synthetic",
+        config=partial(mlp.config_for, hidden=(16,), activation="sigmoid",
+                       w_init="lecun_normal", task="regression"),
+        optimizer="sgd", lr=0.25, schedule="step", batch_size=128, epochs=80,
+        expected={"bike_sharing_synthetic": "(measuring)"}, extra={"fast_path": "scan"},
+        description="project 1: 56-16-1 sigmoid MLP, linear output, SGD (seed 001)"),
+    ModelSpec(
+        name="cnn-cifar10", module=cnn, dataset="cifar10", task="classification",
+        standin="shapes", config=partial(cnn.config_for, preset="cifar10"),
+        optimizer="adam", lr=1e-3, batch_size=64, epochs=15,
+        expected={"shapes": "(measuring)"}, extra={"fast_path": "scan"},
+        description="project 2: VGG-style CNN for 32x32x3 images (CIFAR-10)"),
+    ModelSpec(
+        name="word-lm", module=char_lm, dataset="text", dataset_options={"level": "word"},
+        task="generation", standin="tv_script", standin_options={"level": "word"},
+        config=partial(char_lm.config_for, cell="lstm", embed_dim=64, hidden=128, streams=32,
+                       chunk=32),
+        optimizer="adam", lr=3e-3, batch_size=32, epochs=20,
+        expected={"tv_script": "(measuring)"}, driver="char_lm",
+        extra={"clip_norm": 5.0, "fast_path": "scan"},
+        description="project 3: word-level LSTM LM (TV scripts), embedding, sampling"),
+    ModelSpec(
+        name="dcgan-faces", module=gan, dataset="image_folder",
+        dataset_options={"size": [16, 16]}, task="generation", standin="synthetic_faces",
+        standin_options={"size": 16}, config=partial(gan.config_for, base_channels=64),
+        optimizer="adam", lr=2e-4, batch_size=64, epochs=60,
+        expected={"synthetic_faces": "(measuring)"}, driver="gan",
+        description="project 5: DCGAN for faces, 16x16 (the course: 32x32 CelebA crops)"),
+]
+
+for _spec in _PROJECT_ENTRIES:
     register(_spec)

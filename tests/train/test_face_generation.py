@@ -34,7 +34,7 @@ def _summary(out):
         return json.load(f)
 
 
-def test_dcgan_on_an_image_folder_trains_and_scores_held_out_images(tmp_path, capsys):
+def test_dcgan_on_an_image_folder_trains_scores_held_out_images_and_samples(tmp_path):
     # `zoo train dcgan --dataset image_folder` used to train and then exit 1: the folder had
     # no test split by default and the evaluation asked the generator for 0 samples.
     write_images(tmp_path / "faces", 20)
@@ -47,6 +47,12 @@ def test_dcgan_on_an_image_folder_trains_and_scores_held_out_images(tmp_path, ca
     assert math.isfinite(summary["test_loss"])
     assert summary["frechet_reference"] == "train"     # 2 test images are too few
     assert summary["frechet_generated"] > 0
+    for name in ("run.json", "metrics.jsonl", "manifest.json", "samples_epoch1.png"):
+        assert os.path.isfile(os.path.join(out, name)), name
+    png = tmp_path / "grid.png"                          # and the run samples
+    assert cli.main(["sample", "dcgan", "--checkpoint", out, "-n", "4", "--output",
+                     str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_image_folder_holds_out_a_tenth_by_default(tmp_path):

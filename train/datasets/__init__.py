@@ -13,7 +13,16 @@ option) against the caps in `limits` before it allocates; a user with larger dat
 """
 
 # importing the loader modules registers their datasets
-from . import download, embedded, formats, limits, sequences, synthetic, text  # noqa: F401
+from . import (  # noqa: F401
+    download,
+    embedded,
+    formats,
+    limits,
+    sequences,
+    standins,
+    synthetic,
+    text,
+)
 from .core import Dataset, cache_dir, load, loader, names, split_validation
 from .download import MissingDataError, fetch
 from .preprocessing import Scaler, min_max, one_hot, standardize, train_val_split

@@ -172,3 +172,31 @@ def WordVocab(tokens_or_texts, *, min_count: int = 1, max_size: int | None = Non
     if max_size is not None:
         words = words[:max(0, max_size - len(specials))]
     return Vocabulary(list(specials) + words, level='word', specials=specials)
+
+
+# The TV-script project's word tokens (udacity deep-learning, tv-script-generation:
+# `token_lookup`): these punctuation marks and the line break become words of their own; a
+# colon stays on its word, so a speaker "jerry:" is one token.
+WORD_PUNCTUATION = ('.', ',', '"', ';', '!', '?', '(', ')', '--', '\n')
+_WORD_RE = re.compile(r'\n|--|[.,";!?()]|(?:(?!--)[^\s.,";!?()])+')
+
+
+def word_tokens(text: str, *, lower: bool = True) -> list[str]:
+    """`text` as the TV-script project's words: lower-cased (with `lower`), each of
+    `WORD_PUNCTUATION` (line breaks included) a token, other runs of non-space characters one
+    token each (so "jerry:" and "don't" stay whole)."""
+    if not isinstance(text, str):
+        raise TypeError(f'word_tokens: expected a str, got {type(text).__name__}')
+    return _WORD_RE.findall(text.lower() if lower else text)
+
+
+def join_words(tokens) -> str:
+    """Text from `word_tokens`' tokens: words separated by spaces, no space before closing
+    punctuation or after an opening parenthesis, none around line breaks."""
+    out = ''
+    for t in tokens:
+        if not out or out.endswith(('\n', '(')) or t in ('.', ',', ';', '!', '?', ')', '\n'):
+            out += t
+        else:
+            out += ' ' + t
+    return out

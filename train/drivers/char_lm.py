@@ -14,6 +14,12 @@ BPTT needs batch c+1 to continue batch c, so the registry's char-lm entries name
 - :func:`evaluate`: the same bits per character from the latest checkpoint.
 - :func:`sample`: ``zoo sample NAME --checkpoint DIR --prime TEXT --length N
   [--temperature T] [--top-k K] [--seed S]`` prints the prime followed by the generated text.
+
+Word-level data (``level='word'`` of ``tv_script`` and ``text``: the TV-script project's
+tokens, ``train.datasets.vocab.word_tokens``) trains the same model over word ids; the summary
+then reports bits per *word* (and the perplexity ``2 ** bits``), a prime is split into words
+(``--prime jerry`` may name the speaker token ``jerry:``, as the course's ``generate`` does)
+and ``--length`` counts words.
 """
 
 from __future__ import annotations
@@ -26,22 +32,23 @@ import jax
 import optax
 
 from train import optimizers, runs
+from train.datasets.vocab import join_words, word_tokens
 from train.drivers.data import check_data, load_data, model_config
 from train.errors import UsageError
 from train.runs import RunOptions
 from zoo import char_lm
 
 __all__ = ["make_config", "make_optimizer", "train", "evaluate", "sample", "load_trained",
-           "sample_text"]
+           "sample_text", "sample_script", "prime_words"]
 
 
 def make_config(spec, opts: RunOptions, ds) -> char_lm.Config:
     """The spec's config for this dataset's vocabulary, with ``streams = opts.batch_size``."""
     cfg = model_config(spec, opts.dataset, ds)
     if "vocab" not in ds.meta or ds.x_train is None or getattr(ds.x_train, "ndim", 0) != 1:
-        raise UsageError(f"model {spec.name!r} needs a character stream (a dataset with "
-                             f"1-D ids and meta['vocab'], e.g. tv_script or text), got "
-                             f"{opts.dataset!r}")
+        raise UsageError(f"model {spec.name!r} needs a character or word stream (a dataset "
+                         f"with 1-D ids and meta['vocab'], e.g. tv_script or text), got "
+                         f"{opts.dataset!r}")
     streams = opts.batch_size or cfg.streams or 32
     return dataclasses.replace(cfg, vocab_size=len(ds.meta["vocab"]), streams=int(streams))
 
@@ -53,13 +60,23 @@ def make_optimizer(spec, opts: RunOptions):
                        optimizers.make_optimizer(opts.optimizer, opts.lr))
 
 
+def _is_words(ds) -> bool:
+    return getattr(ds.meta.get("vocab"), "level", "char") == "word"
+
+
 def _bpc_summary(params, cfg, ds) -> dict:
-    out = {"train_bits_per_char": char_lm.bits_per_char(params, cfg, ds.x_train, streams=16),
-           "test_bits_per_char": char_lm.bits_per_char(params, cfg, ds.x_test)}
-    floor = ds.meta.get("entropy_bits_per_char")
+    """Exact train / test bits per token (``char`` or ``word``), next to the corpus's entropy
+    floor when it is known; word-level runs add the test perplexity ``2 ** bits``."""
+    unit, short = ("word", "bpw") if _is_words(ds) else ("char", "bpc")
+    out = {f"train_bits_per_{unit}": char_lm.bits_per_char(params, cfg, ds.x_train,
+                                                           streams=16),
+           f"test_bits_per_{unit}": char_lm.bits_per_char(params, cfg, ds.x_test)}
+    if unit == "word":
+        out["test_perplexity"] = 2.0 ** out["test_bits_per_word"]
+    floor = ds.meta.get(f"entropy_bits_per_{unit}")
     if floor:
-        out["entropy_bits_per_char"] = float(floor)
-        out["test_bpc_over_floor"] = out["test_bits_per_char"] / float(floor)
+        out[f"entropy_bits_per_{unit}"] = float(floor)
+        out[f"test_{short}_over_floor"] = out[f"test_bits_per_{unit}"] / float(floor)
     return out
 
 
@@ -100,10 +117,8 @@ def train(spec, opts: RunOptions) -> dict:
                  resume=opts.resume)
     state = result.state
     seconds = time.perf_counter() - t0
-    vocab = ds.meta["vocab"]
-    prime = ds.meta.get("text_test", "")[:1] or vocab.tokens[0]
-    text = prime + sample_text(state.params, cfg, vocab, prime, 200,
-                               key=jax.random.PRNGKey(opts.seed), temperature=0.8)
+    text = sample_script(state.params, cfg, ds, _default_prime(ds), 200,
+                         key=jax.random.PRNGKey(opts.seed), temperature=0.8)
     summary = runs.summary(spec, opts, epochs=len(result.history),
                            steps=int(jax.device_get(state.step)), seconds=seconds,
                            params=state.params, **_bpc_summary(state.params, cfg, ds),
@@ -155,20 +170,66 @@ def sample_text(params, cfg: char_lm.Config, vocab, prime: str, length: int, *, 
     return vocab.decode(jax.device_get(ids))
 
 
+def _default_prime(ds) -> str:
+    """The first character (or word) of the test text, else the vocabulary's first token."""
+    text = ds.meta.get("text_test") or ""
+    if _is_words(ds):
+        words = word_tokens(text)
+        return words[0] if words else ds.meta["vocab"].tokens[0]
+    return text[:1] or ds.meta["vocab"].tokens[0]
+
+
+def prime_words(vocab, prime: str) -> list[str]:
+    """The word tokens of ``prime`` (``word_tokens``). A prime of one word whose form with a
+    colon is in ``vocab`` is that speaker's token ("jerry" -> "jerry:"), as the course's
+    ``generate`` primes with ``prime_word + ':'``; in a longer prime, only a word missing
+    from ``vocab`` is replaced so.
+
+    Raises:
+        ValueError: an empty prime, or words in neither form in the vocabulary.
+    """
+    words = word_tokens(prime) if isinstance(prime, str) else []
+    if not words:
+        raise ValueError(f"prime: expected at least one word, got {prime!r}")
+    speaker = lambda w: w + ":" in vocab and (len(words) == 1 or w not in vocab)
+    words = [w + ":" if speaker(w) else w for w in words]
+    unknown = [w for w in words if w not in vocab]
+    if unknown:
+        common = [t for t in vocab.tokens if t.endswith(":")][:8] or vocab.tokens[:8]
+        raise ValueError(f"prime words {unknown} are not in the model's vocabulary of "
+                         f"{len(vocab)} words (e.g. {', '.join(map(repr, common))})")
+    return words
+
+
+def sample_script(params, cfg: char_lm.Config, ds, prime: str, length: int, *, key,
+                  temperature: float = 1.0, top_k: int | None = None) -> str:
+    """The prime followed by ``length`` generated tokens, as text: characters for a
+    character-level dataset (:func:`sample_text`), words joined back into text
+    (``join_words``) for a word-level one."""
+    vocab = ds.meta["vocab"]
+    if not _is_words(ds):
+        return prime + sample_text(params, cfg, vocab, prime, length, key=key,
+                                   temperature=temperature, top_k=top_k)
+    words = prime_words(vocab, prime)
+    ids = char_lm.sample(params, vocab.encode(words), cfg, length=length, key=key,
+                         temperature=temperature, top_k=top_k)
+    return join_words(words + [vocab.tokens[i] for i in jax.device_get(ids).tolist()])
+
+
 def sample(spec, opts: RunOptions) -> None:
-    """``zoo sample``: prints the prime and ``length`` generated characters."""
+    """``zoo sample``: prints the prime and ``length`` generated characters (or words)."""
     params, cfg, ds = load_trained(spec, opts)
     extra = opts.extra
     prime = extra.get("prime")
     if prime is None:
-        prime = ds.meta.get("text_test", "")[:1] or ds.meta["vocab"].tokens[0]
+        prime = _default_prime(ds)
     top_k = extra.get("top_k")
     if top_k is not None and top_k > cfg.vocab_size:
         raise UsageError(f"--top-k {top_k} exceeds the vocabulary size {cfg.vocab_size}")
     try:
-        text = sample_text(params, cfg, ds.meta["vocab"], prime, int(extra.get("length", 200)),
-                           key=jax.random.PRNGKey(int(extra.get("seed", 0))),
-                           temperature=float(extra.get("temperature", 1.0)), top_k=top_k)
+        text = sample_script(params, cfg, ds, prime, int(extra.get("length", 200)),
+                             key=jax.random.PRNGKey(int(extra.get("seed", 0))),
+                             temperature=float(extra.get("temperature", 1.0)), top_k=top_k)
     except ValueError as e:
         raise UsageError(str(e)) from e
-    print(prime + text)
+    print(text)

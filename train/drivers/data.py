@@ -17,7 +17,8 @@ import numpy as np
 
 from train.errors import UsageError, unknown
 
-__all__ = ["load_data", "data_info", "check_data", "check_trace", "split", "TASK_NEEDS"]
+__all__ = ["load_data", "data_info", "check_data", "check_trace", "split", "TASK_NEEDS",
+           "choose_dataset", "real_files_present"]
 
 
 def load_data(name: str, options: Mapping[str, Any] | None = None):
@@ -31,6 +32,37 @@ def load_data(name: str, options: Mapping[str, Any] | None = None):
         return datasets.load(name, **dict(options or {}))
     except (ValueError, TypeError, FileNotFoundError) as e:
         raise UsageError(f"dataset {name!r}: {e}") from e
+
+
+def real_files_present(name: str) -> bool:
+    """Whether the cache folder of real dataset ``name`` (``train.datasets.download.
+    dataset_dir``) holds any file: the test ``zoo train`` uses to pick a stand-in."""
+    from train.datasets import download
+
+    folder = download.dataset_dir(name)
+    return folder.is_dir() and any(p.is_file() for p in folder.rglob("*"))
+
+
+def choose_dataset(spec, options: Mapping[str, Any]) -> tuple[str, dict, str | None]:
+    """``(dataset, options, note)`` of a ``zoo train NAME`` run without ``--dataset``.
+
+    The entry's own dataset, unless the entry names a stand-in (``spec.standin``), no
+    ``path`` option points at files and :func:`real_files_present` finds nothing in the real
+    dataset's cache folder: then the stand-in, with ``spec.standin_options`` under the
+    command line's options (``options`` minus the entry's own defaults for the real data),
+    and a note saying so and where the real files go.
+    """
+    options = dict(options)
+    if spec.standin is None or "path" in options or real_files_present(spec.dataset):
+        return spec.dataset, options, None
+    from train.datasets import download
+
+    given = {k: v for k, v in options.items()
+             if k not in spec.dataset_options or spec.dataset_options[k] != v}
+    note = (f"no {spec.dataset} files in {download.dataset_dir(spec.dataset)}: training on "
+            f"the generated stand-in {spec.standin!r} (put the real files there, or pass "
+            f"--data-option path=..., to train on them)")
+    return spec.standin, {**spec.standin_options, **given}, note
 
 
 def data_info(ds):

@@ -67,14 +67,16 @@ def prepare(spec, opts: RunOptions):
 
 
 def _metrics(eval_loss_fn, state, ds, seed: int) -> dict:
-    """``train_*`` and ``test_*`` metrics of ``state`` (exact means, evaluation key
-    ``PRNGKey(seed + 1)``)."""
+    """``train_*``, ``val_*`` (when the dataset has a validation split) and ``test_*``
+    metrics of ``state`` (exact means, evaluation key ``PRNGKey(seed + 1)``)."""
     from train.loop import TrainState, evaluate
 
     eval_state = TrainState(state.params, (), state.model_state, state.step * 0,
                             jax.random.PRNGKey(seed + 1))
     out = {}
-    for which in ("train", "test"):
+    for which in ("train", "val", "test"):
+        if split(ds, which) is None:
+            continue
         m = evaluate(eval_loss_fn, eval_state, split(ds, which), prefix=f"{which}_")
         m.pop(f"{which}_count")
         out.update(m)

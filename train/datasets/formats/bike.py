@@ -127,6 +127,18 @@ def _is_float(v):
         return False
 
 
+def bike_split_options(targets, test_days, val_days, fn: str):
+    """`(targets tuple, test_days, val_days)` checked, for the bike-sharing loaders."""
+    if not isinstance(targets, (str, list, tuple)):
+        raise TypeError(f'{fn}: targets must be a column name or a list of them, got '
+                        f'{type(targets).__name__} {targets!r}')
+    targets = (targets,) if isinstance(targets, str) else tuple(targets)
+    if not targets or any(t not in BIKE_TARGETS for t in targets):
+        raise ValueError(f'{fn}: targets must be among {BIKE_TARGETS}, got {targets}')
+    return targets, positive_int(test_days, 'test_days', fn), positive_int(val_days,
+                                                                          'val_days', fn)
+
+
 @register('bike_sharing')
 def load_bike_sharing(*, path=None, download: bool = False, targets=('cnt',),
                       test_days: int = 21, val_days: int = 60) -> Dataset:
@@ -154,23 +166,30 @@ def load_bike_sharing(*, path=None, download: bool = False, targets=('cnt',),
     """
     fn = 'load_bike_sharing'
     check_bool(download, 'download', fn)
-    if not isinstance(targets, (str, list, tuple)):
-        raise TypeError(f'{fn}: targets must be a column name or a list of them, got '
-                        f'{type(targets).__name__} {targets!r}')
-    targets = (targets,) if isinstance(targets, str) else tuple(targets)
-    if not targets or any(t not in BIKE_TARGETS for t in targets):
-        raise ValueError(f'{fn}: targets must be among {BIKE_TARGETS}, got {targets}')
-    test_days = positive_int(test_days, 'test_days', fn)
-    val_days = positive_int(val_days, 'val_days', fn)
+    targets, test_days, val_days = bike_split_options(targets, test_days, val_days, fn)
     csv_path = given_file('bike_sharing', path, 'hour.csv or a directory holding it')
     if csv_path is None:
         directory = dl.dataset_dir('bike_sharing', path)
         csv_path = find(directory, ['hour.csv', 'Bike-Sharing-Dataset/hour.csv'],
                          'bike_sharing', download, path is not None)
-    cols = read_bike_csv(csv_path)
+    return bike_dataset(read_bike_csv(csv_path), name='bike_sharing',
+                        source='UCI Bike Sharing Dataset, hour.csv (Fanaee-T & Gama 2013)',
+                        license='CC BY 4.0', where=str(csv_path), targets=targets,
+                        test_days=test_days, val_days=val_days)
+
+
+def bike_dataset(cols: dict[str, np.ndarray], *, name: str, source: str, license: str,
+                 where: str, targets=('cnt',), test_days: int = 21,
+                 val_days: int = 60) -> Dataset:
+    """The first project's preprocessing of hour.csv columns (`read_bike_csv`'s dict), shared
+    by `load_bike_sharing` and the generated stand-in (`bike_sharing_synthetic`).
+
+    `targets` is a tuple of `BIKE_TARGETS`; `where` names the data in messages.
+    """
+    fn = f'load_{name}'
     days = np.unique(cols['dteday'])  # ISO dates sort chronologically
     if len(days) <= test_days + val_days:
-        raise ValueError(f'load_bike_sharing: {csv_path} covers {len(days)} days; need more '
+        raise ValueError(f'{fn}: {where} covers {len(days)} days; need more '
                          f'than test_days + val_days = {test_days + val_days}')
     test_set, val_set = set(days[-test_days:]), set(days[-test_days - val_days:-test_days])
     split = np.array([2 if d in test_set else 1 if d in val_set else 0
@@ -191,13 +210,12 @@ def load_bike_sharing(*, path=None, download: bool = False, targets=('cnt',),
     x = np.concatenate(blocks, axis=1).astype(np.float32)
     y = np.stack([scaled[t] for t in targets], axis=1).astype(np.float32)
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
-        raise ValueError(f'{fn}: {csv_path} has values too far apart to standardize in '
+        raise ValueError(f'{fn}: {where} has values too far apart to standardize in '
                          f'float32 (the scaled features or targets overflow)')
     if len(targets) == 1:
         y = y[:, 0]
     pick = lambda a, k: a[split == k]
-    meta = make_meta('bike_sharing', 'regression',
-                     'UCI Bike Sharing Dataset, hour.csv (Fanaee-T & Gama 2013)', 'CC BY 4.0',
+    meta = make_meta(name, 'regression', source, license,
                      input_shape=(x.shape[1],), feature_names=names, targets=targets,
                      scalers={c: scalers[c] for c in BIKE_STANDARDIZE},
                      dteday_train=pick(cols['dteday'], 0), dteday_val=pick(cols['dteday'], 1),

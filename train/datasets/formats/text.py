@@ -15,13 +15,13 @@ from .. import download as dl
 from .. import limits
 from ..core import Dataset, check_bool, fraction, make_meta, positive_int, register
 from ..preprocessing import train_val_split
-from ..vocab import WORD_SPECIALS, CharVocab, WordVocab
+from ..vocab import WORD_SPECIALS, CharVocab, WordVocab, join_words, word_tokens
 from .files import find, given_file, optional_int, read_text, text_encoding
 
 
 @register('text')
 def load_text(*, path=None, download: bool = False, test_fraction: float = 0.1,
-              encoding: str = 'utf-8') -> Dataset:
+              encoding: str = 'utf-8', level: str = 'char') -> Dataset:
     """A plain-text corpus as character ids (default: Tiny Shakespeare, Karpathy's char-rnn
     input.txt; the text is Shakespeare, public domain; the file is distributed with char-rnn,
     MIT).
@@ -31,10 +31,14 @@ def load_text(*, path=None, download: bool = False, test_fraction: float = 0.1,
             `limits.MAX_TEXT_BYTES`.
         test_fraction: the last part of the text held out as test.
         encoding: the file's text encoding (a UTF-8 byte-order mark is dropped).
+        level: 'char' (character ids) or 'word' (the TV-script project's preprocessing,
+            `vocab.word_tokens`: lower-cased words, punctuation and line breaks as words of
+            their own; the test part is the last `test_fraction` of the words).
 
     Returns:
-        Dataset with x_train/x_test <int32>[n_chars] and y None; meta 'vocab' (every character
-        of the whole file, so the test text has no unknowns), 'text_train', 'text_test'.
+        Dataset with x_train/x_test <int32>[n_tokens] and y None; meta 'vocab' (every
+        character, or word, of the whole file, so the test text has no unknowns), 'level',
+        'text_train', 'text_test'.
     """
     check_bool(download, 'download', 'load_text')
     test_fraction = fraction(test_fraction, 'test_fraction', 'load_text')
@@ -43,18 +47,26 @@ def load_text(*, path=None, download: bool = False, test_fraction: float = 0.1,
     if file is None:
         file = find(dl.dataset_dir('text', path), ['input.txt'], 'text', download,
                      path is not None)
+    if level not in ('char', 'word'):
+        raise ValueError(f"load_text: level must be 'char' or 'word', got {level!r}")
     text = read_text(file, encoding)
-    cut = len(text) - max(1, int(round(test_fraction * len(text))))
+    tokens = list(text) if level == 'char' else word_tokens(text)
+    cut = len(tokens) - max(1, int(round(test_fraction * len(tokens))))
     if cut < 1:
-        raise ValueError(f'load_text: {file} has {len(text)} character(s); with '
+        raise ValueError(f'load_text: {file} has {len(tokens)} {level}(s); with '
                          f'test_fraction={test_fraction} no training text is left (need at '
-                         f'least one character for each split)')
-    vocab = CharVocab(text)
+                         f'least one {level} for each split)')
+    if level == 'char':
+        vocab, train, test = CharVocab(text), text[:cut], text[cut:]
+    else:
+        vocab = WordVocab([tokens], specials=())     # one token list: '\n' is a word
+        train, test = join_words(tokens[:cut]), join_words(tokens[cut:])
     meta = make_meta('text', 'text', f'plain text file {file.name}',
                      'that of the text (Tiny Shakespeare: public domain text, char-rnn MIT)',
-                     vocab=vocab, n_classes=len(vocab), text_train=text[:cut],
-                     text_test=text[cut:], file=str(file))
-    return Dataset(vocab.encode(text[:cut]), None, vocab.encode(text[cut:]), None, meta=meta)
+                     vocab=vocab, n_classes=len(vocab), level=level, text_train=train,
+                     text_test=test, file=str(file))
+    return Dataset(vocab.encode(tokens[:cut]), None, vocab.encode(tokens[cut:]), None,
+                   meta=meta)
 
 
 # --------------------------------------------------------------------------- parallel corpus
