@@ -11,7 +11,8 @@ A source is a plain Python file in "percent" format (as written by jupytext / VS
 
 The first cell must be the markdown title. After it the builder inserts the two cells every
 notebook shares (so nobody copies them by hand): SETUP_CELL (installs jaxzoo on Colab, finds the
-local checkout elsewhere, prints the backend and device count) and SMOKE_CELL (reads
+local checkout elsewhere, prints the backend, the device count and the precision of float32
+matrix products: TF32 on recent GPUs, one bfloat16 pass on TPUs) and SMOKE_CELL (reads
 JAXZOO_SMOKE). The title cell gets an "Open in Colab" badge.
 
 Outputs are never written: notebooks are committed empty and executed in CI
@@ -70,9 +71,29 @@ import jax
 
 import functional
 
+
+
+def matmul_precision():
+    """What float32 matrix products and convolutions compute with here (default precision)."""
+    if jax.config.jax_default_matmul_precision in ("highest", "float32"):
+        return "float32 (jax.default_matmul_precision is 'highest')"
+    emulation = sys.modules.get("precision_emulation")  # jaxzoo's tests, emulating on CPU
+    if emulation is not None and emulation.mode():
+        return emulation.describe()
+    capability = str(getattr(jax.devices()[0], "compute_capability", "0"))
+    if jax.default_backend() == "tpu":
+        return "one bfloat16 pass (about 3 significant digits)"
+    if (jax.default_backend() == "gpu" and capability.replace(".", "", 1).isdigit()
+            and float(capability) >= 8):
+        return "TF32 (about 3 significant digits)"
+    return "float32 (about 7 significant digits)"
+
+
 print(f"jaxzoo from {{os.path.dirname(os.path.dirname(os.path.abspath(functional.__file__)))}}")
 print(f"jax {{jax.__version__}}: backend {{jax.default_backend()}}, "
-      f"{{jax.device_count()}} device(s): {{jax.devices()[0].device_kind}}")'''
+      f"{{jax.device_count()}} device(s): {{jax.devices()[0].device_kind}}")
+print(f"float32 matmul precision: {{matmul_precision()}}; "
+      "under jax.default_matmul_precision('highest'): float32")'''
 
 SMOKE_CELL = '''\
 # JAXZOO_SMOKE=1 (set by CI) runs the same cells with smaller sizes, in well under a minute on

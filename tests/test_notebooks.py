@@ -6,6 +6,10 @@ traceback. Smoke mode (JAXZOO_SMOKE=1) keeps the same cells with smaller sizes. 
 in colab/ (as in Jupyter opened there) with the repository root on PYTHONPATH, so a fresh clone
 works with or without ``pip install -e``. Also checks that notebooks are committed without
 outputs and match their sources in colab/src (colab/_build.py).
+
+With ``--emulate-precision=bf16|tf32`` the kernels run emulated too: conftest.py exports the
+mode and puts tests/emulation (its sitecustomize.py) first on PYTHONPATH, which the kernels
+inherit; the setup cell prints the precision, and the test checks it names the emulation.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import precision_emulation as emu  # tests/emulation, put on sys.path by conftest.py
 import pytest
 
 nbformat = pytest.importorskip("nbformat")
@@ -149,6 +154,11 @@ def test_notebook_runs_in_smoke_mode(path, smoke_runs):
     print(f"{path.name}: {seconds:.1f} s in smoke mode")
     setup_out = "".join(o.get("text", "") for o in nb.cells[1].outputs)
     assert "backend" in setup_out, setup_out
+    # the precision of float32 products it ran at; under --emulate-precision the kernel
+    # emulated it too (sitecustomize in tests/emulation, on the kernel's PYTHONPATH)
+    assert "float32 matmul precision: " in setup_out, setup_out
+    if emu.mode() is not None:
+        assert emu.describe() in setup_out, setup_out
     # the notebook imported this checkout's packages, not another installed copy
     assert f"jaxzoo from {ROOT}" in setup_out, setup_out
 

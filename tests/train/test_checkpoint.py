@@ -2,6 +2,7 @@
 bitwise the uninterrupted result; mismatched restores; damaged checkpoints; retention.
 """
 
+import json
 import os
 import re
 import signal
@@ -73,10 +74,53 @@ def run_fit(data, epochs, fp="loop", **kw):
                     **kw)
 
 
+# Resumes each killed run and runs it uninterrupted; writes both states and histories.
+RESUME_AND_REFERENCE = PRELUDE + """
+import json
+import jax
+from tests.train.test_checkpoint import run_fit
+from train import checkpoint as ck
+dirs, epochs_out, out = {dirs!r}, {epochs!r}, {out!r}
+cases = {{"cb": (class_data(), 4, "scan", dict(checkpoint_every=2)),
+         "out": (class_data(), epochs_out, "loop", dict(checkpoint_every=3)),
+         "stream": (stream, 3, "loop", dict(checkpoint_every=2))}}
+report = {{"backend": jax.default_backend()}}
+for name, (data, epochs, fp, kw) in cases.items():
+    before = ck.CheckpointManager(dirs[name]).steps()
+    res = run_fit(data, epochs, fp, checkpoint_dir=dirs[name], keep=2, resume=True, **kw)
+    ref = run_fit(data, epochs, fp)
+    for tag, r in (("res", res), ("ref", ref)):
+        np.savez(os.path.join(out, f"{{name}}_{{tag}}.npz"),
+                 *[np.asarray(x) for x in jax.tree.leaves(r.state)])
+    report[name] = {{"before": before, "after": ck.CheckpointManager(dirs[name]).steps(),
+                    "res": res.history, "ref": ref.history}}
+with open(os.path.join(out, "report.json"), "w") as f:
+    json.dump(report, f)
+"""
+
+
+def _children_env():
+    """The environment of the runs this test compares: all of them run in child processes on
+    the backend this process uses (a run on a GPU is not bitwise a run on a CPU, which a CPU-only
+    child beside a GPU test process compared). A TPU belongs to one process (this one), so there
+    the children use the CPU. On a GPU the children share the device (no preallocation) and use
+    XLA's deterministic kernels (--xla_gpu_deterministic_ops): a resumed run and the uninterrupted
+    one are differently compiled programs, bitwise equal only when every kernel's order of
+    summation is fixed, which autotuning in separate processes does not promise otherwise."""
+    backend = jax.default_backend()
+    env = dict(os.environ)
+    if backend == "tpu":
+        env["JAX_PLATFORMS"] = "cpu"
+    if backend == "gpu":
+        env["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
+        env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} --xla_gpu_deterministic_ops=true".strip()
+    return env, "cpu" if backend == "tpu" else backend
+
+
 def test_killed_runs_resume_bitwise(tmp_path):
     dirs = {k: str(tmp_path / k) for k in ("cb", "out", "stream")}
     epochs_out = 12
-    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    env, children_backend = _children_env()
     codes = {"cb": KILLED_BY_CALLBACK.format(root=ROOT, ckdir=dirs["cb"]),
              "out": KILLED_FROM_OUTSIDE.format(root=ROOT, ckdir=dirs["out"], epochs=epochs_out),
              "stream": KILLED_IN_STREAM.format(root=ROOT, ckdir=dirs["stream"])}
@@ -100,30 +144,30 @@ def test_killed_runs_resume_bitwise(tmp_path):
     assert mgr.steps() == [12, 14]
     assert {k: ck.read_meta(mgr.path(14))[k] for k in ("next_epoch", "next_batch")} == \
         {"next_epoch": 2, "next_batch": 4}
-    res = run_fit(class_data(), 4, "scan", checkpoint_dir=dirs["cb"], keep=2,
-                  checkpoint_every=2, resume=True)
-    ref = run_fit(class_data(), 4, "scan")   # whole-epoch scans, no checkpoints
-    assert leaves_equal(res.state, ref.state)
-    assert res.history == ref.history
-    assert ck.CheckpointManager(dirs["cb"]).steps() == [19, 20]
-
     # SIGKILL: wherever it landed, the latest complete checkpoint continues exactly
     killed_at = ck.CheckpointManager(out_dir).latest_step()
     assert 15 <= killed_at < 5 * epochs_out
-    res = run_fit(class_data(), epochs_out, checkpoint_dir=out_dir, keep=2, checkpoint_every=3,
-                  resume=True)
-    ref = run_fit(class_data(), epochs_out)
-    assert leaves_equal(res.state, ref.state)
-    assert res.history == ref.history
-
     # streamed data: resumed at epoch 1, batch 2, skipping the batches already used
     mgr = ck.CheckpointManager(dirs["stream"])
     assert ck.read_meta(mgr.path(mgr.latest_step()))["next_batch"] == 2
-    res = run_fit(stream, 3, checkpoint_dir=dirs["stream"], keep=2, checkpoint_every=2,
-                  resume=True)
-    ref = run_fit(stream, 3)
-    assert leaves_equal(res.state, ref.state)
-    assert res.history == ref.history
+
+    # each resumed in a child on the same backend, beside the uninterrupted run: the callback
+    # one in chunked scans (resumed at epoch 2, batch 4) against whole-epoch scans
+    out = tmp_path / "results"
+    out.mkdir()
+    proc = subprocess.run([sys.executable, "-c", RESUME_AND_REFERENCE.format(
+        root=ROOT, dirs=dirs, epochs=epochs_out, out=str(out))], cwd=ROOT, env=env,
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["backend"] == children_backend
+    for name in ("cb", "out", "stream"):
+        res, ref = (np.load(out / f"{name}_{tag}.npz") for tag in ("res", "ref"))
+        assert len(res.files) == len(ref.files) > 0
+        for k in ref.files:
+            np.testing.assert_array_equal(res[k], ref[k], err_msg=f"{name}: leaf {k}")
+        assert report[name]["res"] == report[name]["ref"], name
+    assert report["cb"]["after"] == [19, 20]
 
 
 def small_state():

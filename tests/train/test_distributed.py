@@ -111,13 +111,17 @@ if __name__ == "__main__":
 
 
 def _reference(batch_size):
+    """One process's run, on the CPU with float32 products like the pair (which needs gloo's
+    CPU collectives): beside a GPU or TPU, or under --emulate-precision, this process's default
+    device would round its products (TF32, bfloat16) and the pair's do not."""
     import jax
 
     from train import loop
 
     init, loss_fn, opt = _model()
-    return loop.fit(loss_fn, init(jax.random.PRNGKey(1)), opt, _data(), key=SEED,
-                    epochs=EPOCHS, batch_size=batch_size, progress=False)
+    with jax.default_device(jax.devices("cpu")[0]), jax.default_matmul_precision("highest"):
+        return loop.fit(loss_fn, init(jax.random.PRNGKey(1)), opt, _data(), key=SEED,
+                        epochs=EPOCHS, batch_size=batch_size, progress=False)
 
 
 def _launch_pair(tmp_path, batch_size, *, full, timeout=240):
