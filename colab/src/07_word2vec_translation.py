@@ -202,18 +202,23 @@ for s, t in zip(ds_d.meta["source_text_test"][:5], np.asarray(rows["bahdanau", 4
                 strict=True):
     print(f"{s!r:32s} -> {tgt_v.decode(t)!r}")
 
-# beam search with width 1 is exactly greedy decoding
-greedy = rows["bahdanau", 1][0]
-beam1 = jax.jit(lambda p, xs: seq2seq.beam_search(p, xs, cfg_a, beam_size=1))(params_a,
-                                                                              ds_d.x_test)
+# Beam search with width 1 is exactly greedy decoding, and a beam's log-probabilities are the
+# model's own. Each check compares two spellings of one computation whose products have
+# different shapes: at the default precision a GPU rounds the larger ones to TF32 (a TPU all of
+# them to bfloat16), which moves a log-probability of -7 by about 1e-3. With float32 products
+# ('highest') they agree to float32 rounding, which is what the tolerances below state.
+with jax.default_matmul_precision("highest"):
+    greedy = jax.jit(lambda p, xs: seq2seq.greedy_decode(p, xs, cfg_a))(params_a, ds_d.x_test)
+    beam1 = jax.jit(lambda p, xs: seq2seq.beam_search(p, xs, cfg_a, beam_size=1))(
+        params_a, ds_d.x_test)
+    beam4 = jax.jit(lambda p, xs: seq2seq.beam_search(p, xs, cfg_a, beam_size=4, alpha=0.6))(
+        params_a, ds_d.x_test[:8])
+    lp = seq2seq.sequence_log_prob(params_a, ds_d.x_test[:8], np.concatenate(
+        [np.full((8, 1), cfg_a.bos_id), np.asarray(beam4.tokens[:, 0])], 1), cfg_a)
 np.testing.assert_array_equal(beam1.tokens[:, 0], greedy.tokens)
 np.testing.assert_allclose(beam1.log_probs[:, 0], greedy.log_probs, rtol=1e-5, atol=1e-5)
-# a beam is sorted best first, and its log-probabilities are the model's own
-beam4 = rows["bahdanau", 4][0]
-assert np.all(np.diff(np.asarray(beam4.scores), axis=1) <= 1e-6)
-lp = seq2seq.sequence_log_prob(params_a, ds_d.x_test[:8], np.concatenate(
-    [np.full((8, 1), cfg_a.bos_id), np.asarray(beam4.tokens[:8, 0])], 1), cfg_a)
-np.testing.assert_allclose(lp, beam4.log_probs[:8, 0], rtol=1e-4, atol=1e-4)
+assert np.all(np.diff(np.asarray(beam4.scores), axis=1) <= 1e-6)   # sorted best first
+np.testing.assert_allclose(lp, beam4.log_probs[:, 0], rtol=1e-4, atol=1e-4)
 if not SMOKE:   # the few smoke-mode steps teach the models little; the full run decides
     assert rows["bahdanau", 1][1] >= 0.95 and rows["bahdanau", 1][2] > rows[None, 1][2]
     assert rows["bahdanau", 1][1] > rows[None, 1][1]
