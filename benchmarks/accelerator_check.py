@@ -6,8 +6,9 @@ From the repository root (or with the checkout on ``PYTHONPATH``), it:
 
 1. ``env``: prints and saves the environment: Python, jax, jaxlib, flax, optax, numpy, torch
    versions, the devices, the default precision of float32 products there, the XLA flags;
-2. ``tests``: runs the default test suite (``pytest -m 'not slow'``, in parallel with
-   pytest-xdist when it is installed) and saves the counts, the failures and a JUnit file;
+2. ``tests``: runs the default test suite (``pytest -m 'not slow and not notebook'``, in
+   parallel with pytest-xdist when it is installed) and saves the counts, the failures and a
+   JUnit file;
 3. ``notebooks``: executes every notebook in ``colab/`` in smoke mode (``JAXZOO_SMOKE=1``),
    its code cells top to bottom in a fresh Python process (no Jupyter needed), several at a
    time; parts 2 and 3 run side by side;
@@ -108,7 +109,8 @@ def part_env(out: Path, budget: float) -> dict:
 
 
 def part_tests(out: Path, budget: float, quick: bool, workers: int) -> dict:
-    argv = [sys.executable, "-m", "pytest", "-q", "-m", "not slow", "-p", "no:cacheprovider",
+    argv = [sys.executable, "-m", "pytest", "-q", "-m", "not slow and not notebook",
+            "-p", "no:cacheprovider",
             f"--junitxml={out / 'tests-junit.xml'}"]
     try:
         import xdist  # noqa: F401

@@ -68,3 +68,21 @@ def tols(rtol: float = 0.0, atol: float = 0.0, *, k: float, scale: float = 1.0) 
     given, widened to ``k`` unit roundoffs (times ``scale`` for atol) of the precision in
     force."""
     return {"rtol": rtol_for(rtol, k), "atol": atol_for(atol, k, scale)}
+
+
+def assert_same_arithmetic(actual, desired, *, ulps: int = 4, err_msg: str = "") -> None:
+    """Two differently compiled programs that do the same float32 arithmetic in the same order
+    (a trial trained alone and inside a sweep with ``vmap=False``; ``fit`` and the seed
+    trainer): bitwise equal on CPU, where this is checked. On a GPU or TPU, XLA may fuse the
+    two programs' elementwise work differently (a multiply-add contracted into one FMA in one
+    of them), which can change a result in its last place, with or without
+    ``--xla_gpu_deterministic_ops`` (that flag fixes the order of reductions within one
+    program, not the fusion of two). There they agree within ``ulps`` units in the last place
+    of float32 (relative ``ulps * 2^-23``)."""
+    import numpy as np
+
+    if jax.default_backend() == "cpu":
+        np.testing.assert_array_equal(actual, desired, err_msg=err_msg)
+    else:
+        np.testing.assert_allclose(actual, desired, rtol=ulps * 2.0 ** -23,
+                                   atol=ulps * float(np.finfo(np.float32).tiny), err_msg=err_msg)

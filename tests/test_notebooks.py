@@ -23,6 +23,9 @@ from pathlib import Path
 import precision_emulation as emu  # tests/emulation, put on sys.path by conftest.py
 import pytest
 
+# compares with independent references: .ci/run also runs this module under --emulate-precision
+pytestmark = pytest.mark.reference
+
 nbformat = pytest.importorskip("nbformat")
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -145,6 +148,7 @@ def smoke_runs(request):
     return results
 
 
+@pytest.mark.notebook
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_in_smoke_mode(path, smoke_runs):
     result = smoke_runs[path]

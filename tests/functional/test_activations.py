@@ -8,6 +8,9 @@ import pytest
 
 from functional import activations as A
 
+# compares with independent references: .ci/run also runs this module under --emulate-precision
+pytestmark = pytest.mark.reference
+
 X = np.linspace(-6.0, 6.0, 241)  # includes 0 exactly (index 120)
 XNZ = X[np.abs(X) > 1e-9]  # away from the kinks
 

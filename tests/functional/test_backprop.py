@@ -12,6 +12,9 @@ import pytest
 
 from functional import activations, backprop, losses
 
+# compares with independent references: .ci/run also runs this module under --emulate-precision
+pytestmark = pytest.mark.reference
+
 # Published values (seed 003 / Mazur 2015).
 E_TOTAL = 0.298371109
 OUT_H = (0.593269992, 0.596884378)

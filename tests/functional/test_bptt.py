@@ -10,6 +10,9 @@ import pytest
 from functional import bptt as B
 from functional import recurrent as R
 
+# compares with independent references: .ci/run also runs this module under --emulate-precision
+pytestmark = pytest.mark.reference
+
 # ------------------------------------------------------------------ seed 000, transcribed
 
 class RNNNumpy:
@@ -166,6 +169,7 @@ def test_chunked_values_and_gradients():
         B.run_chunked(R.gru_cell, p, xs, chunk=0)
 
 
+@pytest.mark.highest  # chunks against one long run: two spellings, equal in float32 products
 def test_contiguous_streams_and_stateful_carry():
     ids = np.arange(103)
     x, y = B.contiguous_streams(ids, batch_size=4, chunk=6)

@@ -16,6 +16,9 @@ import pytest
 from functional import layers as L
 from functional.layers import convolution as LC
 
+# compares with independent references: .ci/run also runs this module under --emulate-precision
+pytestmark = pytest.mark.reference
+
 TOL = {"rtol": 1e-5, "atol": 1e-5}
 
 
@@ -138,6 +141,7 @@ def _numpy_cross_correlation(x, w, b, stride, pad):
     return out
 
 
+@pytest.mark.highest
 def test_conv_is_the_notes_cross_correlation():
     # The notes' picture: a 5x5x3 input, zero padding 1, stride 2, two 3x3x3 filters with one
     # bias each -> a 3x3x2 output, (W - F + 2P) / S + 1 = (5 - 3 + 2) / 2 + 1 = 3.
@@ -304,6 +308,7 @@ def test_conv_transpose_fast_grad_matches_jax_grad(stride, padding):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.highest
 def test_conv_fast_grad_under_vmap_grad_of_grad_and_jvp():
     """Per-example gradients under vmap and reverse-over-reverse match lax's; forward mode
     needs fast_grad=False (documented), and then equals the reverse-mode directional

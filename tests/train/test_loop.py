@@ -19,6 +19,9 @@ import pytest
 
 from train import loop
 
+# compares with independent references: .ci/run also runs this module under --emulate-precision
+pytestmark = pytest.mark.reference
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -99,6 +102,7 @@ def leaves_equal(a, b):
 # --------------------------------------------------------------------------- regimes
 
 
+@pytest.mark.highest
 def test_full_batch_is_plain_gradient_descent():
     data, params = linear_data()
     lr, epochs = 0.1, 6
@@ -120,6 +124,7 @@ def test_full_batch_is_plain_gradient_descent():
     assert np.abs(np.asarray(res.state.params["w"]) - (p["w"] + lr * g["w"])).max() > 1e-6
 
 
+@pytest.mark.highest
 @pytest.mark.parametrize("batch_size,drop_last", [(1, False), (7, False), (7, True)])
 def test_minibatch_regimes_match_numpy(batch_size, drop_last):
     data, params = linear_data()
@@ -208,6 +213,7 @@ def test_auto_fast_path_measures_both_and_keeps_one():
     assert leaves_equal(res.state, fit_mlp("loop", epochs=4).state)
 
 
+@pytest.mark.highest
 def test_streaming_data_uses_the_step_loop():
     data, params = linear_data(n=24)
 
@@ -230,6 +236,7 @@ def test_streaming_data_uses_the_step_loop():
 # --------------------------------------------------------------------------- train step
 
 
+@pytest.mark.highest
 def test_train_step_metrics_and_learning_rate():
     data, params = linear_data()
     opt = optax.inject_hyperparams(optax.sgd)(learning_rate=0.25)
@@ -285,6 +292,7 @@ def test_model_state_is_threaded_through_steps():
     np.testing.assert_allclose(np.asarray(res.state.model_state["mean"]), mean, rtol=1e-5)
 
 
+@pytest.mark.highest
 def test_eval_metrics_exact_with_padding():
     data, params = linear_data(n=20)
     ev, _ = linear_data(n=23, seed=4)
@@ -615,6 +623,7 @@ def _hand_skip_epoch(params, data, lr, bs, bad_batches):
     return p, total / rows, rows
 
 
+@pytest.mark.highest
 @pytest.mark.parametrize("fast_path", ["scan", "loop"])
 def test_skipped_steps_stay_out_of_the_epoch_means(fast_path):
     data, params = _nan_row_data()

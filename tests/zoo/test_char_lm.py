@@ -16,6 +16,9 @@ from functional import optim
 from functional.gradcheck import check_grads
 from zoo import char_lm
 
+# compares with independent references: .ci/run also runs this module under --emulate-precision
+pytestmark = pytest.mark.reference
+
 V = 7
 # Jitted once per config and shape: eager scans would dominate the test time.
 _loss = jax.jit(char_lm.loss, static_argnums=4, static_argnames=("train",))
@@ -73,6 +76,7 @@ def _np_loss(params, cfg, x, y):
     return -np.take_along_axis(logp, y[..., None], -1).mean()
 
 
+@pytest.mark.highest
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 def test_loss_matches_numpy_transcription(cell):
     cfg, batch = SMALL[cell], _batch()
@@ -97,7 +101,10 @@ def test_check_grads_float64(cell):
     assert report.ok
 
 
+@pytest.mark.highest
 def test_weighted_mean_and_mask():
+    """Batches of one against a batch of three: float32 products, summed in a different order
+    by differently shaped kernels (the H200 found 1.1e-6 relative), hence rtol 5e-6."""
     cfg = SMALL["gru"]
     params = _params(cfg)
     b = _batch(b=3, t=5)
@@ -105,13 +112,14 @@ def test_weighted_mean_and_mask():
            for i in range(3)]
     w = np.array([1.0, 0.0, 3.0], np.float32)
     got = float(_loss(params, {}, {**b, "weight": w}, None, cfg)[0])
-    np.testing.assert_allclose(got, (per[0] + 3 * per[2]) / 4, rtol=1e-6)
+    np.testing.assert_allclose(got, (per[0] + 3 * per[2]) / 4, rtol=5e-6)
+    assert abs(got - (per[0] + per[2]) / 2) > 1e-3 * got   # the weights matter at that tolerance
     mask = np.ones((3, 5), np.float32)
     mask[:, 3:] = 0   # masking the tail equals scoring the first 3 positions only
     got = float(_loss(params, {}, {**b, "mask": mask}, None, cfg)[0])
     short = {k: v[:, :3] for k, v in b.items()}
     np.testing.assert_allclose(got, float(_loss(params, {}, short, None, cfg)[0]),
-                               rtol=1e-6)
+                               rtol=5e-6)
 
 
 def test_stateful_chunks_equal_one_long_run():

@@ -9,6 +9,9 @@ from train import datasets
 from train.loop import fit
 from zoo import linear, logistic, perceptron
 
+# compares with independent references: .ci/run also runs this module under --emulate-precision
+pytestmark = pytest.mark.reference
+
 
 def _fit(module, cfg, data, *, lr, epochs, opt=optim.sgd, batch_size=None, seed=0, **kw):
     params = module.init(jax.random.PRNGKey(seed), cfg)
@@ -44,6 +47,7 @@ def test_perceptron_never_fits_xor():
         assert min(row["loss"] for row in res.history) > 0
 
 
+@pytest.mark.highest
 def test_perceptron_sgd_step_is_the_perceptron_rule():
     # One SGD step on the perceptron criterion equals the rule w += lr * (y - y_hat) x
     # written here in NumPy, and rule_update.
@@ -69,6 +73,7 @@ def test_perceptron_sgd_step_is_the_perceptron_rule():
 # --- linear regression (seed 003 section 1) ----------------------------------------------------
 
 
+@pytest.mark.highest
 def test_linear_regression_matches_least_squares():
     ds = datasets.load("linear")
     cfg = linear.Config(n_in=ds.x_train.shape[1], n_out=1)
@@ -82,6 +87,7 @@ def test_linear_regression_matches_least_squares():
     np.testing.assert_allclose(coef[:-1], ds.meta["true_w"], atol=0.05)
 
 
+@pytest.mark.highest
 def test_linear_gradient_is_the_notes_formula():
     # Seed 003: dE/dw = -sum_i (y_i - y_hat_i) x_i for E = 1/2 sum (y - y_hat)^2; our loss is
     # the mean over the batch, so the gradient is that sum divided by n.
@@ -111,6 +117,7 @@ def _newton_logistic(x, y, l2, steps=8):
     return theta, np.linalg.norm(grad)
 
 
+@pytest.mark.highest
 def test_logistic_regression_matches_newton():
     ds = datasets.load("moons", n_train=300)
     l2 = 0.05

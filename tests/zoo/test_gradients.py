@@ -9,6 +9,9 @@ import pytest
 from train import plots
 from zoo import gradients, mlp
 
+# compares with independent references: .ci/run also runs this module under --emulate-precision
+pytestmark = pytest.mark.reference
+
 
 def _numpy_layer_grad_norms(params, names, x, y, act):
     """Backprop by hand (seed 004 section 7): softmax CE, mean over the batch."""
@@ -34,6 +37,7 @@ def _numpy_layer_grad_norms(params, names, x, y, act):
 
 @pytest.mark.parametrize("act,w_init", [("tanh", "notes_tanh"), ("sigmoid", "notes_other"),
                                         ("relu", "notes_relu")])
+@pytest.mark.highest
 def test_norms_match_numpy_backprop(act, w_init):
     key = jax.random.PRNGKey(3)
     out = gradients.layer_gradient_norms(key, activation=act, w_init=w_init, depth=4, width=8,

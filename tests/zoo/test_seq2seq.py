@@ -1,5 +1,12 @@
 """zoo.seq2seq: padding masks, decoding (greedy, beam search against exhaustive search),
-teacher-forced loss and attention against NumPy, float64 gradients, and the CLI glue."""
+teacher-forced loss and attention against NumPy, float64 gradients, and the CLI glue.
+
+The comparisons run with float32 products (``jax.default_matmul_precision('highest')``, the
+precision policy of docs/architecture.md): each compares two spellings of one computation
+(beam search against teacher forcing, padded against unpadded) or a NumPy transcription, whose
+products differ in shape, and at a GPU's default precision the larger ones are rounded to TF32
+(a beam's log-probability of -7 moves by ~1e-3; tf32 emulation found it).
+"""
 
 import dataclasses
 import functools
@@ -12,6 +19,9 @@ import pytest
 
 from functional.gradcheck import check_grads
 from zoo import seq2seq as s2s
+
+# compares with independent references: .ci/run also runs this module under --emulate-precision
+pytestmark = pytest.mark.reference
 
 SRC_V, TGT_V = 9, 6
 VARIANTS = {
@@ -86,7 +96,8 @@ def _everything(name, padded=False):
                        (x.shape[0],), cfg.bos_id, jnp.int32)))
         return out
 
-    out = run(_params(name, 3.0), x, y, w)
+    with jax.default_matmul_precision("highest"):
+        out = run(_params(name, 3.0), x, y, w)
     return jax.tree.map(np.asarray, out), (x, y, w)
 
 
@@ -154,6 +165,7 @@ def _all_outputs(cfg, steps):
     return np.asarray(sorted(outs), np.int32)
 
 
+@pytest.mark.highest
 def test_wide_beam_finds_the_exhaustive_optimum():
     name = "lstm-bahdanau"
     cfg, params = VARIANTS[name], _params(name, 3.0)

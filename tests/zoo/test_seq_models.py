@@ -13,6 +13,9 @@ from train import datasets
 from train.loop import fit
 from zoo import adding, reber, seq_classifier
 
+# compares with independent references: .ci/run also runs this module under --emulate-precision
+pytestmark = pytest.mark.reference
+
 
 def _sig(z):
     return 1.0 / (1.0 + np.exp(-z))
@@ -52,6 +55,7 @@ def _dense_np(p, x):
 
 # ------------------------------------------------------------------ seq_classifier
 
+@pytest.mark.highest  # against float64 NumPy: float32 products on every backend
 def test_seq_classifier_matches_numpy_and_bidirectional_reads_both_ends():
     cfg = seq_classifier.Config(n_in=1, hidden=5, n_classes=4, cell="gru")
     params = seq_classifier.init(jax.random.PRNGKey(0), cfg)
@@ -105,6 +109,7 @@ def adding_small():
     return datasets.load("adding", T=12, n_train=3000, n_test=400, seed=0)
 
 
+@pytest.mark.highest  # against float64 NumPy: float32 products on every backend
 def test_adding_lengths_from_padding_and_numpy(adding_small):
     ds = adding_small
     np.testing.assert_array_equal(np.asarray(adding.lengths_from_padding(ds.x_test)),
@@ -164,6 +169,7 @@ def reber_small():
     return datasets.load("reber", n_train=1200, n_test=200, seed=0)
 
 
+@pytest.mark.highest  # against float64 NumPy: float32 products on every backend
 def test_reber_matches_numpy_and_ignores_padding(reber_small):
     ds = reber_small
     cfg = reber.Config(n_symbols=8, hidden=5, cell="lstm")

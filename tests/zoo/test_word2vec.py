@@ -12,6 +12,9 @@ import pytest
 from functional.gradcheck import check_grads
 from zoo import word2vec as w2v
 
+# compares with independent references: .ci/run also runs this module under --emulate-precision
+pytestmark = pytest.mark.reference
+
 V, D, K = 12, 4, 3
 
 
@@ -36,6 +39,7 @@ def _numpy_ns_loss(h, out, y, neg):
     return np.array(losses)
 
 
+@pytest.mark.highest
 def test_skipgram_loss_matches_numpy():
     cfg = w2v.Config(vocab_size=V, dim=D, n_negative=K, mode="skipgram")
     p = _params()
@@ -51,6 +55,7 @@ def test_skipgram_loss_matches_numpy():
     assert state == {} and float(metrics["loss"]) == float(value)
 
 
+@pytest.mark.highest
 def test_cbow_loss_matches_numpy_with_masked_contexts():
     cfg = w2v.Config(vocab_size=V, dim=D, n_negative=K, mode="cbow", window=2)
     p = _params(3)

@@ -53,9 +53,10 @@ def load_text(*, path=None, download: bool = False, test_fraction: float = 0.1,
     tokens = list(text) if level == 'char' else word_tokens(text)
     cut = len(tokens) - max(1, int(round(test_fraction * len(tokens))))
     if cut < 1:
-        raise ValueError(f'load_text: {file} has {len(tokens)} {level}(s); with '
+        unit = 'character' if level == 'char' else 'word'
+        raise ValueError(f'load_text: {file} has {len(tokens)} {unit}(s); with '
                          f'test_fraction={test_fraction} no training text is left (need at '
-                         f'least one {level} for each split)')
+                         f'least one {unit} for each split)')
     if level == 'char':
         vocab, train, test = CharVocab(text), text[:cut], text[cut:]
     else:
