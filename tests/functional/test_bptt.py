@@ -10,8 +10,8 @@ import pytest
 from functional import bptt as B
 from functional import recurrent as R
 
-# compares with independent references: .ci/run also runs this module under --emulate-precision
-pytestmark = pytest.mark.reference
+# the float32 tests compare with independent references: .ci/run also runs them under
+# --emulate-precision (which leaves the float64 ones unchanged)
 
 # ------------------------------------------------------------------ seed 000, transcribed
 
@@ -169,6 +169,7 @@ def test_chunked_values_and_gradients():
         B.run_chunked(R.gru_cell, p, xs, chunk=0)
 
 
+@pytest.mark.reference
 @pytest.mark.highest  # chunks against one long run: two spellings, equal in float32 products
 def test_contiguous_streams_and_stateful_carry():
     ids = np.arange(103)
@@ -195,6 +196,7 @@ def test_contiguous_streams_and_stateful_carry():
 
 # ------------------------------------------------------------------ clipping, norms by lag
 
+@pytest.mark.reference
 def test_clip_grad_norm_matches_optax():
     g = {'a': jnp.arange(6.0).reshape(2, 3), 'b': jnp.array([-3.0, 4.0])}
     norm_ref = np.sqrt(np.sum(np.arange(6.0) ** 2) + 25.0)
@@ -234,6 +236,7 @@ def test_gradient_norms_by_lag_vs_rerun_from_each_carry():
             np.testing.assert_allclose(norms[lag - 1], per_example.mean(), rtol=1e-10)
 
 
+@pytest.mark.reference
 def test_vanilla_gradient_vanishes_lstm_keeps_it():
     xs = jax.random.normal(jax.random.key(1), (4, 40, 4))
     rnn = R.rnn_init(jax.random.key(0), 4, 16)

@@ -13,8 +13,8 @@ from train import experiments as ex
 from train.experiments import vmapped
 from train.manifest import params_hash
 
-# compares with independent references: .ci/run also runs this module under --emulate-precision
-pytestmark = pytest.mark.reference
+# the tests marked 'reference' compare with independent references or with fit itself:
+# .ci/run also runs them under --emulate-precision
 
 # --- a host-side experiment with a known answer ------------------------------------------------
 # Gradient descent on f(w) = a/2 * w^2 from w0 = 1: after T steps w_T = (1 - lr*a)^T, so the
@@ -48,6 +48,7 @@ def test_regime_names_follow_the_notes():
     assert [ex.regime(b) for b in (None, 1, 32)] == ["batch", "stochastic", "mini-batch"]
 
 
+@pytest.mark.reference
 def test_make_optimizer_matches_optax_aliases():
     import jax.numpy as jnp
     import optax
@@ -282,6 +283,7 @@ def seed_runs():
     return config, data, seeds, vm, seq, one_by_one, vm_loop
 
 
+@pytest.mark.reference
 def test_vmapped_seeds_equal_running_the_seeds_one_by_one(seed_runs):
     _, _, seeds, vm, seq, one_by_one, vm_loop = seed_runs
     for i, (history, params) in enumerate(one_by_one):
@@ -301,6 +303,7 @@ def test_vmapped_seeds_equal_running_the_seeds_one_by_one(seed_runs):
     assert not _close_trees(vm.params_of(0), one_by_one[1][1], 1e-3)
 
 
+@pytest.mark.reference
 @pytest.mark.parametrize("seed_groups, fast_path", [(1, "scan"), (3, "scan"), (2, "loop")])
 def test_seed_groups_change_nothing_but_speed(seed_runs, seed_groups, fast_path):
     """Seeds split into groups that advance side by side: every seed still equals its own fit
@@ -333,6 +336,7 @@ def test_seed_group_bounds_and_bad_values():
                                    seed_groups=bad)
 
 
+@pytest.mark.reference
 def test_run_grid_vmapped_matches_run_grid_with_fit(seed_runs, tmp_path):
     config, data, seeds, vm, _, one_by_one, _ = seed_runs
     trials = ex.run_grid_vmapped(build_mlp, [config], seeds, data, keep_params=True,
@@ -409,6 +413,7 @@ def test_zoom_keeps_integer_dimensions_whole_and_search_survives_them():
         ex.random_search(exp, space, score="loss", n_trials=[4, True], rounds=2)
 
 
+@pytest.mark.reference
 def test_seeds_one_by_one_do_not_free_params_an_init_fn_shares():
     import optax
 
@@ -487,6 +492,7 @@ def test_traced_keys_are_the_varying_reals():
     assert ex.traced_keys([{"lr": 0.1, "hidden": 4}, {"lr": 0.1, "hidden": 8}]) == []
 
 
+@pytest.mark.reference
 @pytest.mark.parametrize("vmap", [True, False])
 def test_a_sweep_mixing_shapes_equals_each_trial_alone(sweep_reference, vmap):
     """Four configs (two hidden sizes: two shape groups; lr, momentum, weight decay and init
@@ -512,6 +518,7 @@ def test_a_sweep_mixing_shapes_equals_each_trial_alone(sweep_reference, vmap):
                 assert t.history == history
 
 
+@pytest.mark.reference
 def test_the_reference_tolerance_would_catch_a_wrong_trial(sweep_reference):
     """The 1e-5 check above is not vacuous: a neighbouring learning rate misses it."""
     data, val, seeds, reference = sweep_reference
@@ -521,6 +528,7 @@ def test_the_reference_tolerance_would_catch_a_wrong_trial(sweep_reference):
     assert not _close_trees(trial.params, reference[0][1], 1e-5)
 
 
+@pytest.mark.reference
 def test_chunks_change_nothing_but_memory(sweep_reference):
     data, val, seeds, reference = sweep_reference
     trials = ex.run_grid_vmapped(build_sweep, SWEEP_CONFIGS, seeds, data, epochs=3,

@@ -19,8 +19,8 @@ import pytest
 
 from train import loop
 
-# compares with independent references: .ci/run also runs this module under --emulate-precision
-pytestmark = pytest.mark.reference
+# the tests marked 'reference' compare with independent references or with fit itself:
+# .ci/run also runs them under --emulate-precision
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -102,6 +102,7 @@ def leaves_equal(a, b):
 # --------------------------------------------------------------------------- regimes
 
 
+@pytest.mark.reference
 @pytest.mark.highest
 def test_full_batch_is_plain_gradient_descent():
     data, params = linear_data()
@@ -124,6 +125,7 @@ def test_full_batch_is_plain_gradient_descent():
     assert np.abs(np.asarray(res.state.params["w"]) - (p["w"] + lr * g["w"])).max() > 1e-6
 
 
+@pytest.mark.reference
 @pytest.mark.highest
 @pytest.mark.parametrize("batch_size,drop_last", [(1, False), (7, False), (7, True)])
 def test_minibatch_regimes_match_numpy(batch_size, drop_last):
@@ -176,6 +178,7 @@ def fit_mlp(fast_path, key=7, epochs=3):
                     epochs=epochs, batch_size=8, fast_path=fast_path, progress=False)
 
 
+@pytest.mark.reference
 def test_scanned_epoch_equals_step_loop_bitwise_mlp():
     scan, step_loop = fit_mlp("scan"), fit_mlp("loop")
     assert [t["path"] for t in scan.timings] == ["scan"] * 3
@@ -187,6 +190,7 @@ def test_scanned_epoch_equals_step_loop_bitwise_mlp():
                             step_loop.state.params)
 
 
+@pytest.mark.reference
 def test_scanned_epoch_equals_step_loop_bitwise_conv():
     k1, k2 = jax.random.split(jax.random.PRNGKey(5))
     params = {"k": jax.random.normal(k1, (3, 1, 4)), "w": jax.random.normal(k2, (4, 3))}
@@ -213,6 +217,7 @@ def test_auto_fast_path_measures_both_and_keeps_one():
     assert leaves_equal(res.state, fit_mlp("loop", epochs=4).state)
 
 
+@pytest.mark.reference
 @pytest.mark.highest
 def test_streaming_data_uses_the_step_loop():
     data, params = linear_data(n=24)
@@ -236,6 +241,7 @@ def test_streaming_data_uses_the_step_loop():
 # --------------------------------------------------------------------------- train step
 
 
+@pytest.mark.reference
 @pytest.mark.highest
 def test_train_step_metrics_and_learning_rate():
     data, params = linear_data()
@@ -292,6 +298,7 @@ def test_model_state_is_threaded_through_steps():
     np.testing.assert_allclose(np.asarray(res.state.model_state["mean"]), mean, rtol=1e-5)
 
 
+@pytest.mark.reference
 @pytest.mark.highest
 def test_eval_metrics_exact_with_padding():
     data, params = linear_data(n=20)
@@ -404,6 +411,7 @@ def test_streamed_stop_is_replayed_from_the_stream():
                  progress=False)
 
 
+@pytest.mark.reference
 def test_norms_every_last_and_none():
     data, params = linear_data(n=40)
     opt = optax.sgd(0.05)
@@ -623,6 +631,7 @@ def _hand_skip_epoch(params, data, lr, bs, bad_batches):
     return p, total / rows, rows
 
 
+@pytest.mark.reference
 @pytest.mark.highest
 @pytest.mark.parametrize("fast_path", ["scan", "loop"])
 def test_skipped_steps_stay_out_of_the_epoch_means(fast_path):
@@ -641,6 +650,7 @@ def test_skipped_steps_stay_out_of_the_epoch_means(fast_path):
     assert abs(h["loss"] * 18 / 20 - mean_loss) > 1e-3
 
 
+@pytest.mark.reference
 def test_vmapped_seeds_skip_like_fit():
     from train import experiments
 

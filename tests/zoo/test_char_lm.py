@@ -16,8 +16,8 @@ from functional import optim
 from functional.gradcheck import check_grads
 from zoo import char_lm
 
-# compares with independent references: .ci/run also runs this module under --emulate-precision
-pytestmark = pytest.mark.reference
+# every test but the command-line one compares with an independent reference: .ci/run also
+# runs them under --emulate-precision
 
 V = 7
 # Jitted once per config and shape: eager scans would dominate the test time.
@@ -76,6 +76,7 @@ def _np_loss(params, cfg, x, y):
     return -np.take_along_axis(logp, y[..., None], -1).mean()
 
 
+@pytest.mark.reference
 @pytest.mark.highest
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 def test_loss_matches_numpy_transcription(cell):
@@ -92,6 +93,7 @@ def test_loss_matches_numpy_transcription(cell):
     assert abs(_np_loss(bad, cfg, batch["x"], batch["y"]) - float(value)) > 1e-5 * ref
 
 
+@pytest.mark.reference
 @pytest.mark.parametrize("cell", ["gru", "lstm"])   # the tanh RNN: tests/zoo/test_seq_models
 def test_check_grads_float64(cell):
     cfg, batch = SMALL[cell], _batch(b=2, t=4)
@@ -101,6 +103,7 @@ def test_check_grads_float64(cell):
     assert report.ok
 
 
+@pytest.mark.reference
 @pytest.mark.highest
 def test_weighted_mean_and_mask():
     """Batches of one against a batch of three: float32 products, summed in a different order
@@ -122,6 +125,7 @@ def test_weighted_mean_and_mask():
                                rtol=5e-6)
 
 
+@pytest.mark.reference
 def test_stateful_chunks_equal_one_long_run():
     """Carry in model_state: chunk-by-chunk values equal the unchunked sequence's."""
     cfg = char_lm.Config(vocab_size=V, cell="lstm", embed_dim=3, hidden=4, streams=2, chunk=4)
@@ -144,6 +148,7 @@ def test_stateful_chunks_equal_one_long_run():
     assert jax.tree.all(jax.tree.map(np.array_equal, st2, state))
 
 
+@pytest.mark.reference
 def test_stream_batches_layout():
     ids = np.arange(103)
     d = char_lm.stream_batches(ids, streams=4, chunk=5)
@@ -157,6 +162,7 @@ def test_stream_batches_layout():
             np.testing.assert_array_equal(d["y"][c * 4 + b], ids[start + 1:start + 6])
 
 
+@pytest.mark.reference
 def test_bits_per_char_uniform_model_is_log2_vocab():
     cfg = SMALL["lstm"]
     params = _params(cfg)
@@ -193,6 +199,7 @@ def lstm():
     return params, cfg
 
 
+@pytest.mark.reference
 def test_greedy_and_small_temperature_equal_argmax(lstm):
     params, cfg = lstm
     prime = np.array([1, 2, 3], np.int32)
@@ -208,6 +215,7 @@ def test_greedy_and_small_temperature_equal_argmax(lstm):
     np.testing.assert_array_equal(np.asarray(k1), greedy)
 
 
+@pytest.mark.reference
 def test_sampling_reproducible_and_key_dependent(lstm):
     params, cfg = lstm
     prime = np.array([0, 4], np.int32)
@@ -218,6 +226,7 @@ def test_sampling_reproducible_and_key_dependent(lstm):
     assert not np.array_equal(np.asarray(a), np.asarray(c))
 
 
+@pytest.mark.reference
 def test_top_k_stays_in_top_k_along_the_path(lstm):
     params, cfg = lstm
     prime = np.array([2], np.int32)
@@ -231,6 +240,7 @@ def test_top_k_stays_in_top_k_along_the_path(lstm):
             seq.append(int(tok))
 
 
+@pytest.mark.reference
 def test_first_step_distribution_is_tempered_softmax(lstm):
     """4000 draws of the first character follow softmax(logits / T) (restricted to top k)."""
     params, cfg = lstm
@@ -249,6 +259,7 @@ def test_first_step_distribution_is_tempered_softmax(lstm):
         np.testing.assert_array_less(np.abs(freq - p), 4 * np.sqrt(p * (1 - p) / ids.size) + 1e-9)
 
 
+@pytest.mark.reference
 def test_sample_rejects_bad_arguments(lstm):
     params, cfg = lstm
     key = jax.random.PRNGKey(0)
@@ -266,6 +277,7 @@ def test_sample_rejects_bad_arguments(lstm):
 
 # ---------------------------------------------------------------- training and the CLI
 
+@pytest.mark.reference
 def test_brief_training_beats_unigram_baseline():
     """~40 stateful TBPTT steps on the TV script: far below the unigram entropy."""
     from train import datasets

@@ -20,8 +20,8 @@ import pytest
 from functional.gradcheck import check_grads
 from zoo import seq2seq as s2s
 
-# compares with independent references: .ci/run also runs this module under --emulate-precision
-pytestmark = pytest.mark.reference
+# every test but the command-line one compares with an independent reference: .ci/run also
+# runs them under --emulate-precision
 
 SRC_V, TGT_V = 9, 6
 VARIANTS = {
@@ -101,6 +101,7 @@ def _everything(name, padded=False):
     return jax.tree.map(np.asarray, out), (x, y, w)
 
 
+@pytest.mark.reference
 @pytest.mark.parametrize("name", list(VARIANTS))
 def test_extra_padding_changes_nothing(name):
     (a, (x, _, _)), (b, _) = _everything(name), _everything(name, padded=True)
@@ -118,6 +119,7 @@ def test_extra_padding_changes_nothing(name):
     np.testing.assert_allclose(b["beam"].scores, a["beam"].scores, rtol=1e-5)
 
 
+@pytest.mark.reference
 def test_padded_source_steps_get_zero_attention():
     out, (x, _, _) = _everything("lstm-bahdanau", padded=True)
     att = out["attention"]                               # [batch, tgt, src]
@@ -126,6 +128,7 @@ def test_padded_source_steps_get_zero_attention():
     np.testing.assert_allclose(att.sum(-1), 1.0, rtol=1e-6)
 
 
+@pytest.mark.reference
 @pytest.mark.parametrize("name", list(VARIANTS))
 def test_beam_width_one_is_greedy(name):
     out, _ = _everything(name)
@@ -136,6 +139,7 @@ def test_beam_width_one_is_greedy(name):
     np.testing.assert_allclose(b.log_probs[:, 0], g.log_probs, rtol=1e-6)
 
 
+@pytest.mark.reference
 @pytest.mark.parametrize("name", list(VARIANTS))
 def test_beam_scores_sorted_and_equal_model_log_probability(name):
     cfg = VARIANTS[name]
@@ -165,6 +169,7 @@ def _all_outputs(cfg, steps):
     return np.asarray(sorted(outs), np.int32)
 
 
+@pytest.mark.reference
 @pytest.mark.highest
 def test_wide_beam_finds_the_exhaustive_optimum():
     name = "lstm-bahdanau"
@@ -193,6 +198,7 @@ def test_wide_beam_finds_the_exhaustive_optimum():
             np.testing.assert_allclose(beam.scores[i], np.sort(score)[::-1], rtol=1e-5)
 
 
+@pytest.mark.reference
 @pytest.mark.parametrize("name", ["gru-none", "lstm-bahdanau"])
 def test_loss_matches_numpy_per_sentence_token_mean(name):
     out, (x, y, w) = _everything(name)
@@ -206,6 +212,7 @@ def test_loss_matches_numpy_per_sentence_token_mean(name):
     assert set(out["metrics"]) == {"loss", "token_accuracy", "sequence_accuracy"}
 
 
+@pytest.mark.reference
 @pytest.mark.parametrize("name", ["lstm-bahdanau", "gru-luong-uni"])
 def test_attention_weights_match_numpy(name):
     cfg, params = VARIANTS[name], _params(name, 3.0)
@@ -226,6 +233,7 @@ def test_attention_weights_match_numpy(name):
     np.testing.assert_allclose(weights, expected, atol=1e-6)
 
 
+@pytest.mark.reference
 @pytest.mark.parametrize("name", ["lstm-bahdanau"])
 def test_gradients_float64(name):
     cfg = VARIANTS[name]
@@ -238,6 +246,7 @@ def test_gradients_float64(name):
     assert report.worst_error < 1e-5
 
 
+@pytest.mark.reference
 def test_bad_input_is_named():
     cfg, params = VARIANTS["gru-none"], _params("gru-none")
     with pytest.raises(ValueError, match="attention"):
@@ -280,6 +289,7 @@ def test_cli_train_and_translate(tmp_path, capsys, monkeypatch):
     assert scores[0] >= scores[1]
 
 
+@pytest.mark.reference
 def test_parallel_corpus_plumbing(tmp_path):
     """A tab-separated corpus: vocabulary sizes and ids reach the Config, raw input is
     normalized and ends with <eos> as the training sources do, and the loss runs."""
