@@ -17,6 +17,7 @@ the sums cancel and the later layers amplify (a few, for the random data of thes
 
 from __future__ import annotations
 
+import os
 import sys
 
 import jax
@@ -86,3 +87,21 @@ def assert_same_arithmetic(actual, desired, *, ulps: int = 4, err_msg: str = "")
     else:
         np.testing.assert_allclose(actual, desired, rtol=ulps * 2.0 ** -23,
                                    atol=ulps * float(np.finfo(np.float32).tiny), err_msg=err_msg)
+
+
+def children_env() -> tuple[dict, str]:
+    """``(environment, backend)`` for child processes whose runs a test compares bitwise with
+    each other or with this process: they run on the backend this process uses (a run on a GPU
+    is not bitwise a run on a CPU). A TPU belongs to one process (this one), so there the
+    children use the CPU, and the backend returned says so. On a GPU the children share the
+    device (no preallocation) and use XLA's deterministic kernels
+    (``--xla_gpu_deterministic_ops``): two separately compiled and autotuned programs are
+    bitwise equal only when every kernel's order of summation is fixed."""
+    backend = jax.default_backend()
+    env = dict(os.environ)
+    if backend == "tpu":
+        env["JAX_PLATFORMS"] = "cpu"
+    if backend == "gpu":
+        env["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
+        env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} --xla_gpu_deterministic_ops=true".strip()
+    return env, "cpu" if backend == "tpu" else backend

@@ -17,6 +17,7 @@ import numpy as np
 import optax
 import pytest
 
+from tests.precision import children_env
 from tests.train.test_loop import ADAM, ROOT, class_data, leaves_equal, mlp_loss, mlp_params
 from train import checkpoint as ck
 from train import loop
@@ -99,28 +100,10 @@ with open(os.path.join(out, "report.json"), "w") as f:
 """
 
 
-def _children_env():
-    """The environment of the runs this test compares: all of them run in child processes on
-    the backend this process uses (a run on a GPU is not bitwise a run on a CPU, which a CPU-only
-    child beside a GPU test process compared). A TPU belongs to one process (this one), so there
-    the children use the CPU. On a GPU the children share the device (no preallocation) and use
-    XLA's deterministic kernels (--xla_gpu_deterministic_ops): a resumed run and the uninterrupted
-    one are differently compiled programs, bitwise equal only when every kernel's order of
-    summation is fixed, which autotuning in separate processes does not promise otherwise."""
-    backend = jax.default_backend()
-    env = dict(os.environ)
-    if backend == "tpu":
-        env["JAX_PLATFORMS"] = "cpu"
-    if backend == "gpu":
-        env["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
-        env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} --xla_gpu_deterministic_ops=true".strip()
-    return env, "cpu" if backend == "tpu" else backend
-
-
 def test_killed_runs_resume_bitwise(tmp_path):
     dirs = {k: str(tmp_path / k) for k in ("cb", "out", "stream")}
     epochs_out = 12
-    env, children_backend = _children_env()
+    env, children_backend = children_env()
     codes = {"cb": KILLED_BY_CALLBACK.format(root=ROOT, ckdir=dirs["cb"]),
              "out": KILLED_FROM_OUTSIDE.format(root=ROOT, ckdir=dirs["out"], epochs=epochs_out),
              "stream": KILLED_IN_STREAM.format(root=ROOT, ckdir=dirs["stream"])}
