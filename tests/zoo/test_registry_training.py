@@ -51,6 +51,20 @@ def test_every_default_dataset_exists_and_sizes_its_model():
         assert loss.shape == () and "loss" in metrics, spec.name
 
 
+def test_every_expected_result_is_a_measurement_on_a_named_dataset():
+    """Issue 19: each claim is mean +- std over seeds 0-2 (benchmarks/measure_expected.py), keyed
+    by the dataset it was measured on, which the entry can train on (its own, its stand-in or
+    another dataset it accepts); any other dataset gets no claim."""
+    known = set(datasets.names())
+    for spec in registry.specs():
+        for dataset, text in spec.expected.items():
+            assert dataset in known, (spec.name, dataset)
+            assert "seeds 0-2" in text and "+-" in text, (spec.name, text)
+        assert spec.expected_for(spec.standin or spec.dataset) != registry.NO_RESULT, spec.name
+    assert registry.get("mlp").expected_for("digits") == registry.NO_RESULT
+    assert registry.get("perceptron").expected_for("xor").startswith("50 +- 0%")
+
+
 def test_config_factory_follows_the_dataset():
     spec = registry.get("mlp")
     cfg = spec.make_config(registry.DataInfo(input_shape=(8, 8, 1), n_classes=10))
