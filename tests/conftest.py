@@ -59,7 +59,8 @@ def pytest_report_header(config):
 def _highest_precision_when_marked(request):
     """``@pytest.mark.highest``: the test runs with float32 products on every backend (a GPU's
     default is TF32, a TPU's one bfloat16 pass), so it compares the math, not the hardware's
-    rounding, and keeps float32 tolerances."""
+    rounding, and keeps float32 tolerances. It covers the test body and its function-scoped
+    fixtures, not module- or session-scoped ones (they are set up before it)."""
     if request.node.get_closest_marker("highest") is None:
         yield
         return

@@ -16,7 +16,8 @@ behave like one of them:
   (default 1,024): small products run exactly on the GPU (XLA computes them with its own
   kernels, not with cuBLAS), which is what makes two spellings of one computation (a hoisted
   input projection against the per-step products of a ``lax.scan``) disagree there.
-  ``precision=HIGH`` is TF32 too, as on the GPU.
+  Convolutions are rounded whatever their size (XLA hands every one to cuDNN, which uses
+  TF32). ``precision=HIGH`` is TF32 too, as on the GPU.
 
 ``precision=HIGHEST`` on the op, or ``jax.default_matmul_precision('highest')`` /
 ``'float32'`` in force, stays exact; an explicit ``lax.DotAlgorithm``/``DotAlgorithmPreset``
@@ -53,7 +54,8 @@ MANTISSA_BITS = {"bf16": 7, "tf32": 10}
 TF32_MIN_OUTPUTS = 1024
 DESCRIPTIONS = {
     "bf16": "float32 products as one bfloat16 pass, like a TPU's default",
-    "tf32": "float32 products with TF32 inputs (products of >= {n} outputs), like a GPU's default",
+    "tf32": ("float32 products with TF32 inputs (products of >= {n} outputs, every "
+             "convolution), like a GPU's default"),
 }
 
 
@@ -152,8 +154,9 @@ def _current_cpu_rule(mlir_internal, prim):
 
 # --- what a product does under the mode ------------------------------------------------------
 
-def _plan(lax_mod, precision, n_outputs):
-    """'exact', ('round', mantissa_bits) or 'bf16_3x' for one product."""
+def _plan(lax_mod, precision, n_outputs, *, conv=False):
+    """'exact', ('round', mantissa_bits) or 'bf16_3x' for one product (``conv``: a
+    convolution, which a GPU always hands to cuDNN, in TF32 whatever its size)."""
     m = _state["mode"]
     if m is None:
         return "exact"
@@ -170,7 +173,7 @@ def _plan(lax_mod, precision, n_outputs):
     if level == P.HIGHEST:
         return "exact"
     if m == "tf32":
-        if n_outputs < _state["tf32_min_outputs"]:
+        if not conv and n_outputs < _state["tf32_min_outputs"]:
             return "exact"
         return ("round", MANTISSA_BITS["tf32"])
     if level == P.HIGH:
@@ -204,7 +207,8 @@ def _make_rule(prim, original, mlir, lax_mod):
 
     def rule(ctx, lhs, rhs, **params):
         lhs_aval, rhs_aval = ctx.avals_in[:2]
-        plan = _plan(lax_mod, params.get("precision"), _size(ctx.avals_out[0]))
+        plan = _plan(lax_mod, params.get("precision"), _size(ctx.avals_out[0]),
+                     conv=prim.name == "conv_general_dilated")
         if plan == "exact" or f32 not in (lhs_aval.dtype, rhs_aval.dtype):
             return original(ctx, lhs, rhs, **params)
         if plan == "bf16_3x":

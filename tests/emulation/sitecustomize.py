@@ -29,15 +29,23 @@ class _AfterJaxImport(importlib.abc.MetaPathFinder):
     """Wraps the loader of ``jax`` so the emulation is installed once jax has been imported."""
 
     def find_spec(self, name, path=None, target=None):
-        if name != "jax":
+        if name != "jax" or "jax" in sys.modules:
             return None
+        # find jax's own spec without this finder; stay installed until jax is executed (a
+        # mere lookup, importlib.util.find_spec('jax'), must not use the hook up)
         sys.meta_path.remove(self)
-        spec = importlib.util.find_spec("jax")
+        try:
+            spec = importlib.util.find_spec("jax")
+        finally:
+            sys.meta_path.insert(0, self)
         if spec is None or spec.loader is None:
             return spec
         exec_module = spec.loader.exec_module
+        finder = self
 
         def exec_then_install(module):
+            if finder in sys.meta_path:
+                sys.meta_path.remove(finder)
             exec_module(module)
             import precision_emulation
 

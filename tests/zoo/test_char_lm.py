@@ -323,7 +323,8 @@ def test_zoo_sample_end_to_end(tmp_path, capsys):
         [sys.executable, "-m", "train.cli", "sample", "char-lm", "--checkpoint", out,
          "--prime", expected[0], "--length", "200", "--temperature", "0.8", "--seed", "0"],
         cwd=root, capture_output=True, text=True, timeout=300,
-        env={**os.environ, "PYTHONPATH": root})
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(
+            [root] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else []))})
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout[:-1] == expected and len(expected) == 201
 
