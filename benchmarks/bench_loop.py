@@ -154,6 +154,17 @@ def flax_models():
     return {"mlp": MLP(), "cnn": CNN(), "logistic": Logistic()}
 
 
+@jax.jit
+def flax_train_step(state, batch):
+    """The Flax examples' ``train_step``: softmax cross-entropy, gradient, ``apply_gradients``
+    of a ``flax.training.train_state.TrainState``; returns ``(state, loss)``."""
+    def loss_fn(params):
+        logits = state.apply_fn({"params": params}, batch["x"])
+        return optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"]).mean()
+    loss, grads = jax.value_and_grad(loss_fn)(state.params)
+    return state.apply_gradients(grads=grads), loss
+
+
 def flax_loop(model, x, y, epochs):
     """Steps/s of the Flax examples' loop: jitted step, NumPy batches sliced in Python."""
     from flax.training import train_state
@@ -161,14 +172,7 @@ def flax_loop(model, x, y, epochs):
     state = train_state.TrainState.create(
         apply_fn=model.apply, params=model.init(jax.random.PRNGKey(0), x[:1])["params"],
         tx=optax.adam(LR))
-
-    @jax.jit
-    def train_step(state, batch):
-        def loss_fn(params):
-            logits = state.apply_fn({"params": params}, batch["x"])
-            return optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"]).mean()
-        loss, grads = jax.value_and_grad(loss_fn)(state.params)
-        return state.apply_gradients(grads=grads), loss
+    train_step = flax_train_step
 
     rng = np.random.default_rng(0)
     steps_per_epoch = N // BATCH

@@ -46,6 +46,7 @@ from bench_loop import (  # noqa: E402
     cnn_apply,
     cnn_init,
     flax_models,
+    flax_train_step,
     make_data,
     make_loss,
     mlp_apply,
@@ -94,14 +95,7 @@ def flax_seconds(model, x, y, cfgs, epochs) -> float:
     from flax.training import train_state
 
     make_tx = optax.inject_hyperparams(optax.adamw)
-
-    @jax.jit
-    def train_step(state, batch):
-        def loss_fn(params):
-            logits = state.apply_fn({"params": params}, batch["x"])
-            return optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"]).mean()
-        loss, grads = jax.value_and_grad(loss_fn)(state.params)
-        return state.apply_gradients(grads=grads), loss
+    train_step = flax_train_step
 
     params = model.init(jax.random.PRNGKey(0), x[:1])["params"]
     steps = N // BATCH

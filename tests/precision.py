@@ -72,7 +72,8 @@ def tols(rtol: float = 0.0, atol: float = 0.0, *, k: float, scale: float = 1.0) 
 
 
 def assert_same_arithmetic(actual, desired, *, ulps: int = 4, err_msg: str = "") -> None:
-    """Two differently compiled programs that do the same float32 arithmetic in the same order
+    """Arrays (or pytrees of them) from two differently compiled programs that do the same
+    float32 arithmetic in the same order
     (a trial trained alone and inside a sweep with ``vmap=False``; ``fit`` and the seed
     trainer): bitwise equal on CPU, where this is checked. On a GPU or TPU, XLA may fuse the
     two programs' elementwise work differently (a multiply-add contracted into one FMA in one
@@ -82,11 +83,16 @@ def assert_same_arithmetic(actual, desired, *, ulps: int = 4, err_msg: str = "")
     of float32 (relative ``ulps * 2^-23``)."""
     import numpy as np
 
-    if jax.default_backend() == "cpu":
-        np.testing.assert_array_equal(actual, desired, err_msg=err_msg)
-    else:
-        np.testing.assert_allclose(actual, desired, rtol=ulps * 2.0 ** -23,
-                                   atol=ulps * float(np.finfo(np.float32).tiny), err_msg=err_msg)
+    la, lb = jax.tree.leaves(actual), jax.tree.leaves(desired)   # arrays or pytrees of them
+    assert len(la) == len(lb), (len(la), len(lb), err_msg)
+    for a, b in zip(la, lb, strict=True):
+        a, b = np.asarray(a), np.asarray(b)
+        if jax.default_backend() == "cpu":
+            np.testing.assert_array_equal(a, b, err_msg=err_msg)
+        else:
+            np.testing.assert_allclose(a, b, rtol=ulps * 2.0 ** -23,
+                                       atol=ulps * float(np.finfo(np.float32).tiny),
+                                       err_msg=err_msg)
 
 
 def children_env() -> tuple[dict, str]:

@@ -256,17 +256,6 @@ def _close_trees(a, b, atol):
                for x, y in zip(la, lb, strict=True))
 
 
-def _assert_same_arithmetic_trees(a, b, err_msg=""):
-    """Bitwise on CPU; within a few float32 ulps where XLA may fuse two programs differently
-    (tests/precision.py: assert_same_arithmetic)."""
-    import jax
-
-    la, lb = jax.tree.leaves(a), jax.tree.leaves(b)
-    assert len(la) == len(lb)
-    for x, y in zip(la, lb, strict=True):
-        assert_same_arithmetic(np.asarray(x), np.asarray(y), err_msg=err_msg)
-
-
 @pytest.fixture(scope="module")
 def seed_runs():
     """Three seeds of one config: vmapped, sequential, and one fit per seed (the reference)."""
@@ -289,7 +278,7 @@ def test_vmapped_seeds_equal_running_the_seeds_one_by_one(seed_runs):
     for i, (history, params) in enumerate(one_by_one):
         # Same parameters as fit, seed by seed: bitwise without vmap; vmap batches the
         # matmuls differently, which moves the last bit (seen: 1.8e-7), hence 1e-6.
-        _assert_same_arithmetic_trees(seq.params_of(i), params, f"seed {seeds[i]}")
+        assert_same_arithmetic(seq.params_of(i), params, err_msg=f"seed {seeds[i]}")
         assert _close_trees(vm.params_of(i), params, 1e-6), f"seed {seeds[i]}"
         assert _close_trees(vm_loop.params_of(i), params, 1e-6), f"seed {seeds[i]}"
         assert vm_loop.histories[i][-1]["loss"] == pytest.approx(history[-1]["loss"], rel=1e-5)
@@ -512,7 +501,7 @@ def test_a_sweep_mixing_shapes_equals_each_trial_alone(sweep_reference, vmap):
             assert t.history[-1]["val_loss"] == pytest.approx(history[-1]["val_loss"],
                                                               rel=1e-5)
         else:
-            _assert_same_arithmetic_trees(t.params, params, f"{t.config}, seed {t.seed}")
+            assert_same_arithmetic(t.params, params, err_msg=f"{t.config}, seed {t.seed}")
             if jax.default_backend() == "cpu":   # bitwise here: the hashes and histories too
                 assert t.params_hash == params_hash(params), (t.config, t.seed)
                 assert t.history == history
@@ -586,3 +575,18 @@ def test_random_search_trains_each_round_as_one_batch(sweep_reference):
     assert [t.config for t in result.trials] == [t.config for t in one_by_one.trials]
     np.testing.assert_allclose([t.score for t in result.trials],
                                [t.score for t in one_by_one.trials], rtol=1e-5)
+
+
+def test_same_arithmetic_check_fails_on_a_different_result():
+    """The check behind the vmap=False claims is not blind: it notices one float32 ulp on CPU
+    (bitwise there) and many ulps anywhere, and a different tree structure."""
+    import jax
+
+    a = {"w": np.array([1.0, 2.0], np.float32)}
+    assert_same_arithmetic(a, {"w": a["w"].copy()})
+    off = np.nextafter(a["w"], np.float32(3), dtype=np.float32) if jax.default_backend() == \
+        "cpu" else a["w"] * np.float32(1 + 2 ** -16)
+    with pytest.raises(AssertionError):
+        assert_same_arithmetic(a, {"w": off})
+    with pytest.raises(AssertionError):
+        assert_same_arithmetic(a, {"w": a["w"], "b": a["w"]})
