@@ -24,6 +24,7 @@ from collections.abc import Mapping
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from train.loop.step import NORM_KEYS, SPECIAL_KEYS
 
@@ -113,6 +114,13 @@ def add_norms(acc: dict, norms: Mapping, layout: Layout, applied=1.0) -> dict:
     return {**acc, "sums": acc["sums"] + jnp.where(applied > 0, r, jnp.zeros_like(r))}
 
 
+def to_host(tree):
+    """``tree`` with every array copied to a NumPy array (``jax.device_get``'s result, at a
+    quarter of its fixed cost: about 5 against 20 microseconds an array here, paid every
+    epoch)."""
+    return jax.tree.map(np.asarray, tree)
+
+
 def finite(acc: dict, layout: Layout) -> jax.Array:
     """``<bool>[]``: every summed mean (the loss among them) is finite. (The norms are left
     out: finite gradients of 1e20 have an infinite squared norm, and such a step is applied.)"""
@@ -124,8 +132,8 @@ def normalize(acc: Mapping, layout: Layout, prefix: str = "") -> dict:
     last learning rate, ``skipped_steps`` when a step was skipped, ``norm_steps`` when the
     norms were measured on fewer steps than the epoch ran, and ``count``; every key gets
     ``prefix``."""
-    acc = jax.device_get(acc)
-    sums = [float(v) for v in acc["sums"]]
+    acc = to_host(acc)
+    sums = acc["sums"].tolist()
     value = dict(zip(layout.names, sums, strict=True))
     count, steps = value["count"], value["steps"]
     out = {prefix + k: value[k] / count if count else math.nan for k in layout.means}

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-import jax
 import numpy as np
 
 
@@ -25,7 +24,7 @@ def epoch_rng(data_key, epoch: int) -> np.random.Generator:
     this CPU (a comparator sort), as much as a whole scanned epoch of a small model; NumPy's
     takes about 50 microseconds. Same key and epoch give the same generator on every platform.
     """
-    words = np.asarray(jax.device_get(data_key)).astype(np.uint32).ravel()
+    words = np.asarray(data_key).astype(np.uint32).ravel()
     return np.random.default_rng(np.random.SeedSequence([*map(int, words), int(epoch)]))
 
 

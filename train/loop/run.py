@@ -12,6 +12,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from train import sharding as shd
 from train.loop import metrics
@@ -152,17 +153,18 @@ class Run:
     # --- metrics and the NaN check
 
     def start_acc(self):
-        acc = self.zeros()
-        if self.resumed_acc is not None:   # resuming mid-epoch: the epoch's partial sums
-            acc = metrics.from_json(acc, self.resumed_acc)
-            self.resumed_acc = None
+        """The accumulator an epoch starts from: ``None`` (zeros, made by the first chunk's
+        program), or the partial sums of the epoch a mid-epoch checkpoint saved."""
+        if self.resumed_acc is None:
+            return None
+        acc = metrics.from_json(self.runner.zeros(), self.resumed_acc)
+        self.resumed_acc = None
         return acc
 
     def learn_metrics(self, batch) -> None:
         """Before the first step: the step's metrics (their accumulator's layout), and a check
         that the monitored metrics are ones the logs will hold."""
         self.layout = self.runner.prepare(self.state, batch)
-        self.zeros = jax.jit(lambda: metrics.init(self.layout))
         monitored = [m for m in (self.s.early_stopping,
                                  self.s.checkpoints and self.s.checkpoints.best) if m]
         if not monitored:
@@ -184,7 +186,7 @@ class Run:
         replayed from ``start`` to find its first non-finite step; raise ``NonFiniteError``
         there, with the last finite state. (A replay that stays finite from a finite end
         state was an overflow of the loss sums alone: training goes on.)"""
-        if not self.runner.checks_chunks or bool(jax.device_get(ok)):   # (host or device)
+        if not self.runner.checks_chunks or bool(np.asarray(ok)):   # (host or device)
             return
         found = self.runner.replay(start, batches())
         if found is None:
@@ -290,6 +292,7 @@ class Run:
                 if self.layout is None:
                     self.learn_metrics(batch)
                 acc = self.start_acc()
+                acc = self.runner.zeros() if acc is None else acc
             self.state, acc = self.runner.stream_step(self.state, acc, batch)
             self.steps += 1
         if acc is None:
@@ -302,7 +305,7 @@ class Run:
         """The epoch's NaN check (its last chunk's, ``pending``), logs, evaluation, history,
         early stopping, callbacks and checkpoint; returns whether to stop."""
         s = self.s
-        acc_host, ok = jax.device_get((acc, pending[0]))   # one transfer
+        acc_host, ok = metrics.to_host((acc, pending[0]))
         self.check_chunk(ok, *pending[1:])
         logs = {"epoch": epoch, "step": self.steps}
         logs.update(metrics.normalize(acc_host, self.layout))
