@@ -15,7 +15,8 @@ damage that leaves every value intact (a byte of padding, a commit marker) is ha
 passes. Checkpoints written before the checksums restore with a warning that they are
 unverified.
 
-``CheckpointManager`` keeps the last ``keep`` checkpoints plus the best one by a metric, and
+``CheckpointManager`` (optionally writing in the background, as ``fit`` does) keeps the last
+``keep`` checkpoints plus the best one by a metric, and
 restores the newest intact checkpoint, falling back to older ones (with a one-line warning
 naming what was wrong) when the newest is damaged. A checkpoint whose leaves do not match the
 target state raises ``CheckpointMismatchError`` naming the first mismatching leaf. A save that
@@ -58,10 +59,11 @@ class CheckpointWriteError(OSError):
 _CHECKSUMS, _META_DIGEST = "checksums", "meta_sha256"
 
 
-def _checkpointer():
+def _checkpointer(asynchronous: bool = False):
     import orbax.checkpoint as ocp
 
-    return ocp.Checkpointer(ocp.CompositeCheckpointHandler())
+    kind = ocp.AsyncCheckpointer if asynchronous else ocp.Checkpointer
+    return kind(ocp.CompositeCheckpointHandler())
 
 
 def leaf_specs(tree) -> dict:
@@ -126,7 +128,7 @@ def _os_error_code(e: BaseException) -> int | None:
     return errno.ENOSPC if "No space left on device" in str(e) else None
 
 
-def save_checkpoint(path: str, state, meta: dict | None = None) -> None:
+def save_checkpoint(path: str, state, meta: dict | None = None, *, checkpointer=None) -> None:
     """Write ``state`` (a pytree of arrays) and ``meta`` (JSON-able dict) atomically to ``path``,
     with the checksums of every leaf and of ``meta`` (checked by :func:`restore_checkpoint`).
 
@@ -134,6 +136,11 @@ def save_checkpoint(path: str, state, meta: dict | None = None) -> None:
         path: the checkpoint directory (overwritten if it exists).
         state: a pytree of ``jax.Array``s (sharded arrays are written as one logical array).
         meta: JSON-serializable information stored next to the arrays.
+        checkpointer: the orbax checkpointer to write with (default: a synchronous one). An
+            asynchronous one returns once the arrays are copied to the host and writes in the
+            background: its ``wait_until_finished`` then raises what the writing met, which
+            :func:`write_error` turns into a :class:`CheckpointWriteError`
+            (:class:`CheckpointManager` does this).
 
     Raises:
         CheckpointWriteError: the files could not be written (a full disk, no permission);
@@ -148,18 +155,27 @@ def save_checkpoint(path: str, state, meta: dict | None = None) -> None:
     meta[_META_DIGEST] = _meta_digest(meta)
     path = os.path.abspath(path)
     try:
-        _checkpointer().save(path, force=True,
-                             args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                                     meta=ocp.args.JsonSave(meta)))
+        (checkpointer or _checkpointer()).save(
+            path, force=True, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                                      meta=ocp.args.JsonSave(meta)))
     except Exception as e:
-        code = _os_error_code(e)
-        if code is None:
+        error = write_error(e, path)
+        if error is None:
             raise
-        if jax.process_index() == 0:   # orbax's temporary directory of this save, half full
-            for partial in glob.glob(glob.escape(path) + ".orbax-checkpoint-tmp*"):
-                shutil.rmtree(partial, ignore_errors=True)
-        raise CheckpointWriteError(code, f"cannot write the checkpoint {path}: "
-                                         f"{os.strerror(code)}") from e
+        raise error from e
+
+
+def write_error(e: BaseException, path: str) -> CheckpointWriteError | None:
+    """The :class:`CheckpointWriteError` for a failed save of ``path`` (orbax's partial files
+    removed), or ``None`` when ``e`` is not a failed write (no errno to name)."""
+    code = _os_error_code(e)
+    if code is None:
+        return None
+    if jax.process_index() == 0:   # orbax's temporary directory of this save, half full
+        for partial in glob.glob(glob.escape(path) + ".orbax-checkpoint-tmp*"):
+            shutil.rmtree(partial, ignore_errors=True)
+    return CheckpointWriteError(code, f"cannot write the checkpoint {path}: "
+                                      f"{os.strerror(code)}")
 
 
 def read_meta(path: str) -> dict:
@@ -236,10 +252,17 @@ class CheckpointManager:
         keep: how many of the most recent checkpoints to keep (>= 1).
         best_metric: also keep the checkpoint whose ``meta['metrics'][best_metric]`` is best.
         best_mode: ``'min'`` or ``'max'`` for ``best_metric``.
+        asynchronous: write in the background (orbax's ``AsyncCheckpointer``): :meth:`save`
+            returns once the state is copied (about 8 ms against 40 for a whole save of the
+            MNIST-1D CNN's state here), and the next :meth:`save`, :meth:`restore` or
+            :meth:`wait` waits for it, raises its :class:`CheckpointWriteError` if it failed,
+            and only then prunes, so a checkpoint is removed only once a newer one is
+            complete. The owner must call :meth:`wait` before it returns (``fit`` does). Single
+            process only (several processes write synchronously).
     """
 
     def __init__(self, directory: str, *, keep: int = 3, best_metric: str | None = None,
-                 best_mode: str | None = "min"):
+                 best_mode: str | None = "min", asynchronous: bool = False):
         if isinstance(keep, bool) or not isinstance(keep, (int, np.integer)) or keep < 1:
             raise ValueError(f"CheckpointManager: keep must be an int >= 1, got {keep!r}")
         if best_metric is not None and best_mode not in ("min", "max"):
@@ -249,6 +272,9 @@ class CheckpointManager:
         self.keep, self.best_metric, self.best_mode = int(keep), best_metric, best_mode
         os.makedirs(self.directory, exist_ok=True)
         self._metric: dict[int, float] = {}
+        self._writer = (_checkpointer(asynchronous=True)
+                        if asynchronous and jax.process_count() == 1 else None)
+        self._pending: tuple[int, str] | None = None   # (step, path) being written
         if best_metric is not None:
             for s in self.steps():
                 try:
@@ -277,19 +303,46 @@ class CheckpointManager:
         return min(valid, key=lambda s: (sign * valid[s], s)) if valid else None
 
     def save(self, step: int, state, meta: dict | None = None) -> str:
-        """Save ``state`` and ``meta`` as ``step``, then prune to the last ``keep`` + best.
+        """Save ``state`` and ``meta`` as ``step``, then prune to the last ``keep`` + best
+        (asynchronous: start writing them; the pruning follows the write).
 
         Returns:
             The checkpoint's directory.
         """
+        self.wait()
         path = self.path(step)
-        save_checkpoint(path, state, meta)
+        # (asynchronous: orbax copies the arrays to the host before it returns, so the caller
+        # may donate the state's buffers to its next steps at once)
+        save_checkpoint(path, state, meta, checkpointer=self._writer)
         if self.best_metric is not None:
             value = (meta or {}).get("metrics", {}).get(self.best_metric)
             if value is not None:
                 self._metric[int(step)] = float(value)
-        self._prune()
+        if self._writer is not None:
+            self._pending = (int(step), path)
+        else:
+            self._prune()
         return path
+
+    def wait(self) -> None:
+        """Wait for a save still being written (asynchronous manager), then prune.
+
+        Raises:
+            CheckpointWriteError: that save failed (its partial files are removed; the
+                checkpoints before it are kept).
+        """
+        if self._pending is None:
+            return
+        (step, path), self._pending = self._pending, None
+        try:
+            self._writer.wait_until_finished()
+        except Exception as e:
+            self._metric.pop(step, None)
+            error = write_error(e, path)
+            if error is None:
+                raise
+            raise error from e
+        self._prune()
 
     def _prune(self) -> None:
         if jax.process_index() != 0:
@@ -318,6 +371,7 @@ class CheckpointManager:
             CheckpointMismatchError: the checkpoint does not fit ``target``.
             FileNotFoundError: no readable checkpoint.
         """
+        self.wait()
         candidates = [step] if step is not None else self.steps()[::-1]
         errors = []
         for s in candidates:

@@ -8,7 +8,10 @@ noise orbax's background threads make.
   only before a traceback they may explain; and the "Event loop is closed" tracebacks that
   TensorStore callbacks print as unraisable exceptions after orbax closed its event loop (after
   a damaged checkpoint was skipped, or a clean error; about 190 lines, now and then) are
-  dropped, every other unraisable exception still printed.
+  dropped, every other unraisable exception still printed; so are asyncio's "Task exception
+  was never retrieved" records of orbax's background writes that failed with a system error
+  (one per array, each with its traceback, as the interpreter exits after a checkpoint written
+  in the background met a full disk, which the command has reported in one line).
 """
 
 from __future__ import annotations
@@ -43,6 +46,19 @@ def _drop_event_loop_noise(unraisable) -> None:
 _PREVIOUS_UNRAISABLEHOOK = sys.unraisablehook
 
 
+class _DropFailedWriteTasks(logging.Filter):
+    """Drops asyncio's report of a garbage-collected task whose exception, a failed write
+    with a system error code (TensorStore's ``os_error_code``), nobody retrieved."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not (str(record.msg).startswith("Task exception was never retrieved")
+                    and error is not None and "os_error_code" in str(error))
+
+
+_DROP_FAILED_WRITE_TASKS = _DropFailedWriteTasks()
+
+
 class Held(logging.Handler):
     """Log records held back (``records``), in order."""
 
@@ -57,12 +73,14 @@ class Held(logging.Handler):
 @contextlib.contextmanager
 def quiet_libraries() -> Iterator[Held]:
     """Warnings as one line each, absl's (orbax's) log records held back (the handler that
-    holds them is yielded), event-loop noise dropped (from now on: it comes after the command,
-    as the interpreter exits)."""
+    holds them is yielded), event-loop noise and unretrieved failed-write tasks dropped (from
+    now on: they come after the command, as the interpreter exits)."""
     global _PREVIOUS_UNRAISABLEHOOK
     if sys.unraisablehook is not _drop_event_loop_noise:
         _PREVIOUS_UNRAISABLEHOOK = sys.unraisablehook
         sys.unraisablehook = _drop_event_loop_noise
+    if _DROP_FAILED_WRITE_TASKS not in logging.getLogger("asyncio").filters:
+        logging.getLogger("asyncio").addFilter(_DROP_FAILED_WRITE_TASKS)
     logger, held = logging.getLogger("absl"), Held()
     propagate = logger.propagate
     logger.addHandler(held)

@@ -31,9 +31,22 @@ from tests.train.test_checkpoint import stream
 from train import loop
 """
 
+# fit writes checkpoints in the background, and a process that dies while one is being
+# written keeps only the ones before it (KILLED_FROM_OUTSIDE lands anywhere, mid-write
+# included). The two kills at chosen points wait for each write, to die after it.
+WRITES_WAITED = """
+from train import checkpoint as ck
+_save = ck.CheckpointManager.save
+def save_and_wait(self, *args, **kwargs):
+    path = _save(self, *args, **kwargs)
+    self.wait()
+    return path
+ck.CheckpointManager.save = save_and_wait
+"""
+
 # os._exit from a callback at the end of epoch 2, after its mid-epoch checkpoints (every 2
 # steps) but before its epoch-end checkpoint: resumes at epoch 2, batch 4, in a chunked scan.
-KILLED_BY_CALLBACK = PRELUDE + """
+KILLED_BY_CALLBACK = PRELUDE + WRITES_WAITED + """
 def die(epoch, state, logs):
     if epoch == 2:
         os._exit(17)
@@ -50,7 +63,7 @@ loop.fit(mlp_loss, mlp_params(), ADAM, class_data(), key=3, epochs={epochs},
 """
 
 # Streamed data whose generator dies inside epoch 1 (batch 3, after the batch-2 checkpoint).
-KILLED_IN_STREAM = PRELUDE + """
+KILLED_IN_STREAM = PRELUDE + WRITES_WAITED + """
 def dying(epoch):
     for b, batch in enumerate(stream(epoch)):
         if (epoch, b) == (1, 3):
@@ -208,6 +221,32 @@ def test_keep_last_n_and_best_and_ignore_temp_dirs(tmp_path):
     # a new manager on the same directory recovers the best from the metadata
     again = ck.CheckpointManager(str(tmp_path), keep=2, best_metric="val_loss")
     assert again.best_step() == 2
+
+
+def test_asynchronous_manager_prunes_only_after_the_newer_write_and_restores_it(tmp_path):
+    mgr = ck.CheckpointManager(str(tmp_path), keep=1, asynchronous=True)
+    state = {"w": jnp.arange(6.0).reshape(2, 3), "n": jnp.int32(7)}
+    mgr.save(1, state, {"note": 1})
+    mgr.save(2, jax.tree.map(lambda x: x + 1, state), {"note": 2})   # waits for step 1
+    assert 1 in mgr.steps()        # kept while step 2 may still be being written
+    mgr.wait()
+    assert mgr.steps() == [2]      # pruned once step 2 is complete
+    mgr.save(3, jax.tree.map(lambda x: x + 2, state), {"note": 3})
+    restored, meta = mgr.restore(state)   # waits for the write in flight
+    assert meta["note"] == 3 and mgr.steps() == [3]
+    for k in state:                # the exact values, checksums verified on restore
+        np.testing.assert_array_equal(np.asarray(restored[k]), np.asarray(state[k]) + 2)
+
+
+def test_asynchronous_save_copies_the_state_before_it_is_donated(tmp_path):
+    mgr = ck.CheckpointManager(str(tmp_path), asynchronous=True)
+    state = {"w": jnp.full((64, 64), 3.0)}
+    mgr.save(1, state, {})
+    bump = jax.jit(lambda s: jax.tree.map(lambda x: x + 1, s), donate_argnums=0)
+    state = bump(state)            # frees the saved buffers (on backends that donate)
+    mgr.wait()
+    restored, _ = mgr.restore({"w": jnp.zeros((64, 64))})
+    np.testing.assert_array_equal(np.asarray(restored["w"]), 3.0)
 
 
 def test_nonfinite_state_is_never_checkpointed(tmp_path):

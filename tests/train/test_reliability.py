@@ -224,23 +224,40 @@ def test_eval_and_resume_skip_a_damaged_newest_checkpoint(run_dir, capsys):
     assert [h["epoch"] for h in history] == [0, 1, 2]
 
 
-def test_a_full_disk_is_one_line_and_keeps_the_saved_checkpoints(run_dir, capsys,
+@pytest.mark.parametrize("when", ["starting", "in the background"])
+def test_a_full_disk_is_one_line_and_keeps_the_saved_checkpoints(when, run_dir, capsys,
                                                                  monkeypatch):
+    """fit's checkpoints are written in the background: a full disk can stop a save as it
+    starts, or its background write, which the next save (or the end of fit) meets."""
     import orbax.checkpoint as ocp
 
-    real_save = ocp.Checkpointer.save
+    real_save = ocp.AsyncCheckpointer.save
+    real_wait = ocp.AsyncCheckpointer.wait_until_finished
+    failed = []
 
-    def full_disk(self, path, *args, **kwargs):
-        if "step_0000000006" not in str(path):
-            return real_save(self, path, *args, **kwargs)
-        os.makedirs(f"{path}.orbax-checkpoint-tmp-1/state")     # what orbax leaves behind
+    def enospc(path):
+        os.makedirs(f"{path}.orbax-checkpoint-tmp-1/state", exist_ok=True)   # orbax's leftovers
         logging.getLogger("absl").error("[thread=array_type_handler] _SignalingThread.run() "
                                         "raised an exception: RESOURCE_EXHAUSTED")
-        raise ValueError(f"RESOURCE_EXHAUSTED: Error writing \"params.w/0.0\" in OCDBT database"
-                         f" at local file \"{path}\": Failed to write 57346 bytes to file 17: "
-                         "No space left on device [os_error_code='28']\n  {'driver': ...}")
+        return ValueError(f"RESOURCE_EXHAUSTED: Error writing \"params.w/0.0\" in OCDBT "
+                          f"database at local file \"{path}\": Failed to write 57346 bytes to "
+                          "file 17: No space left on device [os_error_code='28']\n  {'driver': "
+                          "...}")
 
-    monkeypatch.setattr(ocp.Checkpointer, "save", full_disk)
+    def save(self, path, *args, **kwargs):
+        if "step_0000000006" not in str(path):
+            return real_save(self, path, *args, **kwargs)
+        if when == "starting":
+            raise enospc(path)
+        failed.append(path)   # nothing written; the wait reports the failure
+
+    def wait(self):
+        real_wait(self)
+        if failed:
+            raise enospc(failed.pop())
+
+    monkeypatch.setattr(ocp.AsyncCheckpointer, "save", save)
+    monkeypatch.setattr(ocp.AsyncCheckpointer, "wait_until_finished", wait)
     assert cli.main([*RUN, "--epochs", "3", "--out", run_dir, "--resume"]) == 2
     _one_error_line(capsys.readouterr().err, "No space left on device", "step_0000000006")
     ckpts = os.path.join(run_dir, "checkpoints")
@@ -507,6 +524,33 @@ def test_event_loop_noise_is_dropped_and_other_unraisables_are_not(capsys):
     finally:
         console._PREVIOUS_UNRAISABLEHOOK = previous
     assert [str(u.exc_value) for u in seen] == ["something else"]
+
+
+def test_unretrieved_failed_write_tasks_are_dropped_and_other_task_errors_are_not(capsys):
+    """After a background checkpoint write met a full disk (reported in one line), asyncio
+    reports each of orbax's unretrieved write tasks with a traceback as they are collected."""
+    cli.main(["list"])
+    capsys.readouterr()
+    seen = []
+
+    class Seen(logging.Handler):
+        def emit(self, record):
+            seen.append(record.exc_info[1])
+
+    asyncio_log, handler = logging.getLogger("asyncio"), Seen()
+    asyncio_log.addHandler(handler)
+    try:
+        for e in (ValueError("RESOURCE_EXHAUSTED: Failed to write 28356 bytes to file 15: No "
+                             "space left on device [os_error_code='28']"),
+                  ValueError("a bug in a task")):
+            try:
+                raise e
+            except ValueError:
+                asyncio_log.error("Task exception was never retrieved\nfuture: <Task ...>",
+                                  exc_info=True)
+    finally:
+        asyncio_log.removeHandler(handler)
+    assert [str(e) for e in seen] == ["a bug in a task"]
 
 
 def test_lock_start_time_tells_a_reused_pid(monkeypatch):

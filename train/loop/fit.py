@@ -215,6 +215,10 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
             fresh run (``resume=False``) refuses a directory that already holds checkpoints.
             Checkpoints also record the data settings (number of rows, ``batch_size``,
             ``shuffle``, ``drop_last``, data key), and a resume with other settings is refused.
+            They are written in the background while the next epochs run (an asynchronous
+            ``CheckpointManager``); ``fit`` returns, or raises, only once the last one is
+            complete, and a failed write raises ``CheckpointWriteError`` at the next save or
+            at the end, the checkpoints before it kept.
             With ``history_path`` or ``checkpoint_dir``, a run that ends without an error
             writes ``manifest.json`` (``train.manifest``) into each of their directories.
         keep: number of most recent checkpoints kept.
@@ -316,6 +320,10 @@ def fit(loss_fn: Callable, params, optimizer: optax.GradientTransformation, trai
                                  if k in ("loss", "accuracy", "val_loss", "val_accuracy")})
                 if stop:
                     break
+        run.finish_saves()   # the last checkpoint written before fit returns
+    except BaseException:
+        run.finish_saves(failing=True)
+        raise
     finally:
         bar.close()
 

@@ -11,7 +11,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from train import sharding as shd
@@ -105,13 +104,29 @@ class Run:
 
         manager = ckpt_lib.CheckpointManager(c.directory, keep=c.keep,
                                              best_metric=c.best and c.best.metric,
-                                             best_mode=c.best and c.best.mode)
+                                             best_mode=c.best and c.best.mode,
+                                             asynchronous=True)
         if not c.resume and manager.latest_step() is not None:
             raise ValueError(
                 f"{self.where}: checkpoint_dir {c.directory!r} already holds checkpoints "
                 f"(steps {manager.steps()}) of an earlier run; pass resume=True to continue "
                 "that run, or give a fresh run an empty directory (nothing was deleted)")
         return manager
+
+    def finish_saves(self, *, failing: bool = False) -> None:
+        """Wait for the checkpoint still being written in the background (the manager is
+        asynchronous: an epoch's save overlaps the next epochs). A failed write raises its
+        ``CheckpointWriteError``; with ``failing`` (another error is already on its way out)
+        it is a warning instead."""
+        if self.manager is None:
+            return
+        if not failing:
+            self.manager.wait()
+            return
+        try:
+            self.manager.wait()
+        except Exception as e:   # the error in flight is the one to report
+            warnings.warn(f"{self.where}: {e}", RuntimeWarning, stacklevel=2)
 
     def restore(self) -> None:
         """Stage 3: continue from the newest good checkpoint, if asked and there is one."""
@@ -139,7 +154,8 @@ class Run:
         self.steps = int(jax.device_get(self.state.step))
 
     def save(self, epoch, next_batch, acc_host=None, logs=None, stopped=False) -> None:
-        if not all_finite(self.state):
+        # under nan_policy='stop' the chunk's check has just shown the state finite
+        if not self.runner.checks_chunks and not all_finite(self.state):
             warnings.warn(f"fit: the state at epoch {epoch} is non-finite; not checkpointed",
                           RuntimeWarning, stacklevel=3)
             return
@@ -332,7 +348,7 @@ class Run:
                 stop = self.es_state["wait"] >= es.patience
         if s.callbacks:   # a copy: the next epoch may donate (free) the state's buffers
             stop = call_callbacks(s.callbacks, "on_epoch_end", epoch,
-                                   jax.tree.map(jnp.copy, self.state), logs) or stop
+                                   jax.device_put(self.state, may_alias=False), logs) or stop
         if self.manager is not None and s.checkpoints.at_epoch_end(epoch, s.epochs, stop):
             self.save(epoch, 0, logs=logs, stopped=stop)
         return stop

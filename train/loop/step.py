@@ -152,9 +152,16 @@ def finite_flag(tree) -> jax.Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
 
 
+_finite_flag = jax.jit(finite_flag)
+
+
 def all_finite(tree) -> bool:
-    """Whether every inexact leaf of ``tree`` is finite (one device-to-host transfer)."""
-    return bool(jax.device_get(finite_flag(tree)))
+    """Whether every inexact leaf of ``tree`` is finite: on the host, leaf by leaf, with
+    nothing to compile (compiling :func:`finite_flag` for the MNIST-1D CNN's train state took
+    150 ms here, as long as six of its epochs); with several processes, on the devices."""
+    if jax.process_count() > 1:
+        return bool(np.asarray(_finite_flag(tree)))
+    return all(bool(np.isfinite(np.asarray(x)).all()) for x in inexact_leaves(tree))
 
 
 def weight_sum(batch) -> jax.Array:
