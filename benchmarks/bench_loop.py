@@ -308,14 +308,15 @@ def fit_rate(init, apply, x, y, epochs, fast_path, **options):
     return (N // BATCH) / seconds, (chosen[0] if chosen else fast_path), epochs_t[-1]["path"]
 
 
-def cli_epochs(model: str, epochs: int) -> tuple[float, float, float]:
-    """A ``zoo train <model>`` run (its embedded data, evaluation on the test set every
-    epoch, the history file, checkpoints every ``epochs // 5`` epochs written in the
-    background), timed from one epoch's end to the next's (``Run.end_epoch`` wrapped).
+def cli_epochs(model: str, epochs: int | None = None) -> tuple[float, float, float]:
+    """A ``zoo train <model>`` run (its embedded data, its default epochs unless ``epochs``,
+    evaluation on the test set every epoch, the history file, checkpoints every
+    ``epochs // 5`` epochs written in the background), timed from one epoch's end to the
+    next's (``Run.end_epoch`` wrapped).
 
     Returns:
-        (mean whole-epoch seconds after the third epoch, the fastest fused epoch alone as
-        ``fit`` timed it, the slowest whole epoch).
+        (epochs run, mean whole-epoch seconds after the third epoch, the fastest fused epoch
+        alone as ``fit`` timed it, the slowest whole epoch).
     """
     import json
     import tempfile
@@ -333,14 +334,14 @@ def cli_epochs(model: str, epochs: int) -> tuple[float, float, float]:
     run_module.Run.end_epoch = timed_end
     try:
         with tempfile.TemporaryDirectory() as out:
-            assert cli.main(["train", model, "--epochs", str(epochs), "--out", out,
-                             "--quiet"]) == 0
+            argv = ["train", model, "--out", out, "--quiet"]
+            assert cli.main(argv + ([] if epochs is None else ["--epochs", str(epochs)])) == 0
             manifest = json.load(open(os.path.join(out, "checkpoints", "manifest.json")))
     finally:
         run_module.Run.end_epoch = end_epoch
     whole = np.diff(ends)[2:]
     fused = min(t["seconds"] for t in manifest["extra"]["timings"][2:] if "seconds" in t)
-    return float(whole.mean()), fused, float(whole.max())
+    return len(ends), float(whole.mean()), fused, float(whole.max())
 
 
 def seeds_seconds(init, apply, x, y, epochs, seeds, vmap, fast_path, seed_groups=None):
@@ -405,13 +406,13 @@ def main(argv=None):
 
     if not args.seeds_only:
         print()
-        print("a whole 'zoo train' epoch (evaluation, history, checkpoints every epochs // 5 "
-              "written in the background) against its fused epoch alone, milliseconds")
+        print("a whole 'zoo train' epoch (its default epochs; evaluation, history, "
+              "checkpoints every epochs // 5 written in the background) against its fused "
+              "epoch alone, milliseconds")
         print(f"{'model':5} {'epochs':>6} {'whole (mean)':>13} {'fused alone':>12} "
               f"{'whole/fused':>12} {'slowest whole':>14}")
         for model in ("mlp", "cnn"):
-            cli_n = 10 if args.quick else 30
-            whole, fused, worst = cli_epochs(model, cli_n)
+            cli_n, whole, fused, worst = cli_epochs(model, 10 if args.quick else None)
             print(f"{model:5} {cli_n:6d} {whole * 1e3:13.1f} {fused * 1e3:12.1f} "
                   f"{whole / fused:11.2f}x {worst * 1e3:14.1f}")
 
