@@ -234,6 +234,47 @@ def _best_seconds(fn, reps):
     return best
 
 
+def step_flops(init, apply, opt) -> float:
+    """FLOPs of one bare step of the model with ``opt`` on a batch of the data (XLA's cost
+    analysis)."""
+    x, y = make_data()
+    xb, yb = jnp.asarray(x[:BATCH]), jnp.asarray(y[:BATCH])
+    params = init(jax.random.PRNGKey(0))
+    step = lambda carry: adam_step(apply, opt, carry, xb, yb)  # noqa: E731
+    cost = jax.jit(step).lower((params, opt.init(params))).compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    return float(cost["flops"])
+
+
+def batched_product_rates(n: int, reps: int, length: int = 50) -> tuple[float, float]:
+    """FLOP/s of 100 x 100 x 100 products batched over ``n`` (a step's products vmapped over
+    ``n`` seeds or configurations), chained in a ``lax.scan``: as one batch of ``n``, and as
+    two batches of ``n / 2`` side by side (``train_trials``' groups on a multi-core CPU;
+    ``nan`` for ``n < 2``)."""
+    # entries of standard deviation 0.1: a product of two has the same scale (no overflow, no
+    # subnormals however long the chain)
+    a = jnp.asarray(np.random.default_rng(1).normal(size=(n, 100, 100)) * 0.1, jnp.float32)
+    bmm = lambda c, m: jnp.einsum("sij,sjk->sik", c, m)  # noqa: E731
+    one = jax.jit(lambda m: jax.lax.scan(lambda c, _: (bmm(c, m), None), m, None,
+                                         length=length)[0])
+    flops = length * n * 2 * 100 ** 3
+    rate = flops / _best_seconds(lambda: one(a).block_until_ready(), reps)
+    if n < 2:
+        return rate, math.nan
+    h = n // 2
+    halves = jax.jit(lambda m: jax.lax.scan(
+        lambda c, _: ((bmm(c[0], m[:h]), bmm(c[1], m[h:])), None), (m[:h], m[h:]), None,
+        length=length)[0])
+    return rate, flops / _best_seconds(lambda: jax.block_until_ready(halves(a)), reps)
+
+
+def large_product_rate(reps: int) -> float:
+    """FLOP/s of one 1024^3 product (all cores): what the machine does at a large size."""
+    b = jnp.asarray(np.random.default_rng(2).normal(size=(1024, 1024)), jnp.float32)
+    big_mm = jax.jit(lambda m: m @ m)
+    return 2 * 1024 ** 3 / _best_seconds(lambda: big_mm(b).block_until_ready(), reps)
+
+
 def ceiling(flax_rate, x, y, reps):
     """What bounds the MLP's fused-epoch speedup on this machine, measured in this run.
 
@@ -245,15 +286,7 @@ def ceiling(flax_rate, x, y, reps):
     (1024^3, all cores), and prints the lower bounds on a step's time and the ratios they
     allow.
     """
-    opt = optax.adam(LR)
-    params = mlp_init(jax.random.PRNGKey(0))
-    xb, yb = jnp.asarray(x[:BATCH]), jnp.asarray(y[:BATCH])
-
-    step = lambda carry: adam_step(mlp_apply, opt, carry, xb, yb)  # noqa: E731
-    cost = jax.jit(step).lower((params, opt.init(params))).compile().cost_analysis()
-    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-    flops = float(cost["flops"])
-
+    flops = step_flops(mlp_init, mlp_apply, optax.adam(LR))
     a = jnp.asarray(np.random.default_rng(1).normal(size=(100, 100)), jnp.float32)
     chain = jax.jit(lambda m: jax.lax.scan(lambda c, _: (c @ m * 0.01, None), m, None,
                                            length=200)[0])
@@ -264,22 +297,10 @@ def ceiling(flax_rate, x, y, reps):
         length=200)[0])
     small2 = 2 * 200 * 2 * 100 ** 3 / _best_seconds(
         lambda: jax.block_until_ready(pair(a)), reps)
-    b = jnp.asarray(np.random.default_rng(2).normal(size=(1024, 1024)), jnp.float32)
-    big_mm = jax.jit(lambda m: m @ m)
-    big = 2 * 1024 ** 3 / _best_seconds(lambda: big_mm(b).block_until_ready(), reps)
-
+    big = large_product_rate(reps)
     # the 8-seed step's kernels: the same products batched over 8 seeds (vmap), as one group
     # and as two groups of 4 side by side (train_seeds_vmapped's default here)
-    a8 = jnp.broadcast_to(a, (8, 100, 100))
-    bmm = lambda c, m: jnp.einsum("sij,sjk->sik", c, m) * 0.01
-    chain8 = jax.jit(lambda m: jax.lax.scan(lambda c, _: (bmm(c, m), None), m, None,
-                                            length=50)[0])
-    batched = 50 * 8 * 2 * 100 ** 3 / _best_seconds(lambda: chain8(a8).block_until_ready(), reps)
-    halves = jax.jit(lambda m: jax.lax.scan(
-        lambda c, _: ((bmm(c[0], m[:4]), bmm(c[1], m[4:])), None), (m[:4], m[4:]), None,
-        length=50)[0])
-    batched2 = 50 * 8 * 2 * 100 ** 3 / _best_seconds(
-        lambda: jax.block_until_ready(halves(a8)), reps)
+    batched, batched2 = batched_product_rates(8, reps)
 
     loop_step = 1.0 / flax_rate
     print()

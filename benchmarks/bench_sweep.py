@@ -39,21 +39,23 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 from bench_loop import (  # noqa: E402
     BATCH,
     C,
     N,
+    batched_product_rates,
     cnn_apply,
     cnn_init,
     flax_models,
     flax_train_step,
+    large_product_rate,
     make_data,
     make_loss,
     mlp_apply,
     mlp_init,
+    step_flops,
 )
 
 from train import experiments as ex  # noqa: E402
@@ -117,54 +119,11 @@ def flax_seconds(model, x, y, cfgs, epochs) -> float:
     return (time.perf_counter() - t0) * len(cfgs) / min(len(cfgs), ONE_BY_ONE['max'])
 
 
-def step_flops(init, apply) -> float:
-    """FLOPs of one Adam step of the model (XLA's cost analysis)."""
-    loss_fn = make_loss(apply)
-    opt = optax.adamw(1e-3)
-    params = init(jax.random.PRNGKey(0))
-    x, y = make_data()
-    batch = {"x": jnp.asarray(x[:BATCH]), "y": jnp.asarray(y[:BATCH])}
-
-    def step(p, s):
-        g = jax.grad(lambda q: loss_fn(q, {}, batch, None)[0])(p)
-        u, s = opt.update(g, s, p)
-        return optax.apply_updates(p, u), s
-
-    cost = jax.jit(step).lower(params, opt.init(params)).compile().cost_analysis()
-    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-    return float(cost["flops"])
-
-
-def _best(fn, arg, reps) -> float:
-    jax.block_until_ready(fn(arg))
-    best = math.inf
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn(arg))
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 def batched_rate(n: int, reps: int = 5) -> float:
     """FLOP/s of 100 x 100 x 100 products batched over ``n`` (the MLP's products vmapped),
     chained in a scan: the better of one batch of ``n`` and two batches of ``n / 2`` side by
     side (as the sweep runs its trials on a multi-core CPU, ``train_trials(groups=)``)."""
-    a = jnp.asarray(np.random.default_rng(1).normal(size=(n, 100, 100)) * 0.01, jnp.float32)
-    mm = lambda c, m: jnp.einsum("sij,sjk->sik", c, m) * 0.5  # noqa: E731
-    one = jax.jit(lambda m: jax.lax.scan(lambda c, _: (mm(c, m), None), m, None,
-                                         length=20)[0])
-    h = max(1, n // 2)
-    two = jax.jit(lambda m: jax.lax.scan(
-        lambda c, _: ((mm(c[0], m[:h]), mm(c[1], m[h:])), None), (m[:h], m[h:]), None,
-        length=20)[0])
-    flops = 20 * n * 2 * 100 ** 3
-    return max(flops / _best(one, a, reps), flops / _best(two, a, reps) if n > 1 else 0.0)
-
-
-def all_core_rate(reps: int = 5) -> float:
-    """FLOP/s of one 1024^3 product (all cores): what the CPU can do at a large size."""
-    b = jnp.asarray(np.random.default_rng(2).normal(size=(1024, 1024)), jnp.float32)
-    return 2 * 1024 ** 3 / _best(jax.jit(lambda m: m @ m), b, reps)
+    return max(r for r in batched_product_rates(n, reps, length=20) if not math.isnan(r))
 
 
 def flop_bound_line(build, init, apply, cfgs, data, epochs) -> str:
@@ -176,8 +135,8 @@ def flop_bound_line(build, init, apply, cfgs, data, epochs) -> str:
     runs = ex.train_trials(build, cfgs, [0] * n, data, epochs=max(epochs, 3), batch_size=BATCH)
     steady = min(runs.epoch_seconds[1:])
     whole = sum(runs.epoch_seconds)
-    flops = step_flops(init, apply) * n * (N // BATCH)   # one epoch
-    rate, big = batched_rate(n), all_core_rate()
+    flops = step_flops(init, apply, optax.adamw(1e-3)) * n * (N // BATCH)   # one epoch
+    rate, big = batched_rate(n), large_product_rate(reps=5)
     bound = flops / rate
     return (f"{'':5} {'':4}  FLOP bound on this CPU, one epoch of the {n}: {flops / 1e9:.2f} "
             f"GFLOP (XLA cost analysis) at the batched-product rate {rate / 1e9:.0f} GFLOP/s "

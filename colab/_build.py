@@ -83,8 +83,8 @@ def matmul_precision():
     capability = str(getattr(jax.devices()[0], "compute_capability", "0"))
     if jax.default_backend() == "tpu":
         return "one bfloat16 pass (about 3 significant digits)"
-    if (jax.default_backend() == "gpu" and capability.replace(".", "", 1).isdigit()
-            and float(capability) >= 8):
+    if jax.default_backend() == "gpu" and (not capability.replace(".", "", 1).isdigit()
+                                           or float(capability) >= 8):  # (ROCm: TF32-like)
         return "TF32 (about 3 significant digits)"
     return "float32 (about 7 significant digits)"
 

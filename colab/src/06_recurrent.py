@@ -50,16 +50,16 @@ cells = {"rnn": (recurrent.rnn_cell, recurrent.rnn_init),
          "lstm": (recurrent.lstm_cell, recurrent.lstm_init)}
 for name, (cell, cell_init) in cells.items():
     p = cell_init(key, N_IN, H)
-    carry, ys = recurrent.run(cell, p, xs)
-    # the same thing spelled out: lax.scan of the cell over time-major inputs. `run` computes
-    # the input projections of all steps in one product, the plain scan one per step: at the
-    # default precision a GPU rounds the big product to TF32 and runs the small ones exactly
-    # (a TPU rounds both to bfloat16), so the two agree to float32 only with float32 products.
+    # `run`, and the same thing spelled out: lax.scan of the cell over time-major inputs.
+    # `run` computes the input projections of all steps in one product, the plain scan one per
+    # step: at the default precision a GPU rounds the big product to TF32 and runs the small
+    # ones exactly (a TPU rounds both to bfloat16), so the two agree to float32 only with
+    # float32 products.
     c0 = recurrent.init_carry(cell, p, B)
     with jax.default_matmul_precision("highest"):
-        _, ys_hi = recurrent.run(cell, p, xs)
+        _, ys = recurrent.run(cell, p, xs)
         _, ys_scan = jax.lax.scan(functools.partial(cell, p), c0, jnp.swapaxes(xs, 0, 1))
-    np.testing.assert_allclose(ys_hi, jnp.swapaxes(ys_scan, 0, 1), atol=1e-5)  # float32
+    np.testing.assert_allclose(ys, jnp.swapaxes(ys_scan, 0, 1), atol=1e-5)  # float32
     print(f"{name:4s}: w_ih {p['w_ih'].shape}, w_hh {p['w_hh'].shape} -> outputs {ys.shape}")
 
 # %% [markdown]

@@ -71,10 +71,6 @@ def mode() -> str | None:
     return _state["mode"]
 
 
-def tf32_min_outputs() -> int:
-    return _state["tf32_min_outputs"]
-
-
 def describe() -> str:
     """One line naming the emulated precision (for logs and the notebooks' setup cell)."""
     m = _state["mode"]
