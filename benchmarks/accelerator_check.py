@@ -21,9 +21,9 @@ From the repository root (or with the checkout on ``PYTHONPATH``), it:
 Every part has a time budget (seconds; ``--budget-scale`` multiplies them all); a part that
 overruns is stopped, reported as ``TIMEOUT`` and the next one starts. Everything is written
 to one folder (default ``accelerator-check-<backend>-<time>``): one log per part and
-``summary.txt``, which this command also prints. The budgets add up to under 8 minutes on one
-H200; on a 2-core CPU use ``--budget-scale 4`` (or ``--quick`` for a rehearsal of the
-plumbing).
+``summary.txt``, which this command also prints. The budgets add up to 13.5 minutes (9.5 of
+wall time at most: tests and notebooks run side by side), sized for one H200; on a 2-core CPU
+use ``--budget-scale 4`` (or ``--quick`` for a rehearsal of the plumbing).
 """
 
 from __future__ import annotations

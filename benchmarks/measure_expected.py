@@ -72,7 +72,7 @@ def run_one(name: str, seed: int, dataset: str | None, data_options: list[str]) 
         args = cli.build_parser().parse_args(argv + ["--out", out])
         spec, opts = cli.resolve(args)
         t0 = time.perf_counter()
-        summary = drivers.get(spec.driver).train(spec, opts)
+        summary = drivers.call(spec, opts, "train")   # at the run's precision, as zoo does
         summary = dict(summary, wall_seconds=time.perf_counter() - t0, seed=seed)
     return summary
 

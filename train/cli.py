@@ -113,8 +113,8 @@ def resolve(args: argparse.Namespace, *, saved: Mapping | None = None) -> tuple[
                       quiet=bool(getattr(args, "quiet", False)),
                       precision=values["precision"],
                       checkpoint=getattr(args, "checkpoint", None))
-    if note:
-        opts.extra["data_note"] = note
+    if note and not opts.quiet:   # said once, here; not an option of the run (run.json)
+        print(f"zoo: {note}", file=sys.stderr)
     return spec, opts
 
 
@@ -244,8 +244,7 @@ def _list_run(args: argparse.Namespace) -> int:
     rows = []
     for s in registry.specs():
         dataset = s.dataset if s.standin is None else f"{s.dataset} (else {s.standin})"
-        rows.append([s.name, dataset, s.task, s.expected_for(s.dataset if s.standin is None
-                                                             else s.standin)])
+        rows.append([s.name, dataset, s.task, s.expected_for(s.standin or s.dataset)])
     _print_table(rows, ["name", "dataset", "task", "expected result"])
     return 0
 
@@ -275,8 +274,6 @@ def _train_run(args: argparse.Namespace) -> int:
                              f"{runs.RUN_FILE}); leave out --resume to start one")
         saved = runs.read_run_json(run_dir)
     spec, opts = resolve(args, saved=saved)
-    if opts.extra.get("data_note") and not opts.quiet:
-        print(f"zoo: {opts.extra['data_note']}", file=sys.stderr)
     with runs.writing(opts.out):
         summary = drivers.call(spec, opts, "train")
     if not opts.quiet:

@@ -86,10 +86,9 @@ class ModelSpec:
             short name (:data:`DRIVERS`; ``'standard'``: minimize ``module.loss`` with one
             optimizer through ``train.loop.fit``).
         standin: a generated dataset (``train.datasets``) that ``zoo train NAME`` uses, with
-            ``standin_options``, when ``dataset`` is a real one whose files are absent: no
+            the same options, when ``dataset`` is a real one whose files are absent: no
             ``--dataset``, no ``path`` data option, and nothing in the dataset's cache folder
             (``train.drivers.data.choose_dataset``). None: always ``dataset``.
-        standin_options: options for the stand-in's loader.
         extra: free-form options: ``'sampling'`` (True, False or 'replacement') is passed
             to ``train.loop.fit`` as ``shuffle``; ``'fast_path'`` ('scan', 'loop' or 'auto',
             default) is passed to ``train.loop.fit`` ('scan': each epoch one compiled
@@ -114,7 +113,6 @@ class ModelSpec:
     driver: str = "standard"
     extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     standin: str | None = None
-    standin_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         if self.task not in TASKS:
@@ -133,8 +131,6 @@ class ModelSpec:
         object.__setattr__(self, "expected", MappingProxyType(dict(expected)))
         object.__setattr__(self, "dataset_options", MappingProxyType(dict(self.dataset_options)))
         object.__setattr__(self, "extra", MappingProxyType(dict(self.extra)))
-        object.__setattr__(self, "standin_options",
-                           MappingProxyType(dict(self.standin_options)))
 
     def expected_for(self, dataset: str | None = None) -> str:
         """The measured result of the defaults on ``dataset`` (default: the entry's own), or
@@ -452,7 +448,7 @@ _PROJECT_ENTRIES = [
         description="project 2: VGG-style CNN for 32x32x3 images (CIFAR-10)"),
     ModelSpec(
         name="word-lm", module=char_lm, dataset="text", dataset_options={"level": "word"},
-        task="generation", standin="tv_script", standin_options={"level": "word"},
+        task="generation", standin="tv_script",
         config=partial(char_lm.config_for, cell="lstm", embed_dim=64, hidden=128, streams=32,
                        chunk=32),
         optimizer="adam", lr=3e-3, batch_size=32, epochs=20,
@@ -463,7 +459,7 @@ _PROJECT_ENTRIES = [
     ModelSpec(
         name="dcgan-faces", module=gan, dataset="image_folder",
         dataset_options={"size": [16, 16]}, task="generation", standin="synthetic_faces",
-        standin_options={"size": 16}, config=partial(gan.config_for, base_channels=64),
+        config=partial(gan.config_for, base_channels=64),
         optimizer="adam", lr=2e-4, batch_size=64, epochs=60,
         expected={"synthetic_faces": "Frechet distance of random features 0.030 +- 0.004 "
                                       "(seeds 0-2; training images: 0.012)"}, driver="gan",

@@ -33,11 +33,18 @@ def test_an_entry_for_real_data_falls_back_to_its_stand_in_only_without_files(tm
     (D.cache_dir() / "bike_sharing").mkdir(parents=True)
     write_hour_csv(D.cache_dir() / "bike_sharing" / "hour.csv")
     assert data.choose_dataset(spec, {}) == ("bike_sharing", {}, None)
-    # the entry's own options for the real data do not reach the stand-in, its own do
+    # hidden files (a Finder's .DS_Store) are not the real data
+    (D.cache_dir() / "cifar10").mkdir(parents=True)
+    (D.cache_dir() / "cifar10" / ".DS_Store").write_bytes(b"\0")
+    assert data.choose_dataset(registry.get("cnn-cifar10"), {})[0] == "shapes"
+    # the options reach the stand-in as given, in the real loader's spelling
     faces = registry.get("dcgan-faces")
     assert faces.dataset_options == {"size": [16, 16]}
-    assert data.choose_dataset(faces, dict(faces.dataset_options))[:2] == (
-        "synthetic_faces", {"size": 16})
+    assert data.choose_dataset(faces, {"size": [32, 32]})[:2] == (
+        "synthetic_faces", {"size": [32, 32]})
+    assert D.load("synthetic_faces", n=20, size=[32, 32]).x_train.shape[1:] == (32, 32, 3)
+    with pytest.raises(ValueError, match="square"):
+        D.load("synthetic_faces", n=20, size=[32, 16])
 
 
 def test_standin_datasets_have_the_real_shapes_and_are_deterministic(tmp_path):

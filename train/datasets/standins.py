@@ -252,11 +252,13 @@ def _draw_faces(n: int, rng, size: int = 32) -> np.ndarray:
 
 
 @register('synthetic_faces')
-def load_synthetic_faces(*, n: int = 2000, size: int = 32, test_fraction: float = 0.1,
+def load_synthetic_faces(*, n: int = 2000, size=32, test_fraction: float = 0.1,
                          seed: int = 0) -> Dataset:
     """A stand-in for the face-generation project's CelebA crops: `n` cartoon faces, each
     with its own skin tone, hair colour and hairline, face shape and position, eye spacing,
     gaze, brows, nose and mouth, on a plain background; the last `test_fraction` held out.
+    `size` is the side of the square images, as an int or as `image_folder` spells it,
+    `[height, width]` (equal).
 
     Returns:
         Dataset with x <f32>[n, size, size, 3] in [0, 1] and y <int32>[n] (all 0, one
@@ -264,6 +266,11 @@ def load_synthetic_faces(*, n: int = 2000, size: int = 32, test_fraction: float 
     """
     fn = 'load_synthetic_faces'
     n = positive_int(n, 'n', fn, minimum=2)
+    if isinstance(size, (list, tuple)):
+        if len(size) != 2 or size[0] != size[1]:
+            raise ValueError(f'{fn}: the faces are square: size must be an int or [s, s], got '
+                             f'{size!r}')
+        size = size[0]
     size = positive_int(size, 'size', fn, minimum=8)
     test_fraction = fraction(test_fraction, 'test_fraction', fn)
     limits.check_array_bytes(fn, 'x', (n, size, size, 3))

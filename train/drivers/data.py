@@ -36,11 +36,14 @@ def load_data(name: str, options: Mapping[str, Any] | None = None):
 
 def real_files_present(name: str) -> bool:
     """Whether the cache folder of real dataset ``name`` (``train.datasets.download.
-    dataset_dir``) holds any file: the test ``zoo train`` uses to pick a stand-in."""
+    dataset_dir``) holds any file other than hidden ones (``.DS_Store``): the test ``zoo
+    train`` uses to pick a stand-in. A folder with some of the files is not a stand-in's
+    case: loading it names the missing ones."""
     from train.datasets import download
 
     folder = download.dataset_dir(name)
-    return folder.is_dir() and any(p.is_file() for p in folder.rglob("*"))
+    return folder.is_dir() and any(p.is_file() and not p.name.startswith(".")
+                                   for p in folder.rglob("*"))
 
 
 def choose_dataset(spec, options: Mapping[str, Any]) -> tuple[str, dict, str | None]:
@@ -48,21 +51,19 @@ def choose_dataset(spec, options: Mapping[str, Any]) -> tuple[str, dict, str | N
 
     The entry's own dataset, unless the entry names a stand-in (``spec.standin``), no
     ``path`` option points at files and :func:`real_files_present` finds nothing in the real
-    dataset's cache folder: then the stand-in, with ``spec.standin_options`` under the
-    command line's options (``options`` minus the entry's own defaults for the real data),
-    and a note saying so and where the real files go.
+    dataset's cache folder: then the stand-in, with the same options (a stand-in takes the
+    real loader's spelling of the options it shares), and a note saying so and where the
+    real files go.
     """
     options = dict(options)
     if spec.standin is None or "path" in options or real_files_present(spec.dataset):
         return spec.dataset, options, None
     from train.datasets import download
 
-    given = {k: v for k, v in options.items()
-             if k not in spec.dataset_options or spec.dataset_options[k] != v}
     note = (f"no {spec.dataset} files in {download.dataset_dir(spec.dataset)}: training on "
             f"the generated stand-in {spec.standin!r} (put the real files there, or pass "
             f"--data-option path=..., to train on them)")
-    return spec.standin, {**spec.standin_options, **given}, note
+    return spec.standin, options, note
 
 
 def data_info(ds):

@@ -123,11 +123,12 @@ def train(spec, opts: RunOptions) -> dict:
 
 
 def evaluate(spec, opts: RunOptions) -> dict:
-    """``zoo eval`` for standard entries: restore the newest checkpoint, evaluate the train and
-    test sets.
+    """``zoo eval`` for standard entries: restore the newest checkpoint, evaluate the train,
+    validation (when the dataset has one) and test sets.
 
     Returns:
-        ``{'step', 'train_loss', 'train_<metric>', ..., 'test_loss', 'test_<metric>', ...}``.
+        ``{'step', 'train_loss', 'train_<metric>', ..., 'val_...', 'test_loss',
+        'test_<metric>', ...}``.
     """
     from train.loop import init_train_state
 
