@@ -157,22 +157,27 @@ INPUTS = Inputs(shapes=((None,), (None, 1), (None, None, None)), kind="float",
 def config_for(info: DataInfo, preset: str | None = None, **overrides) -> Config:
     """The preset for a dataset: :func:`mnist1d_config` for signals ``[length]`` or
     ``[length, 1]``, :func:`lenet_config` for images, or the named ``preset`` (one of
-    :data:`PRESETS`; 'cifar10' for :func:`cifar10_config`); ``overrides`` replace fields."""
+    :data:`PRESETS`; 'cifar10' for :func:`cifar10_config`), which must fit the inputs;
+    ``overrides`` replace fields."""
     shape = info.input_shape
     if preset is not None and preset not in PRESETS:
         raise ValueError(f"cnn.config_for: preset must be one of {PRESETS}, got {preset!r}")
-    if preset == "cifar10" or (preset == "lenet" and len(shape) == 3):
+    signals = len(shape) == 1 or (len(shape) == 2 and shape[-1] == 1)
+    if preset is None:
+        if not signals and len(shape) != 3:
+            raise ValueError(f"cnn: no CNN preset for inputs of shape {shape}")
+        preset = "mnist1d" if signals else "lenet"
+    if preset == "mnist1d":
+        if not signals:
+            raise ValueError(f"cnn: the mnist1d preset reads signals [length] or [length, 1], "
+                             f"got inputs of shape {shape}")
+        cfg = mnist1d_config(n_out=classes(info), length=shape[0])
+    else:
         if len(shape) != 3:
             raise ValueError(f"cnn: the {preset} preset reads images [height, width, "
                              f"channels], got inputs of shape {shape}")
         make = cifar10_config if preset == "cifar10" else lenet_config
-        return dataclasses.replace(make(shape, n_out=classes(info)), **overrides)
-    if len(shape) == 1 or (len(shape) == 2 and shape[-1] == 1):
-        cfg = mnist1d_config(n_out=classes(info), length=shape[0])
-    elif len(shape) == 3:
-        cfg = lenet_config(shape, n_out=classes(info))
-    else:
-        raise ValueError(f"cnn: no CNN preset for inputs of shape {shape}")
+        cfg = make(shape, n_out=classes(info))
     return dataclasses.replace(cfg, **overrides)
 
 

@@ -138,3 +138,11 @@ def test_cifar10_preset_is_sized_for_32x32x3():
     assert n == 448 + 4_640 + 18_496 + 131_200 + 1_290 == 156_074
     with pytest.raises(ValueError, match="preset must be one of"):
         cnn.config_for(DataInfo(input_shape=(32, 32, 3), n_classes=10), preset="vgg")
+    # a named preset that does not fit the inputs is an error, not another preset
+    signals, images = DataInfo(input_shape=(40,), n_classes=10), DataInfo(
+        input_shape=(28, 28, 1), n_classes=10)
+    assert cnn.config_for(signals, preset="mnist1d") == cnn.config_for(signals)
+    assert cnn.config_for(images, preset="lenet") == cnn.config_for(images)
+    for info, preset in ((images, "mnist1d"), (signals, "lenet"), (signals, "cifar10")):
+        with pytest.raises(ValueError, match=f"the {preset} preset reads"):
+            cnn.config_for(info, preset=preset)
