@@ -238,7 +238,9 @@ def test_asynchronous_manager_prunes_only_after_the_newer_write_and_restores_it(
         np.testing.assert_array_equal(np.asarray(restored[k]), np.asarray(state[k]) + 2)
 
 
-def test_asynchronous_save_copies_the_state_before_it_is_donated(tmp_path):
+def test_asynchronous_save_keeps_the_values_of_save_time_when_the_buffers_are_donated(tmp_path):
+    """fit donates the state to its next epoch right after a save: the background write must
+    not read those buffers (orbax copies them to the host before save returns)."""
     mgr = ck.CheckpointManager(str(tmp_path), asynchronous=True)
     state = {"w": jnp.full((64, 64), 3.0)}
     mgr.save(1, state, {})
